@@ -1,0 +1,94 @@
+"""Handing the conversation to a person, and what the bot did not understand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.common import HANDOFF_REASON_BY_INTENT, BorrowerAction, Turn, hand_off, refuse_or_ask_verification
+
+# Asking for a person or complaining needs no verification: the reply says nothing about the loan.
+_OPEN_TO_ANYONE = {"request_human", "complain"}
+
+
+class ActionHandOff(BorrowerAction):
+    """Queue for an agent: a person asked for, a complaint, a dispute."""
+
+    answers_questions = False
+
+    def name(self) -> str:
+        return "action_hand_off"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        if turn.intent not in _OPEN_TO_ANYONE and not turn.verified:
+            return refuse_or_ask_verification(turn)
+        return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
+
+
+class ActionQueueForSpecialist(BorrowerAction):
+    """Plans, extensions, hardship and visits: queued for an agent with the reason."""
+
+    requires_verification = True
+    answers_questions = False
+
+    def name(self) -> str:
+        return "action_queue_for_specialist"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
+
+
+class ActionFallback(BorrowerAction):
+    """Say we did not understand; the second time in a row, queue for an agent."""
+
+    def name(self) -> str:
+        return "action_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        self._previous_intent = _previous_user_intent(tracker)
+        return await super().run(dispatcher, tracker, domain)
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        if self._previous_intent == "nlu_fallback":
+            return await hand_off(turn, "fallback")
+        turn.say("utter_fallback")
+        return []
+
+
+def _previous_user_intent(tracker: Tracker) -> str | None:
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    if len(users) < 2:
+        return None
+    return ((users[-2].get("parse_data") or {}).get("intent") or {}).get("name")
+
+
+class ActionAffirm(BorrowerAction):
+    """A yes: accepts the offer of a person after failed verification."""
+
+    def name(self) -> str:
+        return "action_affirm"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        if turn.awaiting == "handoff_offer":
+            return await hand_off(turn, "verification_failed")
+        turn.say("utter_how_can_i_help")
+        return []
+
+
+class ActionDeny(BorrowerAction):
+    """A no: declines the offer of a person."""
+
+    def name(self) -> str:
+        return "action_deny"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        if turn.awaiting == "handoff_offer":
+            turn.say("utter_handoff_declined")
+            return [SlotSet("awaiting", None)]
+        turn.say("utter_how_can_i_help")
+        return []

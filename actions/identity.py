@@ -1,0 +1,49 @@
+"""Wrong numbers, third parties and requests to stop contact: nothing about the debt."""
+
+from __future__ import annotations
+
+from rasa_sdk.events import EventType, SlotSet
+
+from actions.common import BorrowerAction, Turn
+
+
+class ActionWrongNumber(BorrowerAction):
+    """Apologise, stop messaging the number, and flag it for review."""
+
+    answers_questions = False
+
+    def name(self) -> str:
+        return "action_wrong_number"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        await turn.services.records.flag_number(turn.conversation_id, "wrong_number", stop_contact=True)
+        turn.say("utter_wrong_number")
+        return [SlotSet("identity_mismatch", True), SlotSet("verified", False), SlotSet("awaiting", None)]
+
+
+class ActionThirdParty(BorrowerAction):
+    """Someone else has the phone: ask them to pass on the bank's number, nothing more."""
+
+    answers_questions = False
+
+    def name(self) -> str:
+        return "action_third_party"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        await turn.services.records.flag_number(turn.conversation_id, "third_party", stop_contact=False)
+        turn.say("utter_third_party")
+        return [SlotSet("identity_mismatch", True), SlotSet("verified", False), SlotSet("awaiting", None)]
+
+
+class ActionStopContact(BorrowerAction):
+    """Record the opt-out: no outbound contact until a person lifts it."""
+
+    answers_questions = False
+
+    def name(self) -> str:
+        return "action_stop_contact"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        await turn.services.records.opt_out(turn.conversation_id, "conversation")
+        turn.say("utter_stop_contact")
+        return [SlotSet("awaiting", None)]

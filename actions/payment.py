@@ -1,0 +1,50 @@
+"""Paying now, claims of payment, and promises to pay."""
+
+from __future__ import annotations
+
+from rasa_sdk.events import EventType
+
+from actions.common import (
+    BorrowerAction, Turn, record_paid_claim, record_promise_from_text, send_payment_link,
+)
+from bot.ledger import overdue
+
+
+class ActionPayNow(BorrowerAction):
+    """Send the signed payment link."""
+
+    requires_verification = True
+
+    def name(self) -> str:
+        return "action_pay_now"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        if overdue(turn.account, turn.today).count == 0:
+            turn.say("utter_no_overdue")
+            return []
+        send_payment_link(turn)
+        return []
+
+
+class ActionAlreadyPaid(BorrowerAction):
+    """Record the claim for an agent to check; reminders hold until then."""
+
+    requires_verification = True
+
+    def name(self) -> str:
+        return "action_already_paid"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        return await record_paid_claim(turn)
+
+
+class ActionPromiseToPay(BorrowerAction):
+    """Store a promise to pay on a date within the policy window."""
+
+    requires_verification = True
+
+    def name(self) -> str:
+        return "action_promise_to_pay"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        return await record_promise_from_text(turn, ask_if_missing=True) or []

@@ -1,0 +1,40 @@
+"""Greeting and the borrower's answers to our questions."""
+
+from __future__ import annotations
+
+from rasa_sdk.events import EventType
+
+from actions.common import (
+    BorrowerAction, Turn, attempt_verification, record_promise_from_text, refuse_or_ask_verification,
+)
+from bot import verification
+
+
+class ActionGreet(BorrowerAction):
+    """Greet back; ask an unverified borrower who they are."""
+
+    def name(self) -> str:
+        return "action_greet"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        if turn.verified:
+            turn.say("utter_how_can_i_help")
+            return []
+        return refuse_or_ask_verification(turn)
+
+
+class ActionVerify(BorrowerAction):
+    """Read a detail the borrower gave: a verification answer or a promised date."""
+
+    def name(self) -> str:
+        return "action_verify"
+
+    async def act(self, turn: Turn) -> list[EventType]:
+        if turn.awaiting == "promise_date" and turn.verified:
+            return await record_promise_from_text(turn, ask_if_missing=True) or []
+        if not turn.verified and verification.looks_like_answer(turn.text):
+            return await attempt_verification(turn)
+        if not turn.verified:
+            return refuse_or_ask_verification(turn)
+        turn.say("utter_how_can_i_help")
+        return []

@@ -1,0 +1,56 @@
+"""The bot's words, read from the domain's responses.
+
+Each response has an English default variation and one variation per other
+language, chosen by the `language` slot condition. The gateway and the actions
+render through here so that a message's language never depends on when Rasa
+applies a slot event.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"
+
+
+class _KeepMissing(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def _language_of(variation: Mapping[str, Any]) -> str | None:
+    for condition in variation.get("condition") or []:
+        if condition.get("name") == "language":
+            return str(condition.get("value"))
+    return None
+
+
+def pick(responses: Mapping[str, Any], name: str, language: str, channel: str | None = None) -> str:
+    """The text of response ``name`` for ``language`` (and ``channel`` if it has one).
+
+    Raises:
+        KeyError: no such response.
+    """
+    variations = responses[name]
+    for wanted_channel in (channel, None) if channel else (None,):
+        for variation in variations:
+            if _language_of(variation) == language and variation.get("channel") == wanted_channel:
+                return str(variation["text"])
+    defaults = [v for v in variations if _language_of(v) is None]
+    return str((defaults or variations)[0]["text"])
+
+
+def render(responses: Mapping[str, Any], name: str, language: str, **values: Any) -> str:
+    """Fill a response's {placeholders}; unknown ones are left as written."""
+    template = pick(responses, name, language)
+    return string.Formatter().vformat(template, (), _KeepMissing(values))
+
+
+def load_responses(path: Path = DOMAIN_FILE) -> dict[str, Any]:
+    """The ``responses`` section of the domain file."""
+    with path.open(encoding="utf-8") as file:
+        return dict(yaml.safe_load(file)["responses"])

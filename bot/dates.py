@@ -1,0 +1,157 @@
+"""Dates in borrowers' free text, in Chinese and English.
+
+dateparser does the parsing. Chinese needs a light normalisation first:
+dateparser reads "5日" as "five days" and does not know "号", "下周五" or
+Chinese numerals, all of which borrowers write every day.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date, datetime, timedelta
+
+from dateparser.search import search_dates
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_WEEKDAYS = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "日": 6, "天": 6, "末": 5}
+_CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十]+")
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_ORDINAL_DAY = re.compile(r"\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b", re.I)
+_MONTH_WORD = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
+
+
+def _cn_number(text: str) -> str:
+    """一九八五 -> 1985, 十五 -> 15, 二十三 -> 23."""
+    if "十" not in text:
+        return "".join(str(_DIGITS[c]) for c in text)
+    tens, _, units = text.partition("十")
+    return str((_DIGITS[tens] if tens else 1) * 10 + (_DIGITS[units] if units else 0))
+
+
+def normalise_chinese(text: str) -> str:
+    """Arabic numerals, 日 for 号, 周 for 星期/礼拜, full-width digits folded."""
+    text = text.translate({ord(c): ord("0") + i for i, c in enumerate("０１２３４５６７８９")})
+    text = _CN_NUMBER.sub(lambda m: _cn_number(m.group()), text)
+    text = re.sub(r"(?<=\d)[号號]", "日", text)
+    return re.sub("星期|礼拜|禮拜", "周", text)
+
+
+class ImpossibleDate(ValueError):
+    """The borrower named a day that does not exist, such as 2月30日."""
+
+
+def _safe_date(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _real_date(year: int, month: int, day: int) -> date:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise ImpossibleDate(f"{year}-{month}-{day}") from None
+
+
+def _next_day_of_month(day: int, today: date) -> date | None:
+    """The next date falling on this day of the month, today included."""
+    year, month = today.year, today.month
+    for _ in range(3):
+        if day <= calendar.monthrange(year, month)[1] and date(year, month, day) >= today:
+            return date(year, month, day)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return None
+
+
+def _chinese_explicit(text: str, today: date) -> date | None:
+    if m := re.search(r"(\d{4})\s*[年./-]\s*(\d{1,2})\s*[月./-]\s*(\d{1,2})", text):
+        return _real_date(int(m[1]), int(m[2]), int(m[3]))
+    if m := re.search(r"(\d{1,2})\s*月\s*(\d{1,2})\s*日?", text):
+        found = _real_date(today.year, int(m[1]), int(m[2]))
+        return found if found >= today else _safe_date(today.year + 1, found.month, found.day)
+    if m := re.search(r"下个?月\s*(\d{1,2})\s*日", text):
+        first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+        return _real_date(first.year, first.month, int(m[1]))
+    if m := re.search(r"(\d{1,2})\s*日", text):
+        return _next_day_of_month(int(m[1]), today)
+    if m := re.search(r"下个?周([1-6日天末])", text):
+        next_monday = today + timedelta(days=7 - today.weekday())
+        return next_monday + timedelta(days=_WEEKDAYS[m[1]])
+    if m := re.search(r"周([1-6日天末])", text):
+        return today + timedelta(days=(_WEEKDAYS[m[1]] - today.weekday()) % 7)
+    if "月底" in text:
+        return today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    return None
+
+
+def _english_explicit(text: str, today: date) -> date | None:
+    if month := _MONTH_WORD.search(text):
+        _check_month_day(text, _MONTHS.index(month[1].lower()[:3]) + 1, today)
+        return None
+    if m := _ORDINAL_DAY.search(text):
+        return _next_day_of_month(int(m[1]), today)
+    return None
+
+
+def _check_month_day(text: str, month: int, today: date) -> None:
+    """Refuse "feb 30" instead of letting the parser slide to another day."""
+    day = re.search(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?!\d)", text)
+    year = re.search(r"(?<!\d)(\d{4})(?!\d)", text)
+    if day:
+        _real_date(int(year[1]) if year else today.year, month, int(day[1]))
+
+
+def find_date(text: str, language: str, today: date) -> date | None:
+    """The first date a borrower means in ``text``, relative to ``today``.
+
+    Args:
+        text: the borrower's message.
+        language: "zh" or "en"; both are tried, this one first.
+        today: the borrower's local date.
+
+    Raises:
+        ImpossibleDate: the text names a day that does not exist.
+    """
+    if language == "zh" or re.search(r"[\u4e00-\u9fff]", text):
+        text = normalise_chinese(text)
+        explicit = _chinese_explicit(text, today)
+    else:
+        explicit = _english_explicit(text, today)
+    if explicit:
+        return explicit
+    languages = ["zh", "en"] if language == "zh" else ["en", "zh"]
+    settings = {
+        "RELATIVE_BASE": datetime.combine(today, datetime.min.time()),
+        "PREFER_DATES_FROM": "future",
+        "DATE_ORDER": "YMD" if language == "zh" else "MDY",
+    }
+    found = search_dates(text, languages=languages, settings=settings)  # type: ignore[arg-type]
+    return found[0][1].date() if found else None
+
+
+def birth_date_candidates(text: str) -> set[date]:
+    """Every date a borrower could mean when stating a birth date.
+
+    Numeric dates such as 03/12/1985 are read both day-first and month-first,
+    since either order is common; verification needs one to match exactly.
+    """
+    text = normalise_chinese(text)
+    found: set[date] = set()
+    for y, m, d in re.findall(r"(?<!\d)(\d{4})\s*[年./-]?\s*(\d{1,2})\s*[月./-]?\s*(\d{1,2})(?!\d)", text):
+        found.add(_safe_date(int(y), int(m), int(d)))  # type: ignore[arg-type]
+    for a, b, y in re.findall(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{2}|\d{4})(?!\d)", text):
+        year = int(y) if len(y) == 4 else 1900 + int(y) if int(y) > 30 else 2000 + int(y)
+        found.update({_safe_date(year, int(a), int(b)), _safe_date(year, int(b), int(a))})
+    if not found and _MONTH_WORD.search(text):
+        parsed = search_dates(text, languages=["en"], settings={"PREFER_DAY_OF_MONTH": "first"})
+        found.update(d.date() for _, d in parsed or [])
+    found.discard(None)  # type: ignore[arg-type]
+    return found
+
+
+def id_last4_candidates(text: str) -> set[str]:
+    """Four-character groups that could be the end of an ID card number."""
+    text = normalise_chinese(text).upper()
+    return set(re.findall(r"(?<![\dA-Z])(\d{3}[\dX])(?![\dA-Z])", text))

@@ -1,0 +1,26 @@
+"""Amounts and dates in the borrower's locale, through Babel."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from babel.dates import format_date
+from babel.numbers import format_currency
+
+LOCALES = {"zh": "zh_CN", "en": "en_US"}
+
+
+def locale_for(language: str) -> str:
+    """Babel locale for a conversation language ("zh" or "en")."""
+    return LOCALES.get(language, "en_US")
+
+
+def money(amount: Decimal, currency: str, language: str) -> str:
+    """¥3,250.00 for zh/CNY, $412.37 for en/USD."""
+    return format_currency(amount, currency, locale=locale_for(language))
+
+
+def long_date(day: date, language: str) -> str:
+    """2026年12月5日 for zh, December 5, 2026 for en."""
+    return format_date(day, format="long", locale=locale_for(language))

@@ -1,0 +1,38 @@
+"""Redis key names, in one place. None of them holds personal data."""
+
+ACCOUNT_IDS = "ledger:accounts"
+HANDOFF_QUEUE = "handoff:queue"
+REVIEW_NUMBERS = "review:numbers"
+AUDIT_STREAM = "audit:events"
+
+
+def account(account_id: str) -> str:
+    return f"ledger:acct:{account_id}"
+
+
+def account_by_pseudonym(conversation_id: str) -> str:
+    return f"ledger:pseudo:{conversation_id}"
+
+
+def opt_out(conversation_id: str) -> str:
+    return f"contact:optout:{conversation_id}"
+
+
+def hold(account_id: str) -> str:
+    return f"contact:hold:{account_id}"
+
+
+def promise(account_id: str) -> str:
+    return f"ledger:promise:{account_id}"
+
+
+def paid_claim(account_id: str) -> str:
+    return f"ledger:paidclaim:{account_id}"
+
+
+def handoff(conversation_id: str) -> str:
+    return f"handoff:item:{conversation_id}"
+
+
+def webhook_seen(message_sid: str) -> str:
+    return f"webhook:sms:{message_sid}"

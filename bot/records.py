@@ -1,0 +1,107 @@
+"""What conversations leave behind: opt-outs, holds, promises, claims, handoffs.
+
+Each write is one Redis transaction; records holding personal data are sealed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from bot import keys
+from bot.privacy import Vault
+
+HANDOFF_REASONS = (
+    "request_human", "complaint", "dispute", "fallback", "verification_failed", "already_paid",
+    "request_plan", "request_extension", "hardship", "visit", "message_after_opt_out",
+)
+# Reasons that also stop outbound reminders until a person lifts the hold.
+HOLDING_REASONS = {"dispute", "already_paid"}
+_PRIORITY = {"complaint": 1, "dispute": 1, "verification_failed": 2, "already_paid": 2}
+
+
+@dataclass(frozen=True)
+class Records:
+    """Writes the records a conversation produces."""
+
+    redis: Any
+    vault: Vault
+
+    async def _audit(self, tx: Any, event: str, **fields: str) -> None:
+        tx.xadd(keys.AUDIT_STREAM, {"event": event, "at": str(int(time.time())), **fields})
+
+    async def opt_out(self, conversation_id: str, source: str) -> None:
+        """Stop outbound contact to this number until the borrower opts back in."""
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.hset(keys.opt_out(conversation_id), mapping={"source": source, "at": int(time.time())})
+            await self._audit(tx, "opt_out", conversation=conversation_id, source=source)
+            await tx.execute()
+
+    async def opt_in(self, conversation_id: str) -> bool:
+        """Lift an SMS-keyword opt-out; other opt-outs need a person. True if lifted."""
+        source = await self.redis.hget(keys.opt_out(conversation_id), "source")
+        if source != b"keyword":
+            return False
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.delete(keys.opt_out(conversation_id))
+            await self._audit(tx, "opt_in", conversation=conversation_id)
+            await tx.execute()
+        return True
+
+    async def is_opted_out(self, conversation_id: str) -> bool:
+        return bool(await self.redis.exists(keys.opt_out(conversation_id)))
+
+    async def hand_off(self, conversation_id: str, account_id: str, reason: str) -> None:
+        """Queue the conversation for an agent; a conversation is queued once."""
+        assert reason in HANDOFF_REASONS, reason
+        now = int(time.time())
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.hsetnx(keys.handoff(conversation_id), "since", now)
+            tx.hset(keys.handoff(conversation_id), mapping={
+                "account_id": account_id, "reason": reason, "priority": _PRIORITY.get(reason, 3),
+            })
+            tx.zadd(keys.HANDOFF_QUEUE, {conversation_id: now}, nx=True)
+            if reason in HOLDING_REASONS:
+                tx.hset(keys.hold(account_id), reason, now)
+            await self._audit(tx, "handoff", conversation=conversation_id, reason=reason)
+            await tx.execute()
+
+    async def hold(self, account_id: str, reason: str) -> None:
+        """Stop outbound reminders on an account until a person lifts it."""
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.hset(keys.hold(account_id), reason, int(time.time()))
+            await self._audit(tx, "hold", account_id=account_id, reason=reason)
+            await tx.execute()
+
+    async def flag_number(self, conversation_id: str, reason: str, stop_contact: bool) -> None:
+        """Put a number up for review (wrong number, third party), optionally stopping contact."""
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.zadd(keys.REVIEW_NUMBERS, {conversation_id: int(time.time())})
+            if stop_contact:
+                tx.hset(keys.opt_out(conversation_id), mapping={"source": reason, "at": int(time.time())})
+            await self._audit(tx, "flag_number", conversation=conversation_id, reason=reason)
+            await tx.execute()
+
+    async def promise(self, account_id: str, conversation_id: str, due: date, amount: Decimal) -> None:
+        """Store the borrower's promise to pay (the newest replaces the last)."""
+        record = {"date": due.isoformat(), "amount": str(amount), "made_at": int(time.time()),
+                  "conversation": conversation_id}
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.set(keys.promise(account_id), self.vault.seal(record))
+            await self._audit(tx, "promise", account_id=account_id)
+            await tx.execute()
+
+    async def get_promise(self, account_id: str) -> dict[str, Any] | None:
+        sealed = await self.redis.get(keys.promise(account_id))
+        return self.vault.open(sealed) if sealed else None
+
+    async def paid_claim(self, account_id: str, conversation_id: str) -> None:
+        """Record an "I already paid" claim; reminders hold until an agent checks it."""
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.hsetnx(keys.paid_claim(account_id), "at", int(time.time()))
+            await self._audit(tx, "paid_claim", account_id=account_id)
+            await tx.execute()
+        await self.hand_off(conversation_id, account_id, "already_paid")

@@ -1,0 +1,51 @@
+"""The shared clients a process needs, created once on first use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import redis.asyncio as aioredis
+
+from bot.ledger import Ledger
+from bot.privacy import Vault
+from bot.records import Records
+from bot.settings import Settings, load_settings
+
+
+@dataclass
+class Services:
+    """Settings plus the Redis-backed stores built on them."""
+
+    settings: Settings
+
+    @cached_property
+    def redis(self) -> aioredis.Redis:
+        return aioredis.from_url(self.settings.redis_url)
+
+    @cached_property
+    def vault(self) -> Vault:
+        return Vault(self.settings.data_keys)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis, self.vault, self.settings.hmac_secret)
+
+    @cached_property
+    def records(self) -> Records:
+        return Records(self.redis, self.vault)
+
+    async def close(self) -> None:
+        if "redis" in self.__dict__:
+            await self.redis.close()
+
+
+_services: Services | None = None
+
+
+def services() -> Services:
+    """The process-wide services, built from the environment on first call."""
+    global _services
+    if _services is None:
+        _services = Services(load_settings())
+    return _services

@@ -1,0 +1,127 @@
+"""Settings read once from the environment, validated at start."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlparse
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the processes need from their environment."""
+
+    redis_url: str
+    twilio_account_sid: str
+    twilio_auth_token: str
+    twilio_from: str
+    public_base_url: str
+    data_keys: tuple[str, ...]
+    hmac_secret: bytes
+    gateway_port: int
+    rasa_url: str
+    rasa_token: str
+    action_url: str
+    bank_phone: str
+    payment_url_template: str
+    payment_link_ttl_hours: int
+    promise_max_days: int
+    agent_hours: str
+    session_idle_minutes: int
+
+
+def _require(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise SettingsError(f"{name} is not set; see .env.example")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip() or str(default)
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name}={raw!r} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    raw = (env.get(name, "").strip() or default).rstrip("/")
+    parsed = urlparse(raw)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        raise SettingsError(f"{name}={raw!r} must be a URL starting with {' or '.join(schemes)}://")
+    return raw
+
+
+def _data_keys(env: Mapping[str, str]) -> tuple[str, ...]:
+    keys = tuple(k.strip() for k in _require(env, "DATA_KEYS").split(",") if k.strip())
+    for key in keys:
+        try:
+            if len(base64.urlsafe_b64decode(key.encode())) != 32:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise SettingsError(
+                "DATA_KEYS must be comma-separated Fernet keys (python -m bot new-key); "
+                "the first encrypts, all decrypt"
+            ) from None
+    return keys
+
+
+def _hmac_secret(env: Mapping[str, str]) -> bytes:
+    secret = _require(env, "HMAC_SECRET")
+    if len(secret) < 32:
+        raise SettingsError("HMAC_SECRET must be at least 32 characters")
+    return secret.encode()
+
+
+def _payment_template(env: Mapping[str, str]) -> str:
+    template = env.get("PAYMENT_URL_TEMPLATE", "").strip() or "https://pay.example-bank.test/p/{token}"
+    if "{token}" not in template:
+        raise SettingsError("PAYMENT_URL_TEMPLATE must contain {token}")
+    return template
+
+
+def _phone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not re.fullmatch(r"\+[1-9]\d{4,14}", value):
+        raise SettingsError(f"{name}={value!r} must be an E.164 number such as +8610955880000")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the settings.
+
+    Args:
+        env: the environment to read; ``os.environ`` when omitted.
+
+    Raises:
+        SettingsError: naming the first missing or malformed variable.
+    """
+    env = os.environ if env is None else env
+    gateway_port = _integer(env, "GATEWAY_PORT", 8080, 1, 65535)
+    return Settings(
+        redis_url=_url(env, "REDIS_URL", "", ("redis", "rediss", "unix")),
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip() or "AC" + "0" * 32,
+        twilio_auth_token=_require(env, "TWILIO_AUTH_TOKEN"),
+        twilio_from=_phone(env, "TWILIO_FROM", "+15005550006"),
+        public_base_url=_url(env, "PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway_port}", ("http", "https")),
+        data_keys=_data_keys(env),
+        hmac_secret=_hmac_secret(env),
+        gateway_port=gateway_port,
+        rasa_url=_url(env, "RASA_URL", "http://127.0.0.1:5005", ("http", "https")),
+        rasa_token=_require(env, "RASA_TOKEN"),
+        action_url=_url(env, "ACTION_SERVER_URL", "http://127.0.0.1:5055", ("http", "https")),
+        bank_phone=env.get("BANK_PHONE", "").strip() or "95588",
+        payment_url_template=_payment_template(env),
+        payment_link_ttl_hours=_integer(env, "PAYMENT_LINK_TTL_HOURS", 72, 1, 720),
+        promise_max_days=_integer(env, "PROMISE_MAX_DAYS", 14, 1, 90),
+        agent_hours=env.get("AGENT_HOURS", "").strip() or "09:00-18:00",
+        session_idle_minutes=_integer(env, "SESSION_IDLE_MINUTES", 60, 1, 1440),
+    )

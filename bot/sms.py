@@ -1,0 +1,53 @@
+"""SMS specifics: segment counting and the keywords handled at the edge."""
+
+from __future__ import annotations
+
+import math
+
+# GSM 03.38 basic set; the extension set costs two septets per character.
+_GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXTENDED = set("^{}\\[~]|€\f")
+MAX_SEGMENTS = 3
+
+OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订", "TD"}
+OPT_IN = {"START", "UNSTOP", "YES"}
+HELP = {"HELP", "INFO", "帮助"}
+
+
+def keyword(body: str) -> str | None:
+    """The edge keyword a message consists of, if any ("opt_out", "opt_in", "help")."""
+    word = body.strip().strip(".!。！").upper()
+    if word in OPT_OUT:
+        return "opt_out"
+    if word in OPT_IN - {"YES"}:
+        return "opt_in"
+    if word in HELP:
+        return "help"
+    return None
+
+
+def segments(text: str) -> int:
+    """Number of SMS segments Twilio will bill for ``text``."""
+    if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in text):
+        septets = sum(2 if c in _GSM_EXTENDED else 1 for c in text)
+        return 1 if septets <= 160 else math.ceil(septets / 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return 1 if units <= 70 else math.ceil(units / 67)
+
+
+def pack(messages: list[str], limit: int = MAX_SEGMENTS) -> list[str]:
+    """Join a turn's replies into as few SMS as possible, each within ``limit`` segments.
+
+    A single reply longer than the limit is kept whole rather than cut: wording
+    is checked against the limit by the tests, so this only happens by mistake.
+    """
+    packed: list[str] = []
+    for message in (m.strip() for m in messages if m and m.strip()):
+        if packed and segments(packed[-1] + "\n" + message) <= limit:
+            packed[-1] += "\n" + message
+        else:
+            packed.append(message)
+    return packed
