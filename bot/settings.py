@@ -6,7 +6,7 @@ import base64
 import binascii
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import urlparse
 
@@ -21,14 +21,14 @@ class Settings:
 
     redis_url: str
     twilio_account_sid: str
-    twilio_auth_token: str
+    twilio_auth_token: str = field(repr=False)
     twilio_from: str
     public_base_url: str
-    data_keys: tuple[str, ...]
-    hmac_secret: bytes
+    data_keys: tuple[str, ...] = field(repr=False)
+    hmac_secret: bytes = field(repr=False)
     gateway_port: int
     rasa_url: str
-    rasa_token: str
+    rasa_token: str = field(repr=False)
     action_url: str
     bank_phone: str
     payment_url_template: str

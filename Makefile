@@ -1,0 +1,76 @@
+# The project's interface: `make run` and `make test` set up everything they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/rasa
+# Rasa 3.6 needs Python 3.8-3.10: take python3.10 from PATH, else from pyenv.
+PYTHON310 ?= $(shell for p in python3.10 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10; do \
+  $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { command -v $$p; break; }; done)
+MODEL := models/collections.tar.gz
+TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml
+
+.PHONY: help setup run test unit integration stories validate lint bench cv train clean
+
+help:
+	@echo "make run    set up (venv, redis-server, model, .env) and start the bot with sample data"
+	@echo "make test   set up the same and run every test"
+	@echo "make lint | bench | cv | train | clean"
+
+$(VENV)/.installed: requirements.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (pyenv install 3.10.13) or set PYTHON310=/path/to/python3.10"; exit 1; }
+	$(PYTHON310) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip==24.2
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	touch $@
+
+redis-server:
+	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+.env: | $(VENV)/.installed
+	$(PY) -m bot init-env
+
+# Rasa retrains only when its inputs change.
+$(MODEL): $(TRAINING_INPUTS) | $(VENV)/.installed
+	$(RASA) train --fixed-model-name collections --out models
+	touch $@
+
+train: $(MODEL)
+
+setup: $(VENV)/.installed redis-server .env $(MODEL)
+
+run: setup
+	$(PY) -m bot run --accounts samples/accounts.csv --installments samples/installments.csv
+
+validate: $(VENV)/.installed
+	$(RASA) data validate --fail-on-warnings
+
+unit: $(VENV)/.installed redis-server
+	$(PY) -m pytest -q tests --ignore=tests/integration
+
+integration: setup
+	$(PY) -m pytest -q tests/integration
+
+stories: $(MODEL)
+	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/stories
+
+test: setup validate
+	$(PY) -m pytest -q tests
+	$(MAKE) --no-print-directory stories
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check bot actions tests scripts
+	$(VENV)/bin/mypy bot actions
+
+bench: setup
+	$(PY) scripts/bench_turns.py --turns 20 --turns 200 --out docs/benchmarks.md
+
+# Cross-validated intent F1 per language (slow: trains the model once per fold).
+cv: $(VENV)/.installed
+	$(RASA) test nlu --nlu data/nlu --cross-validation --folds 3 --successes --errors --out results/cv
+	$(PY) scripts/f1_by_language.py results/cv
+
+clean:
+	rm -rf results models var

@@ -1,0 +1,1 @@
+"""Collections reminder bot: gateway, worker and the domain code they share."""

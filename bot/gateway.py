@@ -1,0 +1,219 @@
+"""The gateway: Twilio's signed webhooks in, TwiML out, Rasa behind.
+
+Everything public goes through here. Phone numbers become pseudonyms at the
+door; message bodies are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from multidict import MultiDictProxy
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from bot import catalog, keys, sms
+from bot.privacy import pseudonym
+from bot.services import Services
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+SEEN_TTL_SECONDS = 7 * 24 * 3600
+RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
+_MESSAGE_SID = re.compile(r"(SM|MM|SMS)[0-9a-fA-F]{32}")
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_IN_PROGRESS = b"in-progress"
+
+SERVICES = web.AppKey("services", Services)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+RESPONSES = web.AppKey("responses", dict)
+
+
+class RasaUnavailable(Exception):
+    """Rasa did not answer; the turn was not taken."""
+
+
+def init_app(settings: Settings) -> web.Application:
+    """Build the gateway application; clients open in ``cleanup_ctx``."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[SERVICES] = Services(settings)
+    app[RESPONSES] = catalog.load_responses()
+    app.cleanup_ctx.append(_clients)
+    app.router.add_post("/twilio/sms", sms_webhook)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def _clients(app: web.Application) -> AsyncIterator[None]:
+    app[HTTP] = aiohttp.ClientSession(timeout=RASA_TIMEOUT)
+    yield
+    await app[HTTP].close()
+    await app[SERVICES].close()
+
+
+# --- the SMS webhook ---------------------------------------------------------
+
+
+async def signed_form(request: web.Request, settings: Settings) -> MultiDictProxy[str]:
+    """The webhook's form fields, once the size, encoding and signature are right.
+
+    Raises:
+        web.HTTPRequestEntityTooLarge: over 64 KiB.
+        web.HTTPForbidden: no signature or a wrong one.
+        web.HTTPBadRequest: not a urlencoded form.
+    """
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length)
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        raise web.HTTPForbidden(text="missing X-Twilio-Signature")
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise web.HTTPBadRequest(text="expected application/x-www-form-urlencoded")
+    try:
+        form = await request.post()
+    except UnicodeDecodeError:
+        raise web.HTTPBadRequest(text="form is not valid UTF-8") from None
+    url = settings.public_base_url + request.path_qs
+    if not RequestValidator(settings.twilio_auth_token).validate(url, form, signature):
+        raise web.HTTPForbidden(text="invalid X-Twilio-Signature")
+    return form  # type: ignore[return-value]
+
+
+def _twiml(replies: list[str]) -> str:
+    response = MessagingResponse()
+    for text in sms.pack(replies):
+        response.message(text)
+    return str(response)
+
+
+async def sms_webhook(request: web.Request) -> web.Response:
+    """Answer one inbound SMS with TwiML, taking each MessageSid's turn once."""
+    svc = request.app[SERVICES]
+    form = await signed_form(request, svc.settings)
+    sid, phone, body = form.get("MessageSid", ""), form.get("From", ""), form.get("Body", "")
+    if not _MESSAGE_SID.fullmatch(sid) or not _E164.fullmatch(phone):
+        raise web.HTTPBadRequest(text="MessageSid and an E.164 From are required")
+    seen_key = keys.webhook_seen(sid)
+    if not await svc.redis.set(seen_key, _IN_PROGRESS, nx=True, ex=SEEN_TTL_SECONDS):
+        return _xml(await _replayed_answer(svc, seen_key))
+    try:
+        twiml = _twiml(await _reply(request.app, pseudonym(phone, svc.settings.hmac_secret), body))
+    except BaseException:
+        await svc.redis.delete(seen_key)  # not taken: let Twilio's retry take it
+        raise
+    await svc.redis.set(seen_key, svc.vault.seal(twiml), ex=SEEN_TTL_SECONDS)
+    return _xml(twiml)
+
+
+async def _replayed_answer(svc: Services, seen_key: str) -> str:
+    stored = await svc.redis.get(seen_key)
+    if stored in (None, _IN_PROGRESS):
+        log.info("duplicate delivery while its turn is in progress; answered empty")
+        return _twiml([])
+    log.info("duplicate delivery; answered as before")
+    return str(svc.vault.open(stored))
+
+
+def _xml(twiml: str) -> web.Response:
+    return web.Response(text=twiml, content_type="text/xml")
+
+
+async def _reply(app: web.Application, conversation_id: str, body: str) -> list[str]:
+    """Keyword at the edge, polite refusal for strangers, otherwise a Rasa turn."""
+    svc = app[SERVICES]
+    account = await svc.ledger.for_conversation(conversation_id)
+    language = account.language if account else ("zh" if _CJK.search(body) else "en")
+    word = sms.keyword(body)
+    if word:
+        return [await _keyword_reply(app, conversation_id, word, language)]
+    if account is None:
+        log.info("message from a number not in the ledger (%s)", conversation_id)
+        return [_say(app, "utter_unknown_sender", language)]
+    if not body.strip():
+        log.info("empty message body (%s); nothing to answer", conversation_id)
+        return []
+    try:
+        return await _rasa_turn(app, conversation_id, body)
+    except RasaUnavailable:
+        raise web.HTTPServiceUnavailable(text="conversation service unavailable, retry later") from None
+
+
+async def _keyword_reply(app: web.Application, conversation_id: str, word: str, language: str) -> str:
+    records = app[SERVICES].records
+    if word == "opt_out":
+        await records.opt_out(conversation_id, "keyword")
+        log.info("opt-out by keyword (%s)", conversation_id)
+        return _say(app, "utter_opted_out", language)
+    if word == "opt_in":
+        was_opted_out = await records.is_opted_out(conversation_id)
+        if was_opted_out and not await records.opt_in(conversation_id):
+            return _say(app, "utter_opt_in_needs_person", language)
+        return _say(app, "utter_opted_in", language)
+    return _say(app, "utter_help", language)
+
+
+def _say(app: web.Application, response: str, language: str) -> str:
+    settings = app[SERVICES].settings
+    return catalog.render(app[RESPONSES], response, language, bank_phone=settings.bank_phone,
+                          agent_hours=settings.agent_hours)
+
+
+async def _rasa_turn(app: web.Application, conversation_id: str, body: str) -> list[str]:
+    url = app[SERVICES].settings.rasa_url + "/webhooks/rest/webhook"
+    try:
+        async with app[HTTP].post(url, json={"sender": conversation_id, "message": body}) as response:
+            if response.status != 200:
+                log.error("rasa answered HTTP %s (%s)", response.status, conversation_id)
+                raise RasaUnavailable
+            messages: list[dict[str, Any]] = await response.json()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        log.error("rasa unreachable: %s (%s)", type(exc).__name__, conversation_id)
+        raise RasaUnavailable from exc
+    return [str(m["text"]) for m in messages if m.get("text")]
+
+
+# --- health ------------------------------------------------------------------
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 only when Redis, the Rasa server (with a model) and the action server answer."""
+    svc = request.app[SERVICES]
+    checks = await asyncio.gather(
+        _redis_ok(svc), _rasa_ok(request.app), _http_ok(request.app, svc.settings.action_url + "/health"),
+    )
+    status = dict(zip(("redis", "rasa", "actions"), checks))
+    return web.json_response(
+        {name: "ok" if ok else "down" for name, ok in status.items()}, status=200 if all(checks) else 503
+    )
+
+
+async def _redis_ok(svc: Services) -> bool:
+    try:
+        return bool(await svc.redis.ping())
+    except Exception:  # noqa: BLE001 - any failure means not ready
+        return False
+
+
+async def _rasa_ok(app: web.Application) -> bool:
+    settings = app[SERVICES].settings
+    try:
+        async with app[HTTP].get(settings.rasa_url + "/status", params={"token": settings.rasa_token}) as r:
+            return r.status == 200 and bool((await r.json()).get("model_file"))
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        return False
+
+
+async def _http_ok(app: web.Application, url: str) -> bool:
+    try:
+        async with app[HTTP].get(url) as response:
+            return response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False

@@ -1,0 +1,209 @@
+"""Starts every component in order, waits until the system is healthy, stops them together.
+
+Used by ``make run`` and by the integration tests, so both run the same system.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlparse
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 240.0
+
+
+@dataclass
+class Options:
+    """What to start and where."""
+
+    gateway_port: int = 8080
+    rasa_port: int = 5005
+    action_port: int = 5055
+    redis_port: int = 6390
+    var_dir: Path = ROOT / "var"
+    log_dir: Path | None = None
+    model: Path = ROOT / "models"
+    ledger: tuple[Path, Path] | None = None
+
+
+@dataclass
+class Stack:
+    """The running child processes, newest last."""
+
+    children: list[tuple[str, asyncio.subprocess.Process]] = field(default_factory=list)
+    logs: list[IO[bytes]] = field(default_factory=list)
+
+    async def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path | None) -> None:
+        output: IO[bytes] | None = None
+        if log_dir:
+            output = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self.logs.append(output)
+        process = await asyncio.create_subprocess_exec(
+            *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=output,
+            stderr=asyncio.subprocess.STDOUT if output else None, start_new_session=True,
+        )
+        self.children.append((name, process))
+
+    def dead(self) -> str | None:
+        return next((name for name, p in self.children if p.returncode is not None), None)
+
+    async def stop(self) -> None:
+        for name, process in reversed(self.children):
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except asyncio.TimeoutError:
+                    log.warning("%s did not stop in 15 s; killing it", name)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                    await process.wait()
+        for output in self.logs:
+            output.close()
+
+
+def component_env(options: Options) -> dict[str, str]:
+    """The environment every child gets: settings plus the pieces Rasa's endpoints.yml needs."""
+    env = dict(os.environ)
+    env.setdefault("REDIS_URL", f"redis://127.0.0.1:{options.redis_port}/0")
+    redis = urlparse(env["REDIS_URL"])
+    env.update({
+        "REDIS_HOST": redis.hostname or "127.0.0.1",
+        "REDIS_PORT": str(redis.port or 6379),
+        "REDIS_DB": (redis.path or "/0").lstrip("/") or "0",
+        "REDIS_PASSWORD": redis.password or "",
+        "GATEWAY_PORT": str(options.gateway_port),
+        "RASA_TELEMETRY_ENABLED": "false",
+        "SANIC_HOST": "127.0.0.1",
+        "PYTHONPATH": str(ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    })
+    env.setdefault("RASA_URL", f"http://127.0.0.1:{options.rasa_port}")
+    env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{options.action_port}")
+    return env
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+async def _start_redis(stack: Stack, options: Options, env: dict[str, str]) -> None:
+    data = options.var_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    await stack.start("redis", [
+        "redis-server", "--port", str(options.redis_port), "--bind", "127.0.0.1",
+        "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+    ], env, options.log_dir)
+    await _wait_for(lambda: _redis_ready(env["REDIS_URL"]), stack, "redis")
+
+
+async def _redis_ready(url: str) -> bool:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(url)
+    try:
+        return bool(await client.ping())
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+    finally:
+        await client.close()
+
+
+async def _http_ready(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+            async with session.get(url) as response:
+                return response.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False
+
+
+async def _wait_for(check, stack: Stack, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
+    while not await check():
+        if (dead := stack.dead()) is not None:
+            raise RuntimeError(f"{dead} exited while waiting for {what}; see its log")
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"{what} not ready after {READY_TIMEOUT:.0f} s")
+        await asyncio.sleep(0.5)
+
+
+async def _import_ledger(env: dict[str, str], ledger: tuple[Path, Path]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "import-ledger", "--accounts", str(ledger[0]),
+        "--installments", str(ledger[1]), cwd=ROOT, env=env,
+    )
+    if await process.wait() != 0:
+        raise RuntimeError("the sample ledger did not import")
+
+
+async def start_all(options: Options) -> Stack:
+    """Start redis (unless REDIS_URL is set), the action server, Rasa and the gateway."""
+    stack = Stack()
+    own_redis = "REDIS_URL" not in os.environ
+    env = component_env(options)
+    try:
+        if own_redis:
+            await _start_redis(stack, options, env)
+        if options.ledger:
+            await _import_ledger(env, options.ledger)
+        await stack.start("actions", [sys.executable, "-m", "bot", "actions", "--port", str(options.action_port)],
+                          env, options.log_dir)
+        await stack.start("rasa", [
+            _bin("rasa"), "run", "--enable-api", "--auth-token", env["RASA_TOKEN"], "-i", "127.0.0.1",
+            "-p", str(options.rasa_port), "--model", str(options.model), "--endpoints", "endpoints.yml",
+            "--credentials", "credentials.yml",
+        ], env, options.log_dir)
+        await stack.start("gateway", [sys.executable, "-m", "bot", "gateway"], env, options.log_dir)
+        await _wait_for(lambda: _http_ready(f"http://127.0.0.1:{options.gateway_port}/healthz"), stack, "gateway")
+    except BaseException:
+        await stack.stop()
+        raise
+    return stack
+
+
+async def run_until_stopped(options: Options) -> int:
+    """Start everything, print where to talk to the bot, stop on SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    stack = await start_all(options)
+    print(_banner(options), flush=True)
+    while not stop.is_set() and stack.dead() is None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1)
+    dead = stack.dead()
+    await stack.stop()
+    if dead and not stop.is_set():
+        print(f"{dead} stopped unexpectedly; everything was shut down", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _banner(options: Options) -> str:
+    base = f"http://127.0.0.1:{options.gateway_port}"
+    return "\n".join([
+        "",
+        "The collections bot is running.",
+        f"  health:   {base}/healthz",
+        f"  webhook:  {base}/twilio/sms  (Twilio signs against PUBLIC_BASE_URL)",
+        "  talk to it as a sample borrower:",
+        "    .venv/bin/python -m bot chat --phone +8613800138000   (Chinese; verify with 1985年3月12日 or 561X)",
+        "    .venv/bin/python -m bot chat --phone +14155550123     (English; verify with 07/04/1979 or 4421)",
+        "  stop with Ctrl-C",
+        "",
+    ])

@@ -1,0 +1,96 @@
+"""Shared fixtures: a real redis-server per test session, test settings, the sample ledger."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+import redis as sync_redis
+from cryptography.fernet import Fernet
+
+from bot import services as services_module
+from bot.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free port, with AOF on, for the whole session."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed; `make test` installs it")
+    port = free_port()
+    data = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
+         "--appendonly", "yes", "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    client = sync_redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except sync_redis.ConnectionError:
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+def make_env(redis_url: str, **overrides: str) -> dict[str, str]:
+    """A complete, valid environment for the bot's processes in tests."""
+    env = {
+        "REDIS_URL": redis_url,
+        "TWILIO_AUTH_TOKEN": "test-auth-token-0123456789abcdef",
+        "DATA_KEYS": Fernet.generate_key().decode(),
+        "HMAC_SECRET": "test-hmac-secret-that-is-long-enough-0123",
+        "RASA_TOKEN": "test-rasa-token",
+        "PUBLIC_BASE_URL": "https://bot.example-bank.test",
+        "BANK_PHONE": "95588",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def test_env(redis_url: str) -> dict[str, str]:
+    return make_env(redis_url)
+
+
+@pytest.fixture(scope="session")
+def settings(test_env: dict[str, str]) -> Settings:
+    return load_settings(test_env)
+
+
+@pytest.fixture
+async def services(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[services_module.Services]:
+    """Process services on the test Redis, emptied before each test, with the sample ledger."""
+    svc = services_module.Services(settings)
+    await svc.redis.flushdb()
+    await svc.ledger.import_files(SAMPLES / "accounts.csv", SAMPLES / "installments.csv", date(2026, 11, 29))
+    monkeypatch.setattr(services_module, "_services", svc)
+    yield svc
+    await svc.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never read the developer's .env or shell settings by accident."""
+    for name in ("REDIS_URL", "TWILIO_AUTH_TOKEN", "DATA_KEYS", "HMAC_SECRET", "RASA_TOKEN"):
+        if name in os.environ:
+            monkeypatch.delenv(name)
