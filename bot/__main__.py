@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 
 from bot.envfile import load_env_file
 from bot.privacy import MaskingFilter
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,16 +72,21 @@ def _run(args: argparse.Namespace) -> int:
     from bot.supervisor import Options, run_until_stopped
 
     options = Options(ledger=(args.accounts, args.installments) if args.accounts else None)
-    # Validate now, naming any bad setting, before starting anything.
-    settings = load_settings({"REDIS_URL": f"redis://127.0.0.1:{options.redis_port}/0", **os.environ})
-    options.gateway_port = settings.gateway_port
+    options.gateway_port = _local_settings().gateway_port  # validates every setting before starting
     return asyncio.run(run_until_stopped(options))
+
+
+def _local_settings() -> Settings:
+    """Settings as `run` gives them to its children: its own Redis unless REDIS_URL is set."""
+    from bot.supervisor import DEFAULT_REDIS_PORT
+
+    return load_settings({"REDIS_URL": f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0", **os.environ})
 
 
 def _chat(args: argparse.Namespace) -> int:
     from bot.chat import chat
 
-    asyncio.run(chat(load_settings(), args.phone))
+    asyncio.run(chat(_local_settings(), args.phone))
     return 0
 
 

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 240.0
+DEFAULT_REDIS_PORT = 6390
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Options:
     gateway_port: int = 8080
     rasa_port: int = 5005
     action_port: int = 5055
-    redis_port: int = 6390
+    redis_port: int = DEFAULT_REDIS_PORT
     var_dir: Path = ROOT / "var"
     log_dir: Path | None = None
     model: Path = ROOT / "models"
@@ -75,9 +76,9 @@ class Stack:
             output.close()
 
 
-def component_env(options: Options) -> dict[str, str]:
+def component_env(options: Options, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment every child gets: settings plus the pieces Rasa's endpoints.yml needs."""
-    env = dict(os.environ)
+    env = dict(os.environ if base is None else base)
     env.setdefault("REDIS_URL", f"redis://127.0.0.1:{options.redis_port}/0")
     redis = urlparse(env["REDIS_URL"])
     env.update({
@@ -150,11 +151,11 @@ async def _import_ledger(env: dict[str, str], ledger: tuple[Path, Path]) -> None
         raise RuntimeError("the sample ledger did not import")
 
 
-async def start_all(options: Options) -> Stack:
+async def start_all(options: Options, base_env: dict[str, str] | None = None) -> Stack:
     """Start redis (unless REDIS_URL is set), the action server, Rasa and the gateway."""
     stack = Stack()
-    own_redis = "REDIS_URL" not in os.environ
-    env = component_env(options)
+    own_redis = "REDIS_URL" not in (os.environ if base_env is None else base_env)
+    env = component_env(options, base_env)
     try:
         if own_redis:
             await _start_redis(stack, options, env)

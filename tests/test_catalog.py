@@ -1,0 +1,48 @@
+"""The response catalogue: both languages everywhere, short enough for SMS."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+
+from bot import catalog
+from bot.sms import MAX_SEGMENTS, segments
+
+RESPONSES = catalog.load_responses()
+# The longest values each placeholder takes in practice.
+LONGEST = {
+    "overdue_amount": "¥1,234,567.89", "overdue_count": "12", "oldest_due": "September 30, 2026",
+    "promise_date": "September 30, 2026", "first_day": "September 30, 2026", "last_day": "December 31, 2026",
+    "payment_link": "https://pay.example-bank.test/p/" + "x" * 60, "link_hours": "72",
+    "bank_phone": "+86 10 9558 8000", "agent_hours": "09:00-18:00",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESPONSES))
+def test_every_response_has_english_and_chinese(name: str) -> None:
+    english = catalog.pick(RESPONSES, name, "en")
+    chinese = catalog.pick(RESPONSES, name, "zh")
+    assert english != chinese
+    assert not any("\u4e00" <= c <= "\u9fff" for c in english)
+    assert any("\u4e00" <= c <= "\u9fff" for c in chinese)
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+@pytest.mark.parametrize("name", sorted(RESPONSES))
+def test_every_response_fits_three_segments_with_long_values(name: str, language: str) -> None:
+    text = catalog.render(RESPONSES, name, language, **LONGEST)
+    assert "{" not in text, f"unknown placeholder in {name}"
+    assert segments(text) <= MAX_SEGMENTS
+
+
+@pytest.mark.parametrize("name", sorted(RESPONSES))
+def test_languages_use_the_same_placeholders(name: str) -> None:
+    def fields(text: str) -> set[str]:
+        return {f for _, f, _, _ in string.Formatter().parse(text) if f}
+
+    assert fields(catalog.pick(RESPONSES, name, "en")) == fields(catalog.pick(RESPONSES, name, "zh"))
+
+
+def test_unknown_language_falls_back_to_english() -> None:
+    assert catalog.pick(RESPONSES, "utter_thank", "fr") == "You're welcome."

@@ -1,0 +1,222 @@
+"""The gateway's edge behaviour: signatures, malformed input, replays, keywords.
+
+Rasa is replaced by a small local HTTP server that records what it receives;
+the whole path with the real Rasa is in tests/integration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from twilio.request_validator import RequestValidator
+
+from bot.chat import messages_in, signed_sms
+from bot.gateway import init_app
+from bot.privacy import pseudonym
+from bot.services import Services
+from bot.settings import Settings
+from bot.sms import segments
+
+CN_PHONE = "+8613800138000"
+US_PHONE = "+14155550123"
+
+
+class FakeRasa:
+    """Answers the REST channel like Rasa does, and remembers every request."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.replies: list[str] = ["Hello from the bot."]
+        self.up = True
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", self.webhook)
+        app.router.add_get("/status", self.status)
+        app.router.add_get("/health", self.status)
+        return app
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        if not self.up:
+            return web.Response(status=500)
+        payload = await request.json()
+        self.received.append(payload)
+        return web.json_response([{"recipient_id": payload["sender"], "text": t} for t in self.replies])
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response({"model_file": "models/x.tar.gz"}, status=200 if self.up else 503)
+
+
+@pytest.fixture
+async def rasa() -> AsyncIterator[tuple[FakeRasa, str]]:
+    fake = FakeRasa()
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+@pytest.fixture
+async def client(services: Services, rasa: tuple[FakeRasa, str]) -> AsyncIterator[TestClient]:
+    settings = dataclasses.replace(services.settings, rasa_url=rasa[1], action_url=rasa[1])
+    async with TestClient(TestServer(init_app(settings))) as test_client:
+        yield test_client
+
+
+async def post_sms(client: TestClient, settings: Settings, phone: str, body: str, sid: str | None = None,
+                   **overrides: str) -> Any:
+    form, signature = signed_sms(settings, phone, body, sid)
+    headers = {"X-Twilio-Signature": overrides.pop("signature", signature)}
+    form.update(overrides)
+    return await client.post("/twilio/sms", data=form, headers=headers)
+
+
+async def test_a_signed_sms_takes_one_turn_under_a_pseudonym(client: TestClient, services: Services,
+                                                             rasa: tuple[FakeRasa, str]) -> None:
+    response = await post_sms(client, services.settings, CN_PHONE, "你好")
+    assert response.status == 200
+    assert response.content_type == "text/xml"
+    body = await response.text()
+    assert body == '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Hello from the bot.</Message></Response>'
+    assert rasa[0].received == [{"sender": pseudonym(CN_PHONE, services.settings.hmac_secret), "message": "你好"}]
+
+
+@pytest.mark.parametrize("signature", ["", "bm90IGEgc2lnbmF0dXJl"])
+async def test_missing_or_wrong_signature_is_403(client: TestClient, services: Services, signature: str,
+                                                 rasa: tuple[FakeRasa, str]) -> None:
+    response = await post_sms(client, services.settings, CN_PHONE, "hi", signature=signature)
+    assert response.status == 403
+    assert rasa[0].received == []
+
+
+async def test_a_signature_for_other_fields_is_403(client: TestClient, services: Services) -> None:
+    form, signature = signed_sms(services.settings, CN_PHONE, "hi")
+    form["Body"] = "tampered"
+    response = await client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status == 403
+
+
+async def test_a_signature_for_another_endpoint_is_403(client: TestClient, services: Services) -> None:
+    form, signature = signed_sms(services.settings, CN_PHONE, "hi")
+    response = await client.post("/twilio/sms?x=1", data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status == 403
+
+
+async def test_json_body_is_400(client: TestClient) -> None:
+    response = await client.post("/twilio/sms", json={"From": CN_PHONE}, headers={"X-Twilio-Signature": "x"})
+    assert response.status == 400
+
+
+@pytest.mark.parametrize(("field", "value"), [("MessageSid", ""), ("MessageSid", "../etc"), ("From", "13800138000"),
+                                              ("From", "")])
+async def test_signed_but_malformed_fields_are_400(client: TestClient, services: Services, field: str,
+                                                   value: str) -> None:
+    form, _ = signed_sms(services.settings, CN_PHONE, "hi")
+    form[field] = value
+    signature = RequestValidator(services.settings.twilio_auth_token).compute_signature(
+        services.settings.public_base_url + "/twilio/sms", form)
+    response = await client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status == 400
+
+
+async def test_oversized_body_is_413(client: TestClient, services: Services, rasa: tuple[FakeRasa, str]) -> None:
+    response = await post_sms(client, services.settings, CN_PHONE, "x" * (65 * 1024))
+    assert response.status == 413
+    assert rasa[0].received == []
+
+
+async def test_a_replayed_message_sid_gets_the_same_answer_and_no_second_turn(
+        client: TestClient, services: Services, rasa: tuple[FakeRasa, str]) -> None:
+    sid = "SM" + "a" * 32
+    first = await (await post_sms(client, services.settings, US_PHONE, "hello", sid)).text()
+    second = await (await post_sms(client, services.settings, US_PHONE, "hello", sid)).text()
+    assert first == second
+    assert len(rasa[0].received) == 1
+
+
+async def test_rasa_down_is_503_and_the_retry_is_taken(client: TestClient, services: Services,
+                                                       rasa: tuple[FakeRasa, str]) -> None:
+    sid = "SM" + "b" * 32
+    rasa[0].up = False
+    assert (await post_sms(client, services.settings, US_PHONE, "hello", sid)).status == 503
+    rasa[0].up = True
+    retry = await post_sms(client, services.settings, US_PHONE, "hello", sid)
+    assert retry.status == 200
+    assert messages_in(await retry.text()) == ["Hello from the bot."]
+
+
+async def test_unknown_sender_hears_nothing_about_any_account(client: TestClient, services: Services,
+                                                              rasa: tuple[FakeRasa, str]) -> None:
+    response = await post_sms(client, services.settings, "+8613700000000", "我欠多少钱")
+    assert messages_in(await response.text()) == [
+        "您好，这里是示例银行。我们的记录中没有这个号码。如您是我行客户，请致电95588。"]
+    assert rasa[0].received == []
+
+
+@pytest.mark.parametrize(("body", "phone", "expected"), [
+    ("STOP", US_PHONE, "You're unsubscribed and will get no more reminders from Example Bank. "
+                       "Reply START to subscribe again."),
+    ("退订", CN_PHONE, "您已退订示例银行的提醒短信。回复START可重新订阅。"),
+    ("td", CN_PHONE, "您已退订示例银行的提醒短信。回复START可重新订阅。"),
+])
+async def test_opt_out_keywords_are_handled_at_the_edge(client: TestClient, services: Services,
+                                                        rasa: tuple[FakeRasa, str], body: str, phone: str,
+                                                        expected: str) -> None:
+    response = await post_sms(client, services.settings, phone, body)
+    assert messages_in(await response.text()) == [expected]
+    assert await services.records.is_opted_out(pseudonym(phone, services.settings.hmac_secret))
+    assert rasa[0].received == []
+
+
+async def test_start_lifts_a_keyword_opt_out_only(client: TestClient, services: Services) -> None:
+    await post_sms(client, services.settings, US_PHONE, "STOP")
+    answer = messages_in(await (await post_sms(client, services.settings, US_PHONE, "START")).text())
+    assert answer == ["You're subscribed again to reminders from Example Bank. Reply STOP to unsubscribe."]
+    conversation = pseudonym(US_PHONE, services.settings.hmac_secret)
+    assert not await services.records.is_opted_out(conversation)
+    await services.records.opt_out(conversation, "conversation")
+    answer = messages_in(await (await post_sms(client, services.settings, US_PHONE, "START")).text())
+    assert answer[0].startswith("Thank you. A colleague needs to confirm this")
+    assert await services.records.is_opted_out(conversation)
+
+
+async def test_help_keyword(client: TestClient, services: Services) -> None:
+    answer = messages_in(await (await post_sms(client, services.settings, US_PHONE, "HELP")).text())
+    assert answer == ["Example Bank loan assistant. Call 95588 for help. Reply STOP to unsubscribe."]
+
+
+async def test_empty_body_gets_an_empty_answer(client: TestClient, services: Services,
+                                               rasa: tuple[FakeRasa, str]) -> None:
+    response = await post_sms(client, services.settings, US_PHONE, "   ")
+    assert response.status == 200
+    assert messages_in(await response.text()) == []
+    assert rasa[0].received == []
+
+
+async def test_replies_are_packed_within_three_segments(client: TestClient, services: Services,
+                                                        rasa: tuple[FakeRasa, str]) -> None:
+    rasa[0].replies = ["您好，这里是示例银行的智能助理。" * 7] * 3  # 112 characters: 2 segments each
+    answer = messages_in(await (await post_sms(client, services.settings, CN_PHONE, "你好")).text())
+    assert len(answer) == 3
+    assert all(segments(text) <= 3 for text in answer)
+
+
+async def test_healthz_reflects_every_component(client: TestClient, rasa: tuple[FakeRasa, str]) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"redis": "ok", "rasa": "ok", "actions": "ok"}
+    rasa[0].up = False
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert await response.json() == {"redis": "ok", "rasa": "down", "actions": "down"}
+
+
+async def test_webhook_keys_hold_no_phone_number(client: TestClient, services: Services) -> None:
+    await post_sms(client, services.settings, US_PHONE, "hello")
+    names = [k.decode() for k in await services.redis.keys("*")]
+    assert not any("4155550123" in name for name in names)
