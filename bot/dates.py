@@ -17,8 +17,17 @@ _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
 _WEEKDAYS = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "日": 6, "天": 6, "末": 5}
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十]+")
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_MONTH_NAMES = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?|sept?(?:ember)?"
+                r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
+# "May" is a month only beside a day number: "may 5", "5th of may", not "may I pay".
+_MONTH_DAY = re.compile(
+    rf"\b(?P<m1>{_MONTH_NAMES}|may)\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?!\d)"
+    rf"|(?<!\d)(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH_NAMES}|may)\b",
+    re.I,
+)
 _ORDINAL_DAY = re.compile(r"\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b", re.I)
-_MONTH_WORD = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
+_MONTH_WORD = re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?"
+                         r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b", re.I)
 
 
 def _cn_number(text: str) -> str:
@@ -81,26 +90,35 @@ def _chinese_explicit(text: str, today: date) -> date | None:
         return next_monday + timedelta(days=_WEEKDAYS[m[1]])
     if m := re.search(r"周([1-6日天末])", text):
         return today + timedelta(days=(_WEEKDAYS[m[1]] - today.weekday()) % 7)
+    if m := re.search(r"(\d{1,2})\s*月底", text):
+        month = int(m[1])
+        year = today.year if month >= today.month else today.year + 1
+        return _real_date(year, month, calendar.monthrange(year, month)[1] if 1 <= month <= 12 else 0)
     if "月底" in text:
         return today.replace(day=calendar.monthrange(today.year, today.month)[1])
     return None
 
 
 def _english_explicit(text: str, today: date) -> date | None:
-    if month := _MONTH_WORD.search(text):
-        _check_month_day(text, _MONTHS.index(month[1].lower()[:3]) + 1, today)
+    if found := _MONTH_DAY.search(text):
+        return _month_day(found, text, today)
+    if _MONTH_WORD.search(text):
         return None
     if m := _ORDINAL_DAY.search(text):
         return _next_day_of_month(int(m[1]), today)
     return None
 
 
-def _check_month_day(text: str, month: int, today: date) -> None:
-    """Refuse "feb 30" instead of letting the parser slide to another day."""
-    day = re.search(r"(?<!\d)(\d{1,2})(?:st|nd|rd|th)?(?!\d)", text)
-    year = re.search(r"(?<!\d)(\d{4})(?!\d)", text)
-    if day:
-        _real_date(int(year[1]) if year else today.year, month, int(day[1]))
+def _month_day(found: re.Match[str], text: str, today: date) -> date:
+    """"dec 5", "5th of december 2026": the next such day, or that year's; "feb 30" is refused."""
+    month = _MONTHS.index((found["m1"] or found["m2"]).lower()[:3]) + 1
+    day = int(found["d1"] or found["d2"])
+    if year := re.search(r"(?<!\d)(\d{4})(?!\d)", text):
+        return _real_date(int(year[1]), month, day)
+    this_year = _real_date(today.year, month, day) if (month, day) != (2, 29) else _safe_date(today.year, 2, 29)
+    if this_year and this_year >= today:
+        return this_year
+    return _real_date(today.year + 1, month, day)
 
 
 def find_date(text: str, language: str, today: date) -> date | None:
@@ -121,6 +139,7 @@ def find_date(text: str, language: str, today: date) -> date | None:
         explicit = _english_explicit(text, today)
     if explicit:
         return explicit
+    text = re.sub(r"\bmay\b", "can", text, flags=re.I)  # the verb; "may 5" was taken above
     languages = ["zh", "en"] if language == "zh" else ["en", "zh"]
     settings = {
         "RELATIVE_BASE": datetime.combine(today, datetime.min.time()),
@@ -144,7 +163,7 @@ def birth_date_candidates(text: str) -> set[date]:
     for a, b, y in re.findall(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{2}|\d{4})(?!\d)", text):
         year = int(y) if len(y) == 4 else 1900 + int(y) if int(y) > 30 else 2000 + int(y)
         found.update({_safe_date(year, int(a), int(b)), _safe_date(year, int(b), int(a))})
-    if not found and _MONTH_WORD.search(text):
+    if not found and (_MONTH_WORD.search(text) or _MONTH_DAY.search(text)):
         parsed = search_dates(text, languages=["en"], settings={"PREFER_DAY_OF_MONTH": "first"})
         found.update(d.date() for _, d in parsed or [])
     found.discard(None)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ A file with any invalid row is rejected as a whole; nothing stored changes.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -115,10 +116,12 @@ def overdue(account: Account, today: date) -> Overdue:
 
 def _rows(path: Path, columns: tuple[str, ...], errors: list[RowError]) -> Iterator[tuple[int, dict[str, str]]]:
     name = path.name
+    raw = path.read_bytes()
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+        line = raw[: exc.start + bom].count(b"\n") + 1
         errors.append(RowError(name, line, "-", "not UTF-8; save the file as UTF-8 CSV"))
         return
     reader = csv.reader(io.StringIO(text, newline=""))
@@ -214,8 +217,15 @@ def _too_long(row: dict[str, str]) -> str | None:
     return next((c for c, v in row.items() if len(v) > MAX_FIELD_LENGTH), None)
 
 
-def parse_accounts(path: Path, today: date, errors: list[RowError]) -> dict[str, Account]:
-    """Parse accounts.csv, appending every problem to ``errors``."""
+def parse_accounts(
+    path: Path, today: date, errors: list[RowError], lines: dict[str, int] | None = None
+) -> dict[str, Account]:
+    """Parse accounts.csv, appending every problem to ``errors``.
+
+    Args:
+        lines: filled with each account's line number, when given.
+    """
+    lines = {} if lines is None else lines
     accounts: dict[str, Account] = {}
     phones: dict[str, int] = {}
     for line, row in _rows(path, ACCOUNT_COLUMNS, errors):
@@ -233,6 +243,7 @@ def parse_accounts(path: Path, today: date, errors: list[RowError]) -> dict[str,
         else:
             accounts[account.account_id] = account
             phones[account.phone] = line
+            lines[account.account_id] = line
     return accounts
 
 
@@ -319,8 +330,10 @@ class Ledger:
             LedgerImportError: listing every invalid row; nothing was written.
         """
         errors: list[RowError] = []
-        accounts = parse_accounts(accounts_csv, today, errors)
         stored = {a: await self.get(a) for a in await self._stored_ids()}
+        lines: dict[str, int] = {}
+        accounts = parse_accounts(accounts_csv, today, errors, lines)
+        errors += _numbers_still_taken(accounts, stored, accounts_csv.name, lines)
         currencies = {i: a.currency for i, a in stored.items() if a} | {i: a.currency for i, a in accounts.items()}
         installments = parse_installments(installments_csv, currencies, today, errors)
         if errors:
@@ -350,14 +363,27 @@ class Ledger:
 
     async def _write(self, merged: list[Account], stored: dict[str, Account | None]) -> None:
         async with self._redis.pipeline(transaction=True) as tx:
+            # Old index entries go first, so that two accounts swapping numbers both resolve.
             for account in merged:
                 previous = stored.get(account.account_id)
                 if previous and previous.phone != account.phone:
                     tx.delete(keys.account_by_pseudonym(pseudonym(previous.phone, self._secret)))
+            for account in merged:
                 tx.set(keys.account(account.account_id), self._vault.seal(_to_record(account)))
                 tx.set(keys.account_by_pseudonym(pseudonym(account.phone, self._secret)), account.account_id)
                 tx.sadd(keys.ACCOUNT_IDS, account.account_id)
             await tx.execute()
+
+
+def _numbers_still_taken(
+    accounts: dict[str, Account], stored: dict[str, Account | None], file: str, lines: dict[str, int]
+) -> list[RowError]:
+    """Numbers in the file that another stored account keeps after this import."""
+    owners = {a.phone: i for i, a in stored.items() if a and i not in accounts}
+    return [
+        RowError(file, lines[i], "phone", f"already belongs to account {owners[a.phone]}")
+        for i, a in accounts.items() if a.phone in owners
+    ]
 
 
 def _replace_installments(account: Account, by_no: dict[int, Installment]) -> Account:

@@ -51,8 +51,8 @@ class Vault:
 __all__ = ["InvalidToken", "Vault", "pseudonym", "mask_text", "MaskingFilter"]
 
 _PATTERNS = (
-    re.compile(r"\+?\d[\d\s-]{6,}\d"),  # phone numbers, long digit runs
-    re.compile(r"\b\d{3}[\dXx]\b"),  # ID digits
+    re.compile(r"\+?\(?\d[\d\s()-]{6,}\d"),  # phone numbers, long digit runs
+    re.compile(r"(?<![0-9A-Za-z])\d{3}[\dXx](?![0-9A-Za-z])"),  # ID digits, also right after Chinese text
 )
 
 

@@ -19,7 +19,7 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the processes need from their environment."""
 
-    redis_url: str
+    redis_url: str = field(repr=False)  # may hold a password
     twilio_account_sid: str
     twilio_auth_token: str = field(repr=False)
     twilio_from: str
@@ -55,13 +55,15 @@ def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: in
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     raw = (env.get(name, "").strip() or default).rstrip("/")
     parsed = urlparse(raw)
-    if parsed.scheme not in schemes or not parsed.netloc:
+    if parsed.scheme not in schemes or not (parsed.netloc or (parsed.scheme == "unix" and parsed.path)):
         raise SettingsError(f"{name}={raw!r} must be a URL starting with {' or '.join(schemes)}://")
     return raw
 
 
 def _data_keys(env: Mapping[str, str]) -> tuple[str, ...]:
     keys = tuple(k.strip() for k in _require(env, "DATA_KEYS").split(",") if k.strip())
+    if not keys:
+        raise SettingsError("DATA_KEYS holds no key; generate one with `python -m bot new-key`")
     for key in keys:
         try:
             if len(base64.urlsafe_b64decode(key.encode())) != 32:

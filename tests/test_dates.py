@@ -99,11 +99,6 @@ def test_no_date_is_none(text: str, language: str) -> None:
     assert find_date(text, language, TODAY) is None
 
 
-@pytest.mark.xfail(
-    reason="BUG: _MONTH_WORD matches month prefixes inside ordinary words (May, decided, separately), "
-    "so the English path skips the ordinal rule or treats the word as a month",
-    strict=True,
-)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -115,11 +110,6 @@ def test_month_prefix_inside_a_word_is_not_a_month(text: str, expected: date) ->
     assert find_date(text, "en", TODAY) == expected
 
 
-@pytest.mark.xfail(
-    reason="BUG: _check_month_day takes the first 1-2 digit number in the message as the day, "
-    "so 'I will pay 40 on dec 5' raises ImpossibleDate(2026-12-40)",
-    strict=True,
-)
 def test_amount_before_month_is_not_the_day() -> None:
     assert find_date("I will pay 40 on dec 5", "en", TODAY) == date(2026, 12, 5)
 

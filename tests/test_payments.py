@@ -59,7 +59,7 @@ def test_wrong_secret_is_none() -> None:
 
 
 def test_payload_naming_another_account_is_none() -> None:
-    payload, signature = make_token("CN001", SECRET, ttl_hours=72, now=NOW).split(".")
+    _, signature = make_token("CN001", SECRET, ttl_hours=72, now=NOW).split(".")
     expires = int(NOW + 72 * 3600)
 
     forged = f"{b64(f'CN002.{expires}'.encode())}.{signature}"

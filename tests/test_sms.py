@@ -15,7 +15,10 @@ def test_gsm_segments(length: int, expected: int) -> None:
     assert segments("a" * length) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [("€" * 80, 1), ("€" * 81, 2), ("a" * 159 + "{", 2), ("a" * 158 + "[", 1)])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("€" * 80, 1), ("€" * 81, 2), ("a" * 159 + "{", 2), ("a" * 158 + "[", 1)],
+)
 def test_extension_characters_count_double(text: str, expected: int) -> None:
     assert segments(text) == expected
 
