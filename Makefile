@@ -69,7 +69,7 @@ bench: setup
 
 # Cross-validated intent F1 per language (slow: trains the model once per fold).
 cv: $(VENV)/.installed
-	$(RASA) test nlu --nlu data/nlu --cross-validation --folds 3 --successes --errors --out results/cv
+	$(RASA) test nlu --nlu data/nlu --cross-validation --folds 3 --successes --out results/cv
 	$(PY) scripts/f1_by_language.py results/cv
 
 clean:

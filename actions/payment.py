@@ -5,7 +5,11 @@ from __future__ import annotations
 from rasa_sdk.events import EventType
 
 from actions.common import (
-    BorrowerAction, Turn, record_paid_claim, record_promise_from_text, send_payment_link,
+    BorrowerAction,
+    Turn,
+    record_paid_claim,
+    record_promise_from_text,
+    send_payment_link,
 )
 from bot.ledger import overdue
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 from rasa_sdk.events import EventType
 
 from actions.common import (
-    BorrowerAction, Turn, attempt_verification, record_promise_from_text, refuse_or_ask_verification,
+    BorrowerAction,
+    Turn,
+    attempt_verification,
+    record_promise_from_text,
+    refuse_or_ask_verification,
 )
 from bot import verification
 

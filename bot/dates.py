@@ -157,17 +157,16 @@ def birth_date_candidates(text: str) -> set[date]:
     since either order is common; verification needs one to match exactly.
     """
     text = normalise_chinese(text)
-    found: set[date] = set()
+    found: set[date | None] = set()
     for y, m, d in re.findall(r"(?<!\d)(\d{4})\s*[年./-]?\s*(\d{1,2})\s*[月./-]?\s*(\d{1,2})(?!\d)", text):
-        found.add(_safe_date(int(y), int(m), int(d)))  # type: ignore[arg-type]
+        found.add(_safe_date(int(y), int(m), int(d)))
     for a, b, y in re.findall(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{2}|\d{4})(?!\d)", text):
         year = int(y) if len(y) == 4 else 1900 + int(y) if int(y) > 30 else 2000 + int(y)
         found.update({_safe_date(year, int(a), int(b)), _safe_date(year, int(b), int(a))})
-    if not found and (_MONTH_WORD.search(text) or _MONTH_DAY.search(text)):
+    if not any(found) and (_MONTH_WORD.search(text) or _MONTH_DAY.search(text)):
         parsed = search_dates(text, languages=["en"], settings={"PREFER_DAY_OF_MONTH": "first"})
         found.update(d.date() for _, d in parsed or [])
-    found.discard(None)  # type: ignore[arg-type]
-    return found
+    return {d for d in found if d is not None}
 
 
 def id_last4_candidates(text: str) -> set[str]:

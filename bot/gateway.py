@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -34,7 +35,7 @@ _IN_PROGRESS = b"in-progress"
 
 SERVICES = web.AppKey("services", Services)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-RESPONSES = web.AppKey("responses", dict)
+RESPONSES: web.AppKey[dict[str, Any]] = web.AppKey("responses")
 
 
 class RasaUnavailable(Exception):
@@ -71,7 +72,7 @@ async def signed_form(request: web.Request, settings: Settings) -> MultiDictProx
         web.HTTPBadRequest: not a urlencoded form.
     """
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length)
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY_BYTES, actual_size=request.content_length or 0)
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         raise web.HTTPForbidden(text="missing X-Twilio-Signature")
@@ -162,7 +163,8 @@ async def _keyword_reply(app: web.Application, conversation_id: str, word: str, 
 
 def _say(app: web.Application, response: str, language: str) -> str:
     settings = app[SERVICES].settings
-    return catalog.render(app[RESPONSES], response, language, bank_phone=settings.bank_phone,
+    responses = app[RESPONSES]
+    return catalog.render(responses, response, language, bank_phone=settings.bank_phone,
                           agent_hours=settings.agent_hours)
 
 
@@ -189,7 +191,7 @@ async def healthz(request: web.Request) -> web.Response:
     checks = await asyncio.gather(
         _redis_ok(svc), _rasa_ok(request.app), _http_ok(request.app, svc.settings.action_url + "/health"),
     )
-    status = dict(zip(("redis", "rasa", "actions"), checks))
+    status = dict(zip(("redis", "rasa", "actions"), checks, strict=False))
     return web.json_response(
         {name: "ok" if ok else "down" for name, ok in status.items()}, status=200 if all(checks) else 503
     )

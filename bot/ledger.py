@@ -9,11 +9,12 @@ import codecs
 import csv
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.numbers import get_currency_precision, is_currency
@@ -137,7 +138,7 @@ def _rows(path: Path, columns: tuple[str, ...], errors: list[RowError]) -> Itera
         if len(cells) != len(header):
             errors.append(RowError(name, line, "-", f"has {len(cells)} fields, header has {len(header)}"))
             continue
-        yield line, {h: c.strip() for h, c in zip(header, cells)}
+        yield line, {h: c.strip() for h, c in zip(header, cells, strict=False)}
 
 
 def _iso_date(value: str) -> date:
@@ -157,7 +158,8 @@ def _account(row: dict[str, str], today: date) -> Account:
         ("language", row["language"] in LANGUAGES, "must be zh or en"),
         ("product", row["product"] in PRODUCTS, f"must be one of {', '.join(PRODUCTS)}"),
         ("currency", is_currency(row["currency"]), "must be an ISO 4217 code such as CNY or USD"),
-        ("id_last4", bool(_ID_LAST4.fullmatch(row["id_last4"].upper())), "must be 4 characters: 3 digits then a digit or X"),
+        ("id_last4", bool(_ID_LAST4.fullmatch(row["id_last4"].upper())),
+         "must be 4 characters: 3 digits then a digit or X"),
     ]
     for column, ok, message in checks:
         if not ok:
@@ -170,9 +172,10 @@ def _account(row: dict[str, str], today: date) -> Account:
     if not date(1900, 1, 1) <= birth < today:
         raise _ColumnError("birth_date", "must be after 1900-01-01 and in the past")
     return Account(
-        **{c: row[c] for c in ACCOUNT_COLUMNS if c not in ("birth_date", "id_last4")},
-        id_last4=row["id_last4"].upper(),
-        birth_date=birth,
+        account_id=row["account_id"], name=row["name"], phone=row["phone"], language=row["language"],
+        timezone=row["timezone"], product=row["product"], currency=row["currency"],
+        id_last4=row["id_last4"].upper(), birth_date=birth,
+        address=row["address"], employer=row["employer"], region=row["region"],
     )
 
 
@@ -188,7 +191,7 @@ def _amount(row: dict[str, str], column: str, currency: str | None) -> Decimal:
     if not _AMOUNT.fullmatch(value):
         raise _ColumnError(column, "must be a decimal number such as 1250.00, without currency sign")
     amount = Decimal(value)
-    if currency and -amount.as_tuple().exponent > get_currency_precision(currency):
+    if currency and -int(amount.as_tuple().exponent) > get_currency_precision(currency):
         raise _ColumnError(column, f"has more decimals than {currency} allows")
     return amount
 

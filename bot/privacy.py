@@ -9,7 +9,7 @@ import logging
 import re
 from typing import Any
 
-from cryptography.fernet import InvalidToken, MultiFernet, Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 _PHONE_CONTEXT = b"conversation-id:v1:"
 

@@ -125,9 +125,9 @@ async def _redis_ready(url: str) -> bool:
 
 async def _http_ready(url: str) -> bool:
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-            async with session.get(url) as response:
-                return response.status == 200
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session, \
+                session.get(url) as response:
+            return response.status == 200
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return False
 
