@@ -35,7 +35,6 @@ class Settings:
     payment_link_ttl_hours: int
     promise_max_days: int
     agent_hours: str
-    session_idle_minutes: int
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
@@ -125,5 +124,4 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         payment_link_ttl_hours=_integer(env, "PAYMENT_LINK_TTL_HOURS", 72, 1, 720),
         promise_max_days=_integer(env, "PROMISE_MAX_DAYS", 14, 1, 90),
         agent_hours=env.get("AGENT_HOURS", "").strip() or "09:00-18:00",
-        session_idle_minutes=_integer(env, "SESSION_IDLE_MINUTES", 60, 1, 1440),
     )

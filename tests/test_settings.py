@@ -41,7 +41,7 @@ def test_defaults() -> None:
     assert settings.rasa_url == "http://127.0.0.1:5005"
     assert settings.action_url == "http://127.0.0.1:5055"
     assert settings.payment_url_template == "https://pay.example-bank.test/p/{token}"
-    assert (settings.payment_link_ttl_hours, settings.promise_max_days, settings.session_idle_minutes) == (72, 14, 60)
+    assert (settings.payment_link_ttl_hours, settings.promise_max_days) == (72, 14)
     assert settings.agent_hours == "09:00-18:00"
 
 
@@ -102,7 +102,6 @@ def test_blank_required_variable(name: str) -> None:
         ("RASA_URL", "ftp://rasa"),
         ("PAYMENT_LINK_TTL_HOURS", "721"),
         ("PROMISE_MAX_DAYS", "91"),
-        ("SESSION_IDLE_MINUTES", "1441"),
     ],
 )
 def test_malformed_variable(name: str, value: str) -> None:

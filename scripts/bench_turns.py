@@ -1,0 +1,128 @@
+"""Turn latency of signed /twilio/sms requests through the whole system.
+
+Starts the real stack (its own redis-server, action server, Rasa, gateway) on
+free ports, holds one conversation per requested length, and writes p50/p99
+per conversation and latency by turn number to a Markdown file.
+
+    .venv/bin/python scripts/bench_turns.py --turns 20 --turns 200 --out docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import aiohttp
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.chat import messages_in, signed_sms  # noqa: E402
+from bot.settings import Settings, load_settings  # noqa: E402
+from bot.supervisor import Options, start_all  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+# A borrower's side of a long, ordinary conversation: questions that never end it.
+SCRIPT = ["how much do i owe", "ok thanks", "what is my balance", "are you a bot?", "hello", "ok"]
+
+
+def write_ledger(folder: Path, count: int) -> tuple[Path, Path]:
+    accounts, installments = folder / "accounts.csv", folder / "installments.csv"
+    due = (date.today() - timedelta(days=40)).isoformat()
+    a_rows = ["account_id,name,phone,language,timezone,product,currency,id_last4,birth_date,address,employer,region"]
+    i_rows = ["account_id,installment_no,due_date,amount_due,amount_paid,paid_date"]
+    for n in range(count):
+        a_rows.append(f"B{n},Bench {n},+1415666{n:04d},en,America/Los_Angeles,auto,USD,4242,1980-01-01,,,CA")
+        i_rows.append(f"B{n},1,{due},300.00,0.00,")
+    accounts.write_text("\n".join(a_rows) + "\n", encoding="utf-8")
+    installments.write_text("\n".join(i_rows) + "\n", encoding="utf-8")
+    return accounts, installments
+
+
+async def one_turn(http: aiohttp.ClientSession, settings: Settings, phone: str, body: str) -> float:
+    form, signature = signed_sms(settings, phone, body)
+    started = time.perf_counter()
+    async with http.post(f"http://127.0.0.1:{settings.gateway_port}/twilio/sms", data=form,
+                         headers={"X-Twilio-Signature": signature}) as response:
+        text = await response.text()
+    elapsed = time.perf_counter() - started
+    if response.status != 200 or not messages_in(text):
+        raise RuntimeError(f"turn failed: HTTP {response.status}")
+    return elapsed * 1000
+
+
+async def conversation(http: aiohttp.ClientSession, settings: Settings, phone: str, turns: int) -> list[float]:
+    latencies = [await one_turn(http, settings, phone, "4242")]  # verify first, like a real borrower
+    for n in range(1, turns):
+        latencies.append(await one_turn(http, settings, phone, SCRIPT[n % len(SCRIPT)]))
+    return latencies
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def report(results: dict[int, list[float]], command: str) -> str:
+    lines = [
+        "## Turn latency of `/twilio/sms`, one conversation at a time",
+        "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
+        f"({platform.machine()}), the whole system on this machine: redis-server, action server, Rasa "
+        "(RulePolicy, Redis tracker and lock stores), gateway; the client is on the same machine.",
+        "",
+        f"Command: `{command}`",
+        "",
+        "| conversation | turns | p50 ms | p99 ms | mean of turns 1-10 ms | mean of last 10 turns ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for turns, values in results.items():
+        lines.append(f"| {turns}-turn | {len(values)} | {statistics.median(values):.0f} | "
+                     f"{percentile(values, 0.99):.0f} | {statistics.mean(values[:10]):.0f} | "
+                     f"{statistics.mean(values[-10:]):.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+async def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
+                          redis_port=free_port(), var_dir=folder, log_dir=folder,
+                          ledger=write_ledger(folder, len(args.turns)))
+        env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+        env.update({
+            "TWILIO_AUTH_TOKEN": "bench-token", "DATA_KEYS": Fernet.generate_key().decode(),
+            "HMAC_SECRET": "bench-hmac-secret-long-enough-for-the-check", "RASA_TOKEN": "bench",
+            "GATEWAY_PORT": str(options.gateway_port), "RASA_URL": f"http://127.0.0.1:{options.rasa_port}",
+            "ACTION_SERVER_URL": f"http://127.0.0.1:{options.action_port}",
+        })
+        stack = await start_all(options, env)
+        try:
+            settings = load_settings({**env, "REDIS_URL": f"redis://127.0.0.1:{options.redis_port}/0"})
+            async with aiohttp.ClientSession() as http:
+                results = {}
+                for n, turns in enumerate(args.turns):
+                    results[turns] = await conversation(http, settings, f"+1415666{n:04d}", turns)
+        finally:
+            await stack.stop()
+    text = report(results, "make bench")
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("# Benchmarks\n\n" + text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, action="append", required=True)
+    parser.add_argument("--out", type=Path)
+    asyncio.run(main(parser.parse_args()))
