@@ -169,7 +169,7 @@ async def test_three_wrong_answers_disclose_nothing_and_offer_a_person(
 async def test_third_party_hears_nothing_about_the_debt(stack: Settings, http: aiohttp.ClientSession,
                                                         en: Borrower) -> None:
     replies = [await text(http, stack, en, "this is his wife, he's not here right now")]
-    assert "only speak with the person" in replies[0]
+    assert "only discuss this with the person we wrote to" in replies[0]
     replies.append(await text(http, stack, en, "his birthday is 07/04/1979, what does he owe?"))
     replies.append(await text(http, stack, en, "how much is it"))
     for reply in replies:

@@ -1,0 +1,95 @@
+"""A Redis tracker store whose per-turn cost does not grow with the conversation.
+
+Rasa's RedisTrackerStore reads, merges and rewrites the whole history on every
+turn, and every policy and the action server then walk all of it: a turn at
+message 200 costs several times a turn at message 1. This store keeps two keys
+per conversation:
+
+- ``tracker:<id>``: the live tracker, compacted once it passes
+  ``max_live_events``: a fresh session start, the current slot values, then the
+  last turns whole. Rules and actions only look back a turn or two.
+- ``tracker:archive:<id>``: every event ever, appended once, for transcripts.
+
+Used from endpoints.yml as ``type: bot.tracker_store.CompactRedisTrackerStore``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
+from rasa.shared.core.trackers import DialogueStateTracker
+
+log = logging.getLogger(__name__)
+
+ACTION_LISTEN = "action_listen"
+
+
+class CompactRedisTrackerStore(RedisTrackerStore):
+    """Redis tracker store with a bounded live tracker and an append-only archive."""
+
+    def __init__(self, domain: Any, host: str = "localhost", port: int | str = 6379, db: int | str = 0,
+                 password: str | None = None, max_live_events: int = 80, keep_events: int = 40,
+                 **kwargs: Any) -> None:
+        super().__init__(domain, host=host, port=int(port), db=int(db), password=password or None, **kwargs)
+        if not 0 < keep_events < max_live_events:
+            raise ValueError("keep_events must be above 0 and below max_live_events")
+        self.max_live_events = int(max_live_events)
+        self.keep_events = int(keep_events)
+
+    def _archive_key(self, sender_id: str) -> str:
+        return self.key_prefix + "archive:" + sender_id
+
+    async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
+        """Append the turn's new events to the archive and store the live tracker, in one transaction."""
+        await self.stream_events(tracker)
+        key = self.key_prefix + tracker.sender_id
+        events = [event.as_dict() for event in tracker.events]
+        archived_until = _archived_until(self.red.get(key))
+        new_events = [e for e in events if e.get("timestamp", 0) > archived_until]
+        live = events if len(events) <= self.max_live_events else self._compact(tracker, events)
+        record = {"name": tracker.sender_id, "events": live,
+                  "archived_until": max([archived_until] + [e.get("timestamp", 0) for e in new_events])}
+        expiry = timeout or self.record_exp
+        pipe = self.red.pipeline(transaction=True)
+        if new_events:
+            pipe.rpush(self._archive_key(tracker.sender_id), *(json.dumps(e) for e in new_events))
+        pipe.set(key, json.dumps(record), ex=expiry)
+        if expiry:
+            pipe.expire(self._archive_key(tracker.sender_id), int(expiry))
+        pipe.execute()
+
+    def _compact(self, tracker: DialogueStateTracker, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A session start, the current slots, then the last whole turns."""
+        start = len(events) - self.keep_events
+        while start < len(events) and not _is_listen(events[start - 1]):
+            start += 1
+        tail = events[start:]
+        if not tail:
+            return events
+        at = float(tail[0].get("timestamp") or 0) - 0.001
+        prefix: list[Event] = [ActionExecuted("action_session_start", timestamp=at), SessionStarted(timestamp=at)]
+        prefix += [SlotSet(name, value, timestamp=at)
+                   for name, value in tracker.current_slot_values().items() if value is not None]
+        prefix.append(ActionExecuted(ACTION_LISTEN, timestamp=at))
+        return [event.as_dict() for event in prefix] + tail
+
+    async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
+        """Every event of every session, from the archive."""
+        events = [json.loads(e) for e in self.red.lrange(self._archive_key(sender_id), 0, -1)]
+        if not events:
+            return None
+        return self.deserialise_tracker(sender_id, json.dumps({"name": sender_id, "events": events}))
+
+
+def _is_listen(event: dict[str, Any]) -> bool:
+    return event.get("event") == "action" and event.get("name") == ACTION_LISTEN
+
+
+def _archived_until(stored: str | None) -> float:
+    if not stored:
+        return 0.0
+    return float(json.loads(stored).get("archived_until", 0.0))

@@ -1,0 +1,68 @@
+"""The compacting tracker store: bounded live tracker, complete archive, state kept."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse
+
+import pytest
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.tracker_store import CompactRedisTrackerStore
+
+DOMAIN = Domain.load("domain.yml")
+
+
+@pytest.fixture
+def store(redis_url: str) -> CompactRedisTrackerStore:
+    url = urlparse(redis_url)
+    store = CompactRedisTrackerStore(DOMAIN, host=url.hostname, port=url.port, db=1, max_live_events=30,
+                                     keep_events=12)
+    store.red.flushdb()
+    return store
+
+
+def one_turn(tracker: DialogueStateTracker, n: int) -> None:
+    tracker.update(UserUttered(f"message {n}", {"name": "greet", "confidence": 1.0}))
+    tracker.update(ActionExecuted("action_greet"))
+    tracker.update(SlotSet("awaiting", f"turn-{n}"))
+    tracker.update(BotUttered(f"reply {n}"))
+    tracker.update(ActionExecuted("action_listen"))
+
+
+async def converse(store: CompactRedisTrackerStore, turns: int) -> DialogueStateTracker:
+    for n in range(turns):
+        tracker = await store.get_or_create_tracker("c_test", append_action_listen=True)
+        if n == 0:
+            tracker.update(SlotSet("language", "zh"))
+        one_turn(tracker, n)
+        await store.save(tracker)
+    return await store.retrieve("c_test")
+
+
+async def test_live_tracker_stays_bounded_and_keeps_state(store: CompactRedisTrackerStore) -> None:
+    tracker = await converse(store, 50)
+    assert len(tracker.events) <= 30 + 5
+    assert tracker.get_slot("language") == "zh"
+    assert tracker.get_slot("awaiting") == "turn-49"
+    assert tracker.latest_message.text == "message 49"
+
+
+async def test_archive_holds_every_event_once(store: CompactRedisTrackerStore) -> None:
+    await converse(store, 50)
+    full = await store.retrieve_full_tracker("c_test")
+    texts = [e.text for e in full.events if isinstance(e, UserUttered)]
+    assert texts == [f"message {n}" for n in range(50)]
+    assert sum(isinstance(e, SlotSet) and e.key == "language" for e in full.events) == 1
+
+
+async def test_short_conversations_are_stored_as_they_are(store: CompactRedisTrackerStore) -> None:
+    tracker = await converse(store, 3)
+    full = await store.retrieve_full_tracker("c_test")
+    assert [e.as_dict() for e in tracker.events] == [e.as_dict() for e in full.events]
+
+
+def test_keep_must_be_below_the_limit(redis_url: str) -> None:
+    with pytest.raises(ValueError):
+        CompactRedisTrackerStore(DOMAIN, port=urlparse(redis_url).port, max_live_events=10, keep_events=10)
