@@ -36,6 +36,7 @@ class Options:
     var_dir: Path = ROOT / "var"
     log_dir: Path | None = None
     model: Path = ROOT / "models"
+    endpoints: Path = ROOT / "endpoints.yml"
     ledger: tuple[Path, Path] | None = None
 
 
@@ -165,7 +166,7 @@ async def start_all(options: Options, base_env: dict[str, str] | None = None) ->
                           env, options.log_dir)
         await stack.start("rasa", [
             _bin("rasa"), "run", "--enable-api", "--auth-token", env["RASA_TOKEN"], "-i", "127.0.0.1",
-            "-p", str(options.rasa_port), "--model", str(options.model), "--endpoints", "endpoints.yml",
+            "-p", str(options.rasa_port), "--model", str(options.model), "--endpoints", str(options.endpoints),
             "--credentials", "credentials.yml",
         ], env, options.log_dir)
         await stack.start("gateway", [sys.executable, "-m", "bot", "gateway"], env, options.log_dir)

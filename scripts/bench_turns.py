@@ -2,7 +2,8 @@
 
 Starts the real stack (its own redis-server, action server, Rasa, gateway) on
 free ports, holds one conversation per requested length, and writes p50/p99
-per conversation and latency by turn number to a Markdown file.
+per conversation and latency by turn number to a Markdown file. The same run
+is repeated with Rasa's stock RedisTrackerStore as the reference.
 
     .venv/bin/python scripts/bench_turns.py --turns 20 --turns 200 --out docs/benchmarks.md
 """
@@ -72,7 +73,15 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-def report(results: dict[int, list[float]], command: str) -> str:
+def stock_endpoints(folder: Path) -> Path:
+    """endpoints.yml with Rasa's own RedisTrackerStore instead of ours."""
+    text = (ROOT / "endpoints.yml").read_text(encoding="utf-8")
+    path = folder / "endpoints-stock.yml"
+    path.write_text(text.replace("type: bot.tracker_store.CompactRedisTrackerStore", "type: redis"), encoding="utf-8")
+    return path
+
+
+def report(results: dict[str, dict[int, list[float]]], command: str) -> str:
     lines = [
         "## Turn latency of `/twilio/sms`, one conversation at a time",
         "",
@@ -82,38 +91,47 @@ def report(results: dict[int, list[float]], command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        "| conversation | turns | p50 ms | p99 ms | mean of turns 1-10 ms | mean of last 10 turns ms |",
+        "| tracker store | conversation | p50 ms | p99 ms | mean of turns 1-10 ms | mean of last 10 turns ms |",
         "|---|---|---|---|---|---|",
     ]
-    for turns, values in results.items():
-        lines.append(f"| {turns}-turn | {len(values)} | {statistics.median(values):.0f} | "
-                     f"{percentile(values, 0.99):.0f} | {statistics.mean(values[:10]):.0f} | "
-                     f"{statistics.mean(values[-10:]):.0f} |")
+    for store, by_length in results.items():
+        for turns, values in by_length.items():
+            lines.append(f"| {store} | {turns} turns | {statistics.median(values):.0f} | "
+                         f"{percentile(values, 0.99):.0f} | {statistics.mean(values[:10]):.0f} | "
+                         f"{statistics.mean(values[-10:]):.0f} |")
     return "\n".join(lines) + "\n"
+
+
+async def measure(folder: Path, turns: list[int], endpoints: Path) -> dict[int, list[float]]:
+    """Start a fresh system with these endpoints and hold one conversation per length."""
+    folder.mkdir()
+    options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
+                      redis_port=free_port(), var_dir=folder, log_dir=folder, endpoints=endpoints,
+                      ledger=write_ledger(folder, len(turns)))
+    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env.update({
+        "TWILIO_AUTH_TOKEN": "bench-token", "DATA_KEYS": Fernet.generate_key().decode(),
+        "HMAC_SECRET": "bench-hmac-secret-long-enough-for-the-check", "RASA_TOKEN": "bench",
+        "GATEWAY_PORT": str(options.gateway_port), "RASA_URL": f"http://127.0.0.1:{options.rasa_port}",
+        "ACTION_SERVER_URL": f"http://127.0.0.1:{options.action_port}",
+    })
+    stack = await start_all(options, env)
+    try:
+        settings = load_settings({**env, "REDIS_URL": f"redis://127.0.0.1:{options.redis_port}/0"})
+        async with aiohttp.ClientSession() as http:
+            return {length: await conversation(http, settings, f"+1415666{n:04d}", length)
+                    for n, length in enumerate(turns)}
+    finally:
+        await stack.stop()
 
 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
-                          redis_port=free_port(), var_dir=folder, log_dir=folder,
-                          ledger=write_ledger(folder, len(args.turns)))
-        env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
-        env.update({
-            "TWILIO_AUTH_TOKEN": "bench-token", "DATA_KEYS": Fernet.generate_key().decode(),
-            "HMAC_SECRET": "bench-hmac-secret-long-enough-for-the-check", "RASA_TOKEN": "bench",
-            "GATEWAY_PORT": str(options.gateway_port), "RASA_URL": f"http://127.0.0.1:{options.rasa_port}",
-            "ACTION_SERVER_URL": f"http://127.0.0.1:{options.action_port}",
-        })
-        stack = await start_all(options, env)
-        try:
-            settings = load_settings({**env, "REDIS_URL": f"redis://127.0.0.1:{options.redis_port}/0"})
-            async with aiohttp.ClientSession() as http:
-                results = {}
-                for n, turns in enumerate(args.turns):
-                    results[turns] = await conversation(http, settings, f"+1415666{n:04d}", turns)
-        finally:
-            await stack.stop()
+        results = {
+            "ours (CompactRedisTrackerStore)": await measure(folder / "ours", args.turns, ROOT / "endpoints.yml"),
+            "stock RedisTrackerStore": await measure(folder / "stock", args.turns, stock_endpoints(folder)),
+        }
     text = report(results, "make bench")
     print(text)
     if args.out:

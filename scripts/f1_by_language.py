@@ -31,7 +31,7 @@ def main(folder: Path) -> None:
         mine = [r for r in rows if language(r["text"]) == lang]
         truth = [r["intent"] for r in mine]
         predicted = [(r.get("intent_prediction") or {}).get("name") or "" for r in mine]
-        accuracy = sum(t == p for t, p in zip(truth, predicted)) / len(mine)
+        accuracy = sum(t == p for t, p in zip(truth, predicted, strict=False)) / len(mine)
         print(f"| {lang} | {len(mine)} | {f1_score(truth, predicted, average='macro'):.3f} | "
               f"{f1_score(truth, predicted, average='weighted'):.3f} | {accuracy:.3f} |")
 
