@@ -2,11 +2,14 @@
 
 No amount, date or loan detail leaves these actions before the borrower is
 verified; the gate in ``BorrowerAction.run`` enforces it for every subclass.
+Verification failures and "someone else is on this phone" are kept in Redis
+per account and per number, so a new session does not reset them.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,10 +26,11 @@ from bot.ledger import Account, overdue
 from bot.payments import payment_link
 from bot.services import Services, services
 
-# Intents after which a bare date or ID digits are read as the answer to our question.
-ANSWERING_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affirm", "deny", "ask_balance",
-                     "pay_now", "greet", "thank", "out_of_scope"}
-
+# Intents whose message may be the birth date or ID digits we asked for.
+VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affirm", "deny", "ask_balance",
+                               "pay_now", "greet", "thank", "out_of_scope"}
+# Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
+DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
 
 HANDOFF_REASON_BY_INTENT = {
     "request_human": "request_human", "complain": "complaint", "dispute_debt": "dispute",
@@ -44,15 +48,21 @@ class Turn:
     language: str
     text: str
     intent: str
+    previous_intent: str | None
     today: date
     verified: bool
     awaiting: str | None
     pending: str | None
     failures: int
-    identity_mismatch: bool
+    blocked: bool
     responses: dict[str, Any]
     dispatcher: CollectingDispatcher
     services: Services
+
+    @property
+    def locked(self) -> bool:
+        """Nothing may be disclosed in this conversation, whatever is answered."""
+        return self.blocked or self.failures >= verification.MAX_ATTEMPTS
 
     def say(self, response: str, **values: Any) -> None:
         """Send a response from the domain, in this conversation's language."""
@@ -72,24 +82,37 @@ def local_today(account: Account) -> date:
     return datetime.now(ZoneInfo(account.timezone)).date()
 
 
+def _intent_of(event_or_message: dict[str, Any]) -> str | None:
+    parse = event_or_message.get("parse_data", event_or_message)
+    return (parse.get("intent") or {}).get("name")
+
+
+def previous_user_intent(tracker: Tracker) -> str | None:
+    """The intent of the borrower's message before the latest one."""
+    users = [e for e in tracker.events if e.get("event") == "user"]
+    return _intent_of(users[-2]) if len(users) >= 2 else None
+
+
 async def load_turn(dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> Turn | None:
     """Build the turn, or None when the conversation has no ledger account."""
     svc = services()
     account = await svc.ledger.for_conversation(tracker.sender_id)
     if account is None:
         return None
+    language = tracker.get_slot("language") or await svc.records.language(tracker.sender_id) or account.language
     return Turn(
         conversation_id=tracker.sender_id,
         account=account,
-        language=tracker.get_slot("language") or account.language,
+        language=language,
         text=tracker.latest_message.get("text") or "",
-        intent=(tracker.latest_message.get("intent") or {}).get("name") or "",
+        intent=_intent_of(tracker.latest_message) or "",
+        previous_intent=previous_user_intent(tracker),
         today=local_today(account),
-        verified=bool(tracker.get_slot("verified")),
+        verified=tracker.get_slot("verified_account") == account.account_id,
         awaiting=tracker.get_slot("awaiting"),
         pending=tracker.get_slot("pending"),
-        failures=int(tracker.get_slot("verification_failures") or 0),
-        identity_mismatch=bool(tracker.get_slot("identity_mismatch")),
+        failures=await svc.records.verification_failures(account.account_id),
+        blocked=await svc.records.disclosure_blocked(tracker.sender_id),
         responses=domain.get("responses", {}),
         dispatcher=dispatcher,
         services=svc,
@@ -101,6 +124,7 @@ class BorrowerAction(Action, abc.ABC):
 
     Subclasses implement ``act``; those that disclose account details set
     ``requires_verification`` and never run for an unverified borrower.
+    Instances are shared by concurrent conversations: keep no state on them.
     """
 
     requires_verification = False
@@ -121,7 +145,7 @@ class BorrowerAction(Action, abc.ABC):
         if turn is None:
             dispatcher.utter_message(response="utter_unknown_sender")
             return []
-        if self.answers_questions and turn.intent in ANSWERING_INTENTS:
+        if self.answers_questions:
             answered = await answer_pending_question(turn)
             if answered is not None:
                 return answered
@@ -132,16 +156,17 @@ class BorrowerAction(Action, abc.ABC):
 
 async def answer_pending_question(turn: Turn) -> list[EventType] | None:
     """Treat the message as the answer to what we asked, if it is one."""
-    if turn.awaiting == "verification" and verification.looks_like_answer(turn.text):
+    if (turn.awaiting == "verification" and turn.intent in VERIFICATION_ANSWER_INTENTS
+            and verification.read_answer(turn.text).present):
         return await attempt_verification(turn)
-    if turn.awaiting == "promise_date" and turn.verified:
+    if turn.awaiting == "promise_date" and turn.verified and turn.intent in DATE_ANSWER_INTENTS:
         return await record_promise_from_text(turn, ask_if_missing=False)
     return None
 
 
 def refuse_or_ask_verification(turn: Turn) -> list[EventType]:
     """Ask who we are talking to, unless this conversation may not be told anything."""
-    if turn.identity_mismatch or turn.failures >= verification.MAX_ATTEMPTS:
+    if turn.locked:
         turn.say("utter_cannot_discuss")
         return []
     turn.say("utter_ask_verification")
@@ -150,21 +175,21 @@ def refuse_or_ask_verification(turn: Turn) -> list[EventType]:
 
 async def attempt_verification(turn: Turn) -> list[EventType]:
     """Check the answer; disclose on success, offer a person after the last failure."""
-    if turn.identity_mismatch or turn.failures >= verification.MAX_ATTEMPTS:
+    if turn.locked:
         turn.say("utter_cannot_discuss")
         return []
-    if not verification.matches(turn.account, turn.text):
-        failures = turn.failures + 1
-        if failures < verification.MAX_ATTEMPTS:
+    records = turn.services.records
+    if not verification.matches(turn.account, verification.read_answer(turn.text)):
+        if await records.verification_failed(turn.account.account_id) < verification.MAX_ATTEMPTS:
             turn.say("utter_verification_retry")
-            return [SlotSet("verification_failures", failures)]
+            return []
         turn.say("utter_verification_failed")
-        return [SlotSet("verification_failures", failures), SlotSet("awaiting", "handoff_offer"),
-                SlotSet("pending", None)]
+        return [SlotSet("awaiting", "handoff_offer"), SlotSet("pending", None)]
+    await records.verification_passed(turn.account.account_id)
     turn.say("utter_verified")
-    events: list[EventType] = [SlotSet("verified", True), SlotSet("awaiting", None), SlotSet("pending", None),
-                               SlotSet("verification_failures", 0)]
-    verified = Turn(**{**turn.__dict__, "verified": True, "awaiting": None})
+    events: list[EventType] = [SlotSet("verified_account", turn.account.account_id), SlotSet("awaiting", None),
+                               SlotSet("pending", None)]
+    verified = dataclasses.replace(turn, verified=True, awaiting=None, failures=0)
     return events + await continue_after_verification(verified)
 
 
@@ -229,7 +254,7 @@ async def record_promise_from_text(turn: Turn, ask_if_missing: bool) -> list[Eve
     so the caller can treat the message as something else.
     """
     try:
-        promised = find_date(turn.text, turn.language, turn.today)
+        promised = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today)
     except ImpossibleDate:
         turn.say("utter_date_impossible")
         return [SlotSet("awaiting", "promise_date")]

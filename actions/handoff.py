@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
-from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import HANDOFF_REASON_BY_INTENT, BorrowerAction, Turn, hand_off, refuse_or_ask_verification
 
@@ -29,15 +25,21 @@ class ActionHandOff(BorrowerAction):
 
 
 class ActionQueueForSpecialist(BorrowerAction):
-    """Plans, extensions, hardship and visits: queued for an agent with the reason."""
+    """Plans, extensions, hardship and visits: queued for an agent with the reason.
 
-    requires_verification = True
+    No verification first: the reply says nothing about the loan, and a borrower
+    in difficulty should reach a person even without their ID card at hand.
+    """
+
     answers_questions = False
 
     def name(self) -> str:
         return "action_queue_for_specialist"
 
     async def act(self, turn: Turn) -> list[EventType]:
+        if turn.blocked:
+            turn.say("utter_cannot_discuss")
+            return []
         return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
 
 
@@ -47,24 +49,11 @@ class ActionFallback(BorrowerAction):
     def name(self) -> str:
         return "action_fallback"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
-    ) -> list[EventType]:
-        self._previous_intent = _previous_user_intent(tracker)
-        return await super().run(dispatcher, tracker, domain)
-
     async def act(self, turn: Turn) -> list[EventType]:
-        if self._previous_intent == "nlu_fallback":
+        if turn.previous_intent == "nlu_fallback":
             return await hand_off(turn, "fallback")
         turn.say("utter_fallback")
         return []
-
-
-def _previous_user_intent(tracker: Tracker) -> str | None:
-    users = [e for e in tracker.events if e.get("event") == "user"]
-    if len(users) < 2:
-        return None
-    return ((users[-2].get("parse_data") or {}).get("intent") or {}).get("name")
 
 
 class ActionAffirm(BorrowerAction):
@@ -81,7 +70,7 @@ class ActionAffirm(BorrowerAction):
 
 
 class ActionDeny(BorrowerAction):
-    """A no: declines the offer of a person."""
+    """A no: declines the offer of a person, or the question we asked."""
 
     def name(self) -> str:
         return "action_deny"
@@ -91,4 +80,4 @@ class ActionDeny(BorrowerAction):
             turn.say("utter_handoff_declined")
             return [SlotSet("awaiting", None)]
         turn.say("utter_how_can_i_help")
-        return []
+        return [SlotSet("awaiting", None)] if turn.awaiting == "promise_date" else []

@@ -17,8 +17,9 @@ class ActionWrongNumber(BorrowerAction):
 
     async def act(self, turn: Turn) -> list[EventType]:
         await turn.services.records.flag_number(turn.conversation_id, "wrong_number", stop_contact=True)
+        await turn.services.records.block_disclosure(turn.conversation_id, "wrong_number")
         turn.say("utter_wrong_number")
-        return [SlotSet("identity_mismatch", True), SlotSet("verified", False), SlotSet("awaiting", None)]
+        return [SlotSet("verified_account", None), SlotSet("awaiting", None)]
 
 
 class ActionThirdParty(BorrowerAction):
@@ -31,8 +32,9 @@ class ActionThirdParty(BorrowerAction):
 
     async def act(self, turn: Turn) -> list[EventType]:
         await turn.services.records.flag_number(turn.conversation_id, "third_party", stop_contact=False)
+        await turn.services.records.block_disclosure(turn.conversation_id, "third_party")
         turn.say("utter_third_party")
-        return [SlotSet("identity_mismatch", True), SlotSet("verified", False), SlotSet("awaiting", None)]
+        return [SlotSet("verified_account", None), SlotSet("awaiting", None)]
 
 
 class ActionStopContact(BorrowerAction):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from rasa_sdk.events import EventType, SlotSet
@@ -31,6 +32,6 @@ class ActionSwitchLanguage(BorrowerAction):
 
     async def act(self, turn: Turn) -> list[EventType]:
         language = wanted_language(turn.text, turn.language)
-        switched = Turn(**{**turn.__dict__, "language": language})
-        switched.say("utter_language_switched")
+        await turn.services.records.set_language(turn.conversation_id, language)
+        dataclasses.replace(turn, language=language).say("utter_language_switched")
         return [SlotSet("language", language)]

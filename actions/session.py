@@ -24,7 +24,7 @@ class ActionSessionStart(Action):
         events: list[EventType] = [SessionStarted()]
         turn = await load_turn(dispatcher, tracker, domain)
         if turn is not None:
-            language = turn.account.language
+            language = await turn.services.records.language(turn.conversation_id) or turn.account.language
             settings = turn.services.settings
             events += [SlotSet("language", language), SlotSet("bank_phone", settings.bank_phone),
                        SlotSet("agent_hours", settings.agent_hours)]

@@ -36,7 +36,7 @@ class ActionVerify(BorrowerAction):
     async def act(self, turn: Turn) -> list[EventType]:
         if turn.awaiting == "promise_date" and turn.verified:
             return await record_promise_from_text(turn, ask_if_missing=True) or []
-        if not turn.verified and verification.looks_like_answer(turn.text):
+        if not turn.verified and verification.read_answer(turn.text).present:
             return await attempt_verification(turn)
         if not turn.verified:
             return refuse_or_ask_verification(turn)

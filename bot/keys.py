@@ -36,3 +36,15 @@ def handoff(conversation_id: str) -> str:
 
 def webhook_seen(message_sid: str) -> str:
     return f"webhook:sms:{message_sid}"
+
+
+def verification_failures(account_id: str) -> str:
+    return f"verify:failures:{account_id}"
+
+
+def disclosure_block(conversation_id: str) -> str:
+    return f"verify:blocked:{conversation_id}"
+
+
+def language(conversation_id: str) -> str:
+    return f"conversation:language:{conversation_id}"

@@ -16,11 +16,13 @@ from bot.privacy import Vault
 
 HANDOFF_REASONS = (
     "request_human", "complaint", "dispute", "fallback", "verification_failed", "already_paid",
-    "request_plan", "request_extension", "hardship", "visit", "message_after_opt_out",
+    "request_plan", "request_extension", "hardship", "visit",
 )
 # Reasons that also stop outbound reminders until a person lifts the hold.
 HOLDING_REASONS = {"dispute", "already_paid"}
 _PRIORITY = {"complaint": 1, "dispute": 1, "verification_failed": 2, "already_paid": 2}
+# Failed verification locks disclosure for a day; so does a third party or a wrong number on the line.
+LOCK_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class Records:
 
     async def hand_off(self, conversation_id: str, account_id: str, reason: str) -> None:
         """Queue the conversation for an agent; a conversation is queued once."""
-        assert reason in HANDOFF_REASONS, reason
+        if reason not in HANDOFF_REASONS:
+            raise ValueError(f"unknown handoff reason {reason!r}")
         now = int(time.time())
         async with self.redis.pipeline(transaction=True) as tx:
             tx.hsetnx(keys.handoff(conversation_id), "since", now)
@@ -67,13 +70,6 @@ class Records:
             if reason in HOLDING_REASONS:
                 tx.hset(keys.hold(account_id), reason, now)
             await self._audit(tx, "handoff", conversation=conversation_id, reason=reason)
-            await tx.execute()
-
-    async def hold(self, account_id: str, reason: str) -> None:
-        """Stop outbound reminders on an account until a person lifts it."""
-        async with self.redis.pipeline(transaction=True) as tx:
-            tx.hset(keys.hold(account_id), reason, int(time.time()))
-            await self._audit(tx, "hold", account_id=account_id, reason=reason)
             await tx.execute()
 
     async def flag_number(self, conversation_id: str, reason: str, stop_contact: bool) -> None:
@@ -105,3 +101,37 @@ class Records:
             await self._audit(tx, "paid_claim", account_id=account_id)
             await tx.execute()
         await self.hand_off(conversation_id, account_id, "already_paid")
+
+    async def verification_failures(self, account_id: str) -> int:
+        """Failed verification attempts on the account in the last day, across conversations."""
+        return int(await self.redis.get(keys.verification_failures(account_id)) or 0)
+
+    async def verification_failed(self, account_id: str) -> int:
+        """Count one more failed attempt; returns the new count."""
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.incr(keys.verification_failures(account_id))
+            tx.expire(keys.verification_failures(account_id), LOCK_SECONDS)
+            await self._audit(tx, "verification_failed", account_id=account_id)
+            count, _, _ = await tx.execute()
+        return int(count)
+
+    async def verification_passed(self, account_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.delete(keys.verification_failures(account_id))
+            await self._audit(tx, "verification_passed", account_id=account_id)
+            await tx.execute()
+
+    async def block_disclosure(self, conversation_id: str, reason: str) -> None:
+        """Someone other than the borrower is on this number: disclose nothing for a day."""
+        await self.redis.set(keys.disclosure_block(conversation_id), reason, ex=LOCK_SECONDS)
+
+    async def disclosure_blocked(self, conversation_id: str) -> bool:
+        return bool(await self.redis.exists(keys.disclosure_block(conversation_id)))
+
+    async def set_language(self, conversation_id: str, language: str) -> None:
+        """Remember the language the borrower asked for, beyond this session."""
+        await self.redis.set(keys.language(conversation_id), language)
+
+    async def language(self, conversation_id: str) -> str | None:
+        value = await self.redis.get(keys.language(conversation_id))
+        return value.decode() if value else None

@@ -13,7 +13,7 @@ _GSM_EXTENDED = set("^{}\\[~]|€\f")
 MAX_SEGMENTS = 3
 
 OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订", "TD"}
-OPT_IN = {"START", "UNSTOP", "YES"}
+OPT_IN = {"START", "UNSTOP"}
 HELP = {"HELP", "INFO", "帮助"}
 
 
@@ -22,7 +22,7 @@ def keyword(body: str) -> str | None:
     word = body.strip().strip(".!。！").upper()
     if word in OPT_OUT:
         return "opt_out"
-    if word in OPT_IN - {"YES"}:
+    if word in OPT_IN:
         return "opt_in"
     if word in HELP:
         return "help"

@@ -6,6 +6,7 @@ not say before verification.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import date
 from pathlib import Path
@@ -19,7 +20,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
 from actions.balance import ActionBalance
-from actions.handoff import ActionAffirm, ActionFallback, ActionHandOff, ActionQueueForSpecialist
+from actions.handoff import ActionAffirm, ActionDeny, ActionFallback, ActionHandOff, ActionQueueForSpecialist
 from actions.identity import ActionStopContact, ActionThirdParty, ActionWrongNumber
 from actions.language import ActionSwitchLanguage, wanted_language
 from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
@@ -57,17 +58,18 @@ def load_tracker(svc: Services, name: str) -> Tracker:
 
 
 def make_tracker(svc: Services, account_id: str, text: str, intent: str, previous_intent: str | None = None,
-                 **slots: Any) -> Tracker:
+                 verified: bool = False, **slots: Any) -> Tracker:
     """A tracker whose latest message is ``text`` classified as ``intent``."""
     language = "zh" if account_id.startswith("CN") else "en"
+    if verified:
+        slots["verified_account"] = account_id
     events: list[dict[str, Any]] = []
     if previous_intent:
         events.append({"event": "user", "text": "…", "parse_data": {"intent": {"name": previous_intent}}})
     events.append({"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}})
     return Tracker(
         sender_id=_sender(svc, account_id),
-        slots={"language": language, "verified": False, "awaiting": None, "pending": None,
-               "verification_failures": 0, "identity_mismatch": False, **slots},
+        slots={"language": language, "verified_account": None, "awaiting": None, "pending": None, **slots},
         latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []},
         events=events, paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen",
     )
@@ -100,13 +102,13 @@ async def test_unverified_balance_question_asks_for_verification(services: Servi
 
 async def test_right_birth_date_verifies_and_discloses(services: Services) -> None:
     events, messages = await run(ActionVerify(), load_tracker(services, "answers_birth_date_zh.json"))
-    assert events == [SlotSet("verified", True), SlotSet("awaiting", None), SlotSet("pending", None),
-                      SlotSet("verification_failures", 0)]
+    assert events == [SlotSet("verified_account", "CN001"), SlotSet("awaiting", None), SlotSet("pending", None)]
     assert messages[0] == "谢谢，身份已核实。"
     assert messages[1] == "您的贷款逾期3期，共¥3,500.00，最早一期应还日为2026年9月15日。"
 
 
 async def test_third_party_hears_nothing_even_with_the_right_birth_date(services: Services) -> None:
+    await services.records.block_disclosure(_sender(services, "US001"), "third_party")
     events, messages = await run(ActionVerify(), load_tracker(services, "third_party_then_answers_en.json"))
     assert events == []
     assert messages == ["Sorry, we can only discuss this with the account holder. They can call us on 95588."]
@@ -114,27 +116,27 @@ async def test_third_party_hears_nothing_even_with_the_right_birth_date(services
 
 
 async def test_three_wrong_answers_end_with_an_offer_of_a_person(services: Services) -> None:
-    slots: dict[str, Any] = {"awaiting": "verification"}
     all_messages = []
-    for failures in range(3):
-        tracker = make_tracker(services, "US001", "01/01/1970", "inform", verification_failures=failures, **slots)
+    for _ in range(3):
+        tracker = make_tracker(services, "US001", "01/01/1970", "inform", awaiting="verification")
         events, messages = await run(ActionVerify(), tracker)
         all_messages += messages
-    assert events == [SlotSet("verification_failures", 3), SlotSet("awaiting", "handoff_offer"),
-                      SlotSet("pending", None)]
+    assert events == [SlotSet("awaiting", "handoff_offer"), SlotSet("pending", None)]
+    assert await services.records.verification_failures("US001") == 3
     assert "Would you like a colleague to contact you?" in all_messages[-1]
     assert_discloses_nothing(all_messages)
-    events, messages = await run(ActionAffirm(), make_tracker(
-        services, "US001", "yes", "affirm", awaiting="handoff_offer", verification_failures=3))
+    events, messages = await run(ActionAffirm(), make_tracker(services, "US001", "yes", "affirm",
+                                                              awaiting="handoff_offer"))
     assert events == [SlotSet("awaiting", None)]
     item = await services.redis.hgetall(keys.handoff(_sender(services, "US001")))
     assert item[b"reason"] == b"verification_failed"
     assert_discloses_nothing(messages)
 
 
-async def test_after_three_failures_a_right_answer_is_refused(services: Services) -> None:
-    tracker = make_tracker(services, "US001", "07/04/1979", "inform", awaiting="handoff_offer",
-                           verification_failures=3)
+async def test_after_three_failures_a_right_answer_is_refused_even_in_a_new_session(services: Services) -> None:
+    for _ in range(3):
+        await services.records.verification_failed("US001")
+    tracker = make_tracker(services, "US001", "07/04/1979", "inform", awaiting="verification")
     events, messages = await run(ActionVerify(), tracker)
     assert events == []
     assert_discloses_nothing(messages)
@@ -143,7 +145,7 @@ async def test_after_three_failures_a_right_answer_is_refused(services: Services
 async def test_id_digits_verify_in_english_and_pending_pay_now_sends_the_link(services: Services) -> None:
     tracker = make_tracker(services, "US001", "its 4421", "inform", awaiting="verification", pending="pay_now")
     events, messages = await run(ActionVerify(), tracker)
-    assert events[0] == SlotSet("verified", True)
+    assert events[0] == SlotSet("verified_account", "US001")
     assert messages[1] == "Your loan has $824.74 overdue over 2 instalment(s); the oldest was due on October 1, 2026."
     link = messages[2].split("here: ")[1].split(" ")[0]
     token = link.rsplit("/", 1)[1]
@@ -225,7 +227,7 @@ async def test_plan_and_visit_intents_queue_with_their_reason(services: Services
 
 async def test_wrong_number_flags_and_stops_contact_without_a_word_about_the_debt(services: Services) -> None:
     events, messages = await run(ActionWrongNumber(), make_tracker(services, "CN001", "你打错了", "wrong_number"))
-    assert events == [SlotSet("identity_mismatch", True), SlotSet("verified", False), SlotSet("awaiting", None)]
+    assert events == [SlotSet("verified_account", None), SlotSet("awaiting", None)]
     assert messages == ["抱歉打扰了。已记录，我们将不再给这个号码发消息。"]
     sender = _sender(services, "CN001")
     assert await services.redis.zscore(keys.REVIEW_NUMBERS, sender) is not None
@@ -234,7 +236,8 @@ async def test_wrong_number_flags_and_stops_contact_without_a_word_about_the_deb
 
 async def test_third_party_is_flagged_and_hears_only_the_bank_number(services: Services) -> None:
     events, messages = await run(ActionThirdParty(), make_tracker(services, "US001", "im his wife", "third_party"))
-    assert events == [SlotSet("identity_mismatch", True), SlotSet("verified", False), SlotSet("awaiting", None)]
+    assert events == [SlotSet("verified_account", None), SlotSet("awaiting", None)]
+    assert await services.records.disclosure_blocked(_sender(services, "US001"))
     assert_discloses_nothing(messages)
     assert "95588" in messages[0]
 
@@ -278,3 +281,54 @@ async def test_pay_now_before_verification_sends_no_link(services: Services) -> 
     _, messages = await run(ActionPayNow(), make_tracker(services, "US001", "send me the link", "pay_now"))
     assert not any("http" in m for m in messages)
     assert_discloses_nothing(messages)
+
+
+async def test_a_message_listing_many_guesses_fails_and_discloses_nothing(services: Services) -> None:
+    guesses = " ".join(f"{n:04d}" for n in range(4400, 4424))  # the right one, 4421, among them
+    events, messages = await run(ActionVerify(), make_tracker(services, "US001", guesses, "inform",
+                                                              awaiting="verification"))
+    assert events == []
+    assert_discloses_nothing(messages)
+    assert await services.records.verification_failures("US001") == 1
+
+
+async def test_verification_belongs_to_one_account(services: Services) -> None:
+    tracker = make_tracker(services, "US001", "how much do i owe", "ask_balance", verified_account="CN001")
+    events, messages = await run(ActionBalance(), tracker)
+    assert events == [SlotSet("awaiting", "verification"), SlotSet("pending", "ask_balance")]
+    assert_discloses_nothing(messages)
+
+
+async def test_a_no_while_we_wait_for_a_date_is_not_a_promise(services: Services) -> None:
+    tracker = make_tracker(services, "US001", "no i cant pay tomorrow", "deny", verified=True,
+                           awaiting="promise_date")
+    events, _ = await run(ActionDeny(), tracker)
+    assert events == [SlotSet("awaiting", None)]
+    assert await services.records.get_promise("US001") is None
+
+
+async def test_hardship_reaches_a_person_without_verification(services: Services) -> None:
+    events, messages = await run(ActionQueueForSpecialist(), make_tracker(services, "CN001", "我失业了 没钱还",
+                                                                          "inform_hardship"))
+    assert events == [SlotSet("awaiting", None)]
+    assert messages[0] == "听到这个消息很抱歉。工作人员会根据您的情况看看有哪些方案。"
+    assert_discloses_nothing(messages)
+    item = await services.redis.hgetall(keys.handoff(_sender(services, "CN001")))
+    assert item[b"reason"] == b"hardship"
+
+
+async def test_the_chosen_language_outlives_the_session(services: Services) -> None:
+    await run(ActionSwitchLanguage(), make_tracker(services, "CN001", "english please", "switch_language"))
+    tracker = make_tracker(services, "CN001", "hi", "greet", language=None)
+    events, messages = await run(ActionSessionStart(), tracker)
+    assert SlotSet("language", "en") in events
+    assert messages == ["Hello, this is Example Bank's automated assistant."]
+
+
+async def test_concurrent_fallbacks_are_counted_per_conversation(services: Services) -> None:
+    second = make_tracker(services, "US001", "zzz", "nlu_fallback", "nlu_fallback")
+    first = make_tracker(services, "CN001", "zzz", "nlu_fallback")
+    action = ActionFallback()
+    await asyncio.gather(run(action, second), run(action, first))
+    assert await services.redis.zscore(keys.HANDOFF_QUEUE, _sender(services, "US001")) is not None
+    assert await services.redis.zscore(keys.HANDOFF_QUEUE, _sender(services, "CN001")) is None
