@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import redis.exceptions
 from aiohttp import web
 from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 SEEN_TTL_SECONDS = 7 * 24 * 3600
+# A turn that crashed midway must not block Twilio's retry for long.
+IN_PROGRESS_TTL_SECONDS = 60
 RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
 _MESSAGE_SID = re.compile(r"(SM|MM|SMS)[0-9a-fA-F]{32}")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
@@ -80,7 +83,7 @@ async def signed_form(request: web.Request, settings: Settings) -> MultiDictProx
         raise web.HTTPBadRequest(text="expected application/x-www-form-urlencoded")
     try:
         form = await request.post()
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, LookupError):  # bad bytes, or an unknown charset
         raise web.HTTPBadRequest(text="form is not valid UTF-8") from None
     url = settings.public_base_url + request.path_qs
     if not RequestValidator(settings.twilio_auth_token).validate(url, form, signature):
@@ -102,11 +105,20 @@ async def sms_webhook(request: web.Request) -> web.Response:
     sid, phone, body = form.get("MessageSid", ""), form.get("From", ""), form.get("Body", "")
     if not _MESSAGE_SID.fullmatch(sid) or not _E164.fullmatch(phone):
         raise web.HTTPBadRequest(text="MessageSid and an E.164 From are required")
+    try:
+        return await _take_turn_once(request.app, sid, phone, body)
+    except redis.exceptions.RedisError as exc:
+        log.error("redis unavailable: %s", type(exc).__name__)
+        raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
+
+
+async def _take_turn_once(app: web.Application, sid: str, phone: str, body: str) -> web.Response:
+    svc = app[SERVICES]
     seen_key = keys.webhook_seen(sid)
-    if not await svc.redis.set(seen_key, _IN_PROGRESS, nx=True, ex=SEEN_TTL_SECONDS):
+    if not await svc.redis.set(seen_key, _IN_PROGRESS, nx=True, ex=IN_PROGRESS_TTL_SECONDS):
         return _xml(await _replayed_answer(svc, seen_key))
     try:
-        twiml = _twiml(await _reply(request.app, pseudonym(phone, svc.settings.hmac_secret), body))
+        twiml = _twiml(await _reply(app, pseudonym(phone, svc.settings.hmac_secret), body))
     except BaseException:
         await svc.redis.delete(seen_key)  # not taken: let Twilio's retry take it
         raise
@@ -131,7 +143,8 @@ async def _reply(app: web.Application, conversation_id: str, body: str) -> list[
     """Keyword at the edge, polite refusal for strangers, otherwise a Rasa turn."""
     svc = app[SERVICES]
     account = await svc.ledger.for_conversation(conversation_id)
-    language = account.language if account else ("zh" if _CJK.search(body) else "en")
+    language = await svc.records.language(conversation_id) or (
+        account.language if account else ("zh" if _CJK.search(body) else "en"))
     word = sms.keyword(body)
     if word:
         return [await _keyword_reply(app, conversation_id, word, language)]
@@ -175,11 +188,14 @@ async def _rasa_turn(app: web.Application, conversation_id: str, body: str) -> l
             if response.status != 200:
                 log.error("rasa answered HTTP %s (%s)", response.status, conversation_id)
                 raise RasaUnavailable
-            messages: list[dict[str, Any]] = await response.json()
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        log.error("rasa unreachable: %s (%s)", type(exc).__name__, conversation_id)
+            messages: Any = await response.json()
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        log.error("rasa unreachable or answered garbage: %s (%s)", type(exc).__name__, conversation_id)
         raise RasaUnavailable from exc
-    return [str(m["text"]) for m in messages if m.get("text")]
+    if not isinstance(messages, list):
+        log.error("rasa answered %s instead of a list (%s)", type(messages).__name__, conversation_id)
+        raise RasaUnavailable
+    return [str(m["text"]) for m in messages if isinstance(m, dict) and m.get("text")]
 
 
 # --- health ------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 # GSM 03.38 basic set; the extension set costs two septets per character.
 _GSM_BASIC = set(
@@ -38,16 +39,39 @@ def segments(text: str) -> int:
     return 1 if units <= 70 else math.ceil(units / 67)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+
+
+def _cut(text: str, limit: int) -> list[str]:
+    """Split text that no sentence boundary can save, at the longest prefix that fits."""
+    pieces = []
+    while segments(text) > limit:
+        low, high = 1, len(text)
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if segments(text[:middle]) <= limit else (low, middle - 1)
+        pieces.append(text[:low])
+        text = text[low:]
+    return pieces + [text]
+
+
+def _pieces(message: str, limit: int) -> list[str]:
+    if segments(message) <= limit:
+        return [message]
+    return [cut for sentence in _SENTENCE_END.split(message) if sentence for cut in _cut(sentence, limit)]
+
+
 def pack(messages: list[str], limit: int = MAX_SEGMENTS) -> list[str]:
     """Join a turn's replies into as few SMS as possible, each within ``limit`` segments.
 
-    A single reply longer than the limit is kept whole rather than cut: wording
-    is checked against the limit by the tests, so this only happens by mistake.
+    A reply too long for one SMS is split between sentences (or, failing that,
+    where it must), so no SMS ever exceeds the limit.
     """
     packed: list[str] = []
     for message in (m.strip() for m in messages if m and m.strip()):
-        if packed and segments(packed[-1] + "\n" + message) <= limit:
-            packed[-1] += "\n" + message
-        else:
-            packed.append(message)
+        for piece in _pieces(message, limit):
+            if packed and segments(packed[-1] + "\n" + piece) <= limit:
+                packed[-1] += "\n" + piece
+            else:
+                packed.append(piece)
     return packed

@@ -183,7 +183,16 @@ async def run_until_stopped(options: Options) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    stack = await start_all(options)
+    starting = asyncio.create_task(start_all(options))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # stopped while starting: start_all cleans up what it started
+        starting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await starting
+        return 0
+    stopping.cancel()
+    stack = starting.result()
     print(_banner(options), flush=True)
     while not stop.is_set() and stack.dead() is None:
         with contextlib.suppress(asyncio.TimeoutError):

@@ -10,6 +10,9 @@ per conversation:
   last turns whole. Rules and actions only look back a turn or two.
 - ``tracker:archive:<id>``: every event ever, appended once, for transcripts.
 
+Both are encrypted with the project's data keys: trackers hold what borrowers
+typed, birth dates and ID digits included.
+
 Used from endpoints.yml as ``type: bot.tracker_store.CompactRedisTrackerStore``.
 """
 
@@ -20,8 +23,11 @@ import logging
 from typing import Any
 
 from rasa.core.tracker_store import RedisTrackerStore
+from rasa.shared.core.conversation import Dialogue
 from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.privacy import Vault
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +37,13 @@ ACTION_LISTEN = "action_listen"
 class CompactRedisTrackerStore(RedisTrackerStore):
     """Redis tracker store with a bounded live tracker and an append-only archive."""
 
-    def __init__(self, domain: Any, host: str = "localhost", port: int | str = 6379, db: int | str = 0,
-                 password: str | None = None, max_live_events: int = 80, keep_events: int = 40,
+    def __init__(self, domain: Any, data_keys: str, host: str = "localhost", port: int | str = 6379,
+                 db: int | str = 0, password: str | None = None, max_live_events: int = 80, keep_events: int = 40,
                  **kwargs: Any) -> None:
         super().__init__(domain, host=host, port=int(port), db=int(db), password=password or None, **kwargs)
         if not 0 < keep_events < max_live_events:
             raise ValueError("keep_events must be above 0 and below max_live_events")
+        self.vault = Vault(tuple(k.strip() for k in str(data_keys).split(",") if k.strip()))
         self.max_live_events = int(max_live_events)
         self.keep_events = int(keep_events)
 
@@ -48,7 +55,8 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         await self.stream_events(tracker)
         key = self.key_prefix + tracker.sender_id
         events = [event.as_dict() for event in tracker.events]
-        archived_until = _archived_until(self.red.get(key))
+        stored = self.red.get(key)
+        archived_until = float(self.vault.open(stored).get("archived_until", 0.0)) if stored else 0.0
         new_events = [e for e in events if e.get("timestamp", 0) > archived_until]
         live = events if len(events) <= self.max_live_events else self._compact(tracker, events)
         record = {"name": tracker.sender_id, "events": live,
@@ -56,8 +64,8 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         expiry = timeout or self.record_exp
         pipe = self.red.pipeline(transaction=True)
         if new_events:
-            pipe.rpush(self._archive_key(tracker.sender_id), *(json.dumps(e) for e in new_events))
-        pipe.set(key, json.dumps(record), ex=expiry)
+            pipe.rpush(self._archive_key(tracker.sender_id), *(self.vault.seal(e) for e in new_events))
+        pipe.set(key, self.vault.seal(record), ex=expiry)
         if expiry:
             pipe.expire(self._archive_key(tracker.sender_id), int(expiry))
         pipe.execute()
@@ -77,19 +85,21 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         prefix.append(ActionExecuted(ACTION_LISTEN, timestamp=at))
         return [event.as_dict() for event in prefix] + tail
 
+    def deserialise_tracker(self, sender_id: str, serialised_tracker: str | bytes) -> DialogueStateTracker | None:
+        """Decrypt, then let Rasa rebuild the tracker."""
+        record = json.dumps(self.vault.open(serialised_tracker))
+        return super().deserialise_tracker(sender_id, record)
+
     async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         """Every event of every session, from the archive."""
-        events = [json.loads(e) for e in self.red.lrange(self._archive_key(sender_id), 0, -1)]
+        events = [self.vault.open(e) for e in self.red.lrange(self._archive_key(sender_id), 0, -1)]
         if not events:
             return None
-        return self.deserialise_tracker(sender_id, json.dumps({"name": sender_id, "events": events}))
+        tracker = self.init_tracker(sender_id)
+        tracker.recreate_from_dialogue(Dialogue.from_parameters({"name": sender_id, "events": events}))
+        return tracker
 
 
 def _is_listen(event: dict[str, Any]) -> bool:
     return event.get("event") == "action" and event.get("name") == ACTION_LISTEN
 
-
-def _archived_until(stored: str | None) -> float:
-    if not stored:
-        return 0.0
-    return float(json.loads(stored).get("archived_until", 0.0))

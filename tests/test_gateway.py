@@ -33,6 +33,7 @@ class FakeRasa:
         self.received: list[dict[str, Any]] = []
         self.replies: list[str] = ["Hello from the bot."]
         self.up = True
+        self.garbage: bytes | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -44,6 +45,8 @@ class FakeRasa:
     async def webhook(self, request: web.Request) -> web.Response:
         if not self.up:
             return web.Response(status=500)
+        if self.garbage is not None:
+            return web.Response(body=self.garbage, content_type="application/json")
         payload = await request.json()
         self.received.append(payload)
         return web.json_response([{"recipient_id": payload["sender"], "text": t} for t in self.replies])
@@ -220,3 +223,36 @@ async def test_webhook_keys_hold_no_phone_number(client: TestClient, services: S
     await post_sms(client, services.settings, US_PHONE, "hello")
     names = [k.decode() for k in await services.redis.keys("*")]
     assert not any("4155550123" in name for name in names)
+
+
+async def test_an_unknown_charset_is_400(client: TestClient, services: Services) -> None:
+    form, signature = signed_sms(services.settings, CN_PHONE, "hi")
+    body = "&".join(f"{k}={v}" for k, v in form.items()).replace("+", "%2B")
+    response = await client.post("/twilio/sms", data=body.encode(), headers={
+        "X-Twilio-Signature": signature, "Content-Type": "application/x-www-form-urlencoded; charset=bogus"})
+    assert response.status == 400
+
+
+@pytest.mark.parametrize("garbage", [b"not json", b'{"text": "a dict"}'])
+async def test_rasa_answering_garbage_is_503(client: TestClient, services: Services,
+                                             rasa: tuple[FakeRasa, str], garbage: bytes) -> None:
+    rasa[0].garbage = garbage
+    response = await post_sms(client, services.settings, US_PHONE, "hello")
+    assert response.status == 503
+
+
+async def test_redis_down_is_503(services: Services, rasa: tuple[FakeRasa, str]) -> None:
+    from tests.conftest import free_port
+
+    settings = dataclasses.replace(services.settings, rasa_url=rasa[1], action_url=rasa[1],
+                                   redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with TestClient(TestServer(init_app(settings))) as offline:
+        response = await post_sms(offline, settings, US_PHONE, "hello")
+        assert response.status == 503
+        assert (await offline.get("/healthz")).status == 503
+
+
+async def test_edge_replies_follow_the_language_the_borrower_chose(client: TestClient, services: Services) -> None:
+    await services.records.set_language(pseudonym(CN_PHONE, services.settings.hmac_secret), "en")
+    answer = messages_in(await (await post_sms(client, services.settings, CN_PHONE, "HELP")).text())
+    assert answer == ["Example Bank loan assistant. Call 95588 for help. Reply STOP to unsubscribe."]

@@ -85,7 +85,14 @@ def test_pack_respects_a_lower_limit() -> None:
     assert pack(["a" * 100, "b" * 100], limit=1) == ["a" * 100, "b" * 100]
 
 
-def test_pack_keeps_a_long_reply_whole() -> None:
-    long_reply = "还" * 300
+def test_pack_splits_an_over_long_reply_between_sentences() -> None:
+    reply = "这是一个很长的句子。" * 30
+    packed = pack([reply])
+    assert all(segments(text) <= 3 for text in packed)
+    assert "".join(packed).replace("\n", "") == reply
 
-    assert pack(["hi", long_reply, "ok"]) == ["hi", long_reply, "ok"]
+
+def test_pack_cuts_a_reply_without_sentences_where_it_must() -> None:
+    packed = pack(["x" * 2000])
+    assert [segments(text) for text in packed] == [3, 3, 3, 3, 2]
+    assert "".join(packed) == "x" * 2000

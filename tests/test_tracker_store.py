@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlparse
 
 import pytest
+from cryptography.fernet import Fernet
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -17,8 +18,8 @@ DOMAIN = Domain.load("domain.yml")
 @pytest.fixture
 def store(redis_url: str) -> CompactRedisTrackerStore:
     url = urlparse(redis_url)
-    store = CompactRedisTrackerStore(DOMAIN, host=url.hostname, port=url.port, db=1, max_live_events=30,
-                                     keep_events=12)
+    store = CompactRedisTrackerStore(DOMAIN, Fernet.generate_key().decode(), host=url.hostname, port=url.port,
+                                     db=1, max_live_events=30, keep_events=12)
     store.red.flushdb()
     return store
 
@@ -65,4 +66,12 @@ async def test_short_conversations_are_stored_as_they_are(store: CompactRedisTra
 
 def test_keep_must_be_below_the_limit(redis_url: str) -> None:
     with pytest.raises(ValueError):
-        CompactRedisTrackerStore(DOMAIN, port=urlparse(redis_url).port, max_live_events=10, keep_events=10)
+        CompactRedisTrackerStore(DOMAIN, Fernet.generate_key().decode(), port=urlparse(redis_url).port,
+                                 max_live_events=10, keep_events=10)
+
+
+async def test_nothing_the_borrower_typed_is_stored_in_clear(store: CompactRedisTrackerStore) -> None:
+    await converse(store, 40)
+    for key in store.red.keys("*"):
+        values = [store.red.get(key)] if store.red.type(key) == "string" else store.red.lrange(key, 0, -1)
+        assert not any("message" in value for value in values)
