@@ -1,11 +1,14 @@
 """Intent F1 per language on tests/nlu, counting only messages absent from the training data.
 
     .venv/bin/rasa test nlu --nlu tests/nlu --model models/collections.tar.gz --successes --out results/heldout
-    .venv/bin/python scripts/heldout.py results/heldout
+    .venv/bin/python scripts/heldout.py results/heldout --min-f1 0.9
+
+Exits with status 1 when a language falls below --min-f1, so `make test` catches regressions.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -29,19 +32,30 @@ def training_texts() -> set[str]:
     return texts
 
 
-def main(folder: Path) -> None:
+def main(folder: Path, min_f1: float) -> int:
     seen = training_texts()
     rows = [r for name in ("intent_successes.json", "intent_errors.json") if (folder / name).exists()
             for r in json.loads((folder / name).read_text(encoding="utf-8")) if r["text"] not in seen]
     print("| language | unseen messages | macro F1 | fell back (nlu_fallback) |")
     print("|---|---|---|---|")
+    worst = 1.0
     for lang in ("zh", "en"):
         mine = [r for r in rows if language(r["text"]) == lang]
         truth = [r["intent"] for r in mine]
         predicted = [r["intent_prediction"]["name"] for r in mine]
         fallbacks = sum(p == "nlu_fallback" for p in predicted)
-        print(f"| {lang} | {len(mine)} | {f1_score(truth, predicted, average='macro'):.3f} | {fallbacks} |")
+        f1 = f1_score(truth, predicted, average="macro")
+        worst = min(worst, f1)
+        print(f"| {lang} | {len(mine)} | {f1:.3f} | {fallbacks} |")
+    if worst < min_f1:
+        print(f"intent F1 {worst:.3f} is below the required {min_f1}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "results/heldout"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("results/heldout"))
+    parser.add_argument("--min-f1", type=float, default=0.0)
+    args = parser.parse_args()
+    sys.exit(main(args.folder, args.min_f1))
