@@ -133,6 +133,20 @@ async def _http_ready(url: str) -> bool:
         return False
 
 
+async def _warm_up_rasa(env: dict[str, str]) -> bool:
+    """Parse one message in each language: the first parse loads Jieba's dictionary (~1 s)."""
+    url = f"{env['RASA_URL']}/model/parse"
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            for text in ("你好", "hello"):
+                async with session.post(url, params={"token": env["RASA_TOKEN"]}, json={"text": text}) as r:
+                    if r.status != 200:
+                        return False
+        return True
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return False
+
+
 async def _wait_for(check, stack: Stack, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
     while not await check():
@@ -169,6 +183,7 @@ async def start_all(options: Options, base_env: dict[str, str] | None = None) ->
             "-p", str(options.rasa_port), "--model", str(options.model), "--endpoints", str(options.endpoints),
             "--credentials", "credentials.yml",
         ], env, options.log_dir)
+        await _wait_for(lambda: _warm_up_rasa(env), stack, "rasa")
         await stack.start("gateway", [sys.executable, "-m", "bot", "gateway"], env, options.log_dir)
         await _wait_for(lambda: _http_ready(f"http://127.0.0.1:{options.gateway_port}/healthz"), stack, "gateway")
     except BaseException:
