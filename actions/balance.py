@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rasa_sdk.events import EventType
-
-from actions.common import BorrowerAction, Turn, disclose_balance
+from actions.common import BorrowerAction
+from bot.conversation import SlotChange, Turn, disclose_balance
 
 
 class ActionBalance(BorrowerAction):
@@ -15,7 +14,7 @@ class ActionBalance(BorrowerAction):
     def name(self) -> str:
         return "action_balance"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         disclose_balance(turn)
         turn.say("utter_options")
         return []

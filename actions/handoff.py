@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rasa_sdk.events import EventType, SlotSet
-
-from actions.common import HANDOFF_REASON_BY_INTENT, BorrowerAction, Turn, hand_off, refuse_or_ask_verification
+from actions.common import BorrowerAction
+from bot.conversation import HANDOFF_REASON_BY_INTENT, SlotChange, Turn, hand_off, refuse_or_ask_verification
 
 # Asking for a person or complaining needs no verification: the reply says nothing about the loan.
 _OPEN_TO_ANYONE = {"request_human", "complain"}
@@ -18,7 +17,7 @@ class ActionHandOff(BorrowerAction):
     def name(self) -> str:
         return "action_hand_off"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.intent not in _OPEN_TO_ANYONE and not turn.verified:
             return refuse_or_ask_verification(turn)
         return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
@@ -36,7 +35,7 @@ class ActionQueueForSpecialist(BorrowerAction):
     def name(self) -> str:
         return "action_queue_for_specialist"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.blocked:
             turn.say("utter_cannot_discuss")
             return []
@@ -49,7 +48,7 @@ class ActionFallback(BorrowerAction):
     def name(self) -> str:
         return "action_fallback"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.previous_intent == "nlu_fallback":
             return await hand_off(turn, "fallback")
         turn.say("utter_fallback")
@@ -62,7 +61,7 @@ class ActionAffirm(BorrowerAction):
     def name(self) -> str:
         return "action_affirm"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.awaiting == "handoff_offer":
             return await hand_off(turn, "verification_failed")
         turn.say("utter_how_can_i_help")
@@ -75,9 +74,9 @@ class ActionDeny(BorrowerAction):
     def name(self) -> str:
         return "action_deny"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.awaiting == "handoff_offer":
             turn.say("utter_handoff_declined")
-            return [SlotSet("awaiting", None)]
+            return [("awaiting", None)]
         turn.say("utter_how_can_i_help")
-        return [SlotSet("awaiting", None)] if turn.awaiting == "promise_date" else []
+        return [("awaiting", None)] if turn.awaiting == "promise_date" else []

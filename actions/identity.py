@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from rasa_sdk.events import EventType, SlotSet
-
-from actions.common import BorrowerAction, Turn
+from actions.common import BorrowerAction
+from bot.conversation import SlotChange, Turn
 
 
 class ActionWrongNumber(BorrowerAction):
@@ -15,11 +14,11 @@ class ActionWrongNumber(BorrowerAction):
     def name(self) -> str:
         return "action_wrong_number"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         await turn.services.records.flag_number(turn.conversation_id, "wrong_number", stop_contact=True)
         await turn.services.records.block_disclosure(turn.conversation_id, "wrong_number")
         turn.say("utter_wrong_number")
-        return [SlotSet("verified_account", None), SlotSet("awaiting", None)]
+        return [("verified_account", None), ("awaiting", None)]
 
 
 class ActionThirdParty(BorrowerAction):
@@ -30,11 +29,11 @@ class ActionThirdParty(BorrowerAction):
     def name(self) -> str:
         return "action_third_party"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         await turn.services.records.flag_number(turn.conversation_id, "third_party", stop_contact=False)
         await turn.services.records.block_disclosure(turn.conversation_id, "third_party")
         turn.say("utter_third_party")
-        return [SlotSet("verified_account", None), SlotSet("awaiting", None)]
+        return [("verified_account", None), ("awaiting", None)]
 
 
 class ActionStopContact(BorrowerAction):
@@ -45,7 +44,7 @@ class ActionStopContact(BorrowerAction):
     def name(self) -> str:
         return "action_stop_contact"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         await turn.services.records.opt_out(turn.conversation_id, "conversation")
         turn.say("utter_stop_contact")
-        return [SlotSet("awaiting", None)]
+        return [("awaiting", None)]

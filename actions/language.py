@@ -5,9 +5,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from rasa_sdk.events import EventType, SlotSet
-
-from actions.common import BorrowerAction, Turn
+from actions.common import BorrowerAction
+from bot.conversation import SlotChange, Turn
 
 _ASKS_CHINESE = re.compile(r"中文|汉语|漢語|普通话|國語|国语|华语|chinese|mandarin|zhongwen", re.I)
 _ASKS_ENGLISH = re.compile(r"英文|英语|english|eng\b", re.I)
@@ -30,8 +29,8 @@ class ActionSwitchLanguage(BorrowerAction):
     def name(self) -> str:
         return "action_switch_language"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         language = wanted_language(turn.text, turn.language)
         await turn.services.records.set_language(turn.conversation_id, language)
         dataclasses.replace(turn, language=language).say("utter_language_switched")
-        return [SlotSet("language", language)]
+        return [("language", language)]

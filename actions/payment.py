@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-from rasa_sdk.events import EventType
-
-from actions.common import (
-    BorrowerAction,
-    Turn,
-    record_paid_claim,
-    record_promise_from_text,
-    send_payment_link,
-)
+from actions.common import BorrowerAction
+from bot.conversation import SlotChange, Turn, record_paid_claim, record_promise_from_text, send_payment_link
 from bot.ledger import overdue
 
 
@@ -22,7 +15,7 @@ class ActionPayNow(BorrowerAction):
     def name(self) -> str:
         return "action_pay_now"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if overdue(turn.account, turn.today).count == 0:
             turn.say("utter_no_overdue")
             return []
@@ -38,7 +31,7 @@ class ActionAlreadyPaid(BorrowerAction):
     def name(self) -> str:
         return "action_already_paid"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         return await record_paid_claim(turn)
 
 
@@ -50,5 +43,5 @@ class ActionPromiseToPay(BorrowerAction):
     def name(self) -> str:
         return "action_promise_to_pay"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         return await record_promise_from_text(turn, ask_if_missing=True) or []

@@ -8,8 +8,9 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import load_turn
 from bot.catalog import render
+from bot.conversation import load_turn
+from bot.services import services
 
 
 class ActionSessionStart(Action):
@@ -22,9 +23,9 @@ class ActionSessionStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         events: list[EventType] = [SessionStarted()]
-        turn = await load_turn(dispatcher, tracker, domain)
+        turn = await load_turn(services(), tracker.sender_id, {}, tracker.latest_message, tracker.events)
         if turn is not None:
-            language = await turn.services.records.language(turn.conversation_id) or turn.account.language
+            language = turn.language  # the borrower's chosen language, else the ledger's
             settings = turn.services.settings
             events += [SlotSet("language", language), SlotSet("bank_phone", settings.bank_phone),
                        SlotSet("agent_hours", settings.agent_hours)]

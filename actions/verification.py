@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from rasa_sdk.events import EventType
-
-from actions.common import (
-    BorrowerAction,
+from actions.common import BorrowerAction
+from bot import verification
+from bot.conversation import (
+    SlotChange,
     Turn,
     attempt_verification,
     record_promise_from_text,
     refuse_or_ask_verification,
 )
-from bot import verification
 
 
 class ActionGreet(BorrowerAction):
@@ -20,7 +19,7 @@ class ActionGreet(BorrowerAction):
     def name(self) -> str:
         return "action_greet"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.verified:
             turn.say("utter_how_can_i_help")
             return []
@@ -33,7 +32,7 @@ class ActionVerify(BorrowerAction):
     def name(self) -> str:
         return "action_verify"
 
-    async def act(self, turn: Turn) -> list[EventType]:
+    async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.awaiting == "promise_date" and turn.verified:
             return await record_promise_from_text(turn, ask_if_missing=True) or []
         if not turn.verified and verification.read_answer(turn.text).present:

@@ -18,7 +18,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import common
+from bot import conversation
 from actions.balance import ActionBalance
 from actions.handoff import ActionAffirm, ActionDeny, ActionFallback, ActionHandOff, ActionQueueForSpecialist
 from actions.identity import ActionStopContact, ActionThirdParty, ActionWrongNumber
@@ -42,7 +42,7 @@ DISCLOSURES = ("¥", "$", "3,500", "1,237", "2026年9月15日", "October 1", "�
 
 @pytest.fixture(autouse=True)
 def _fixed_today(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(common, "local_today", lambda account: TODAY)
+    monkeypatch.setattr(conversation, "local_today", lambda account: TODAY)
 
 
 def _sender(svc: Services, account_id: str) -> str:

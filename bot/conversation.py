@@ -1,0 +1,257 @@
+"""A borrower's turn: the verification gate, disclosure, promises, handoffs.
+
+No amount, date or loan detail is said before the borrower is verified; the
+actions (``actions/``) run every turn through ``gate`` first. Verification
+failures and "someone else is on this phone" are kept in Redis per account and
+per number, so a new session does not reset them.
+
+Functions here say things through ``Turn.say`` and return the slot changes they
+make as ``(slot, value)`` pairs; the actions turn both into Rasa's terms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import verification
+from bot.dates import ImpossibleDate, find_date
+from bot.formatting import long_date, money
+from bot.ledger import Account, overdue
+from bot.payments import payment_link
+from bot.services import Services
+
+SlotChange = tuple[str, Any]
+
+# Intents whose message may be the birth date or ID digits we asked for.
+VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affirm", "deny", "ask_balance",
+                               "pay_now", "greet", "thank", "out_of_scope"}
+# Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
+DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
+
+HANDOFF_REASON_BY_INTENT = {
+    "request_human": "request_human", "complain": "complaint", "dispute_debt": "dispute",
+    "request_plan": "request_plan", "request_extension": "request_extension", "inform_hardship": "hardship",
+    "book_visit": "visit", "reschedule_visit": "visit", "cancel_visit": "visit", "ask_visit_purpose": "visit",
+}
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One borrower message and what the conversation knows around it."""
+
+    conversation_id: str
+    account: Account
+    language: str
+    text: str
+    intent: str
+    previous_intent: str | None
+    today: date
+    verified: bool
+    awaiting: str | None
+    pending: str | None
+    failures: int
+    blocked: bool
+    services: Services
+    said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def locked(self) -> bool:
+        """Nothing may be disclosed in this conversation, whatever is answered."""
+        return self.blocked or self.failures >= verification.MAX_ATTEMPTS
+
+    def say(self, response: str, **values: Any) -> None:
+        """Queue a response from the domain, in this conversation's language."""
+        values.setdefault("bank_phone", self.services.settings.bank_phone)
+        values.setdefault("agent_hours", self.services.settings.agent_hours)
+        self.said.append((response, self.language, values))
+
+    def money(self, amount: Any) -> str:
+        return money(amount, self.account.currency, self.language)
+
+    def date(self, day: date) -> str:
+        return long_date(day, self.language)
+
+
+def local_today(account: Account) -> date:
+    """Today's date where the borrower lives."""
+    return datetime.now(ZoneInfo(account.timezone)).date()
+
+
+def _intent_of(event_or_message: dict[str, Any]) -> str | None:
+    parse = event_or_message.get("parse_data", event_or_message)
+    return (parse.get("intent") or {}).get("name")
+
+
+def previous_user_intent(events: list[dict[str, Any]]) -> str | None:
+    """The intent of the borrower's message before the latest one."""
+    users = [e for e in events if e.get("event") == "user"]
+    return _intent_of(users[-2]) if len(users) >= 2 else None
+
+
+async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any],
+                    latest_message: Mapping[str, Any], events: list[dict[str, Any]]) -> Turn | None:
+    """Build the turn from the tracker's parts, or None when the number has no ledger account."""
+    account = await svc.ledger.for_conversation(conversation_id)
+    if account is None:
+        return None
+    language = slots.get("language") or await svc.records.language(conversation_id) or account.language
+    return Turn(
+        conversation_id=conversation_id,
+        account=account,
+        language=language,
+        text=latest_message.get("text") or "",
+        intent=_intent_of(dict(latest_message)) or "",
+        previous_intent=previous_user_intent(events),
+        today=local_today(account),
+        verified=slots.get("verified_account") == account.account_id,
+        awaiting=slots.get("awaiting"),
+        pending=slots.get("pending"),
+        failures=await svc.records.verification_failures(account.account_id),
+        blocked=await svc.records.disclosure_blocked(conversation_id),
+        services=svc,
+    )
+
+
+async def gate(turn: Turn, requires_verification: bool, answers_questions: bool) -> list[SlotChange] | None:
+    """What the turn must do before the action's own work; None when the action may go on.
+
+    Args:
+        requires_verification: the action discloses account details.
+        answers_questions: the message may answer what we asked (a birth date, a date to pay).
+    """
+    if answers_questions:
+        answered = await answer_pending_question(turn)
+        if answered is not None:
+            return answered
+    if requires_verification and not turn.verified:
+        return refuse_or_ask_verification(turn)
+    return None
+
+
+async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
+    """Treat the message as the answer to what we asked, if it is one."""
+    if (turn.awaiting == "verification" and turn.intent in VERIFICATION_ANSWER_INTENTS
+            and verification.read_answer(turn.text).present):
+        return await attempt_verification(turn)
+    if turn.awaiting == "promise_date" and turn.verified and turn.intent in DATE_ANSWER_INTENTS:
+        return await record_promise_from_text(turn, ask_if_missing=False)
+    return None
+
+
+def refuse_or_ask_verification(turn: Turn) -> list[SlotChange]:
+    """Ask who we are talking to, unless this conversation may not be told anything."""
+    if turn.locked:
+        turn.say("utter_cannot_discuss")
+        return []
+    turn.say("utter_ask_verification")
+    return [("awaiting", "verification"), ("pending", turn.intent or None)]
+
+
+async def attempt_verification(turn: Turn) -> list[SlotChange]:
+    """Check the answer; disclose on success, offer a person after the last failure."""
+    if turn.locked:
+        turn.say("utter_cannot_discuss")
+        return []
+    records = turn.services.records
+    if not verification.matches(turn.account, verification.read_answer(turn.text)):
+        if await records.verification_failed(turn.account.account_id) < verification.MAX_ATTEMPTS:
+            turn.say("utter_verification_retry")
+            return []
+        turn.say("utter_verification_failed")
+        return [("awaiting", "handoff_offer"), ("pending", None)]
+    await records.verification_passed(turn.account.account_id)
+    turn.say("utter_verified")
+    changes: list[SlotChange] = [("verified_account", turn.account.account_id), ("awaiting", None),
+                               ("pending", None)]
+    verified = dataclasses.replace(turn, verified=True, awaiting=None, failures=0)
+    return changes + await continue_after_verification(verified)
+
+
+async def continue_after_verification(turn: Turn) -> list[SlotChange]:
+    """Do what the borrower wanted before we asked who they were."""
+    disclose_balance(turn)
+    if turn.pending == "pay_now":
+        send_payment_link(turn)
+        return []
+    if turn.pending == "promise_to_pay":
+        return ask_promise_date(turn)
+    if turn.pending == "already_paid":
+        return await record_paid_claim(turn)
+    if turn.pending in HANDOFF_REASON_BY_INTENT:
+        return await hand_off(turn, HANDOFF_REASON_BY_INTENT[turn.pending])
+    turn.say("utter_options")
+    return []
+
+
+async def record_paid_claim(turn: Turn) -> list[SlotChange]:
+    await turn.services.records.paid_claim(turn.account.account_id, turn.conversation_id)
+    turn.say("utter_paid_claim")
+    return []
+
+
+def disclose_balance(turn: Turn) -> None:
+    """Tell a verified borrower what is overdue."""
+    due = overdue(turn.account, turn.today)
+    if due.count == 0:
+        turn.say("utter_no_overdue")
+        return
+    assert due.oldest_due is not None
+    turn.say("utter_balance", overdue_amount=turn.money(due.amount), overdue_count=due.count,
+             oldest_due=turn.date(due.oldest_due))
+
+
+def send_payment_link(turn: Turn) -> None:
+    """Send the signed, expiring link for this account."""
+    settings = turn.services.settings
+    due = overdue(turn.account, turn.today)
+    link = payment_link(settings.payment_url_template, turn.account.account_id, settings.hmac_secret,
+                        settings.payment_link_ttl_hours)
+    turn.say("utter_payment_link", overdue_amount=turn.money(due.amount), payment_link=link,
+             link_hours=settings.payment_link_ttl_hours)
+
+
+def promise_window(turn: Turn) -> tuple[date, date]:
+    """First and last day a promise may name."""
+    return turn.today, turn.today + timedelta(days=turn.services.settings.promise_max_days)
+
+
+def ask_promise_date(turn: Turn) -> list[SlotChange]:
+    first, last = promise_window(turn)
+    turn.say("utter_ask_promise_date", first_day=turn.date(first), last_day=turn.date(last))
+    return [("awaiting", "promise_date")]
+
+
+async def record_promise_from_text(turn: Turn, ask_if_missing: bool) -> list[SlotChange] | None:
+    """Store a promise if the text names an allowed date; explain otherwise.
+
+    Returns None when the text has no date and ``ask_if_missing`` is false,
+    so the caller can treat the message as something else.
+    """
+    try:
+        promised = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today)
+    except ImpossibleDate:
+        turn.say("utter_date_impossible")
+        return [("awaiting", "promise_date")]
+    if promised is None:
+        return ask_promise_date(turn) if ask_if_missing else None
+    first, last = promise_window(turn)
+    if not first <= promised <= last:
+        turn.say("utter_promise_out_of_range", first_day=turn.date(first), last_day=turn.date(last))
+        return [("awaiting", "promise_date")]
+    due = overdue(turn.account, turn.today)
+    await turn.services.records.promise(turn.account.account_id, turn.conversation_id, promised, due.amount)
+    turn.say("utter_promise_confirmed", overdue_amount=turn.money(due.amount), promise_date=turn.date(promised))
+    return [("awaiting", None)]
+
+
+async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:
+    """Queue the conversation for an agent and say when to expect a reply."""
+    await turn.services.records.hand_off(turn.conversation_id, turn.account.account_id, reason)
+    turn.say(f"utter_noted_{reason}")
+    turn.say("utter_handoff")
+    return [("awaiting", None)]
