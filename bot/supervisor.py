@@ -92,6 +92,7 @@ def component_env(options: Options, base: dict[str, str] | None = None) -> dict[
         "SANIC_HOST": "127.0.0.1",
         "PYTHONPATH": str(ROOT),
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONUNBUFFERED": "1",  # logs reach their files as they happen
     })
     env.setdefault("RASA_URL", f"http://127.0.0.1:{options.rasa_port}")
     env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{options.action_port}")

@@ -67,9 +67,15 @@ def _write_ledger(folder: Path, today: date) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-async def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
+def stack_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the system under test writes its logs."""
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+async def stack(redis_url: str, stack_folder: Path) -> AsyncIterator[Settings]:
     """The whole system on free ports, sharing the session's redis-server."""
-    folder = tmp_path_factory.mktemp("stack")
+    folder = stack_folder
     options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                       var_dir=folder, log_dir=folder, ledger=_write_ledger(folder, LEDGER_DAY))
     env = {**os.environ, **make_env(redis_url, RASA_URL=f"http://127.0.0.1:{options.rasa_port}",
@@ -209,3 +215,12 @@ async def test_stop_keyword_and_unknown_sender(stack: Settings, http: aiohttp.Cl
     reply = await text(http, stack, stranger, "how much do I owe?")
     assert reply.startswith("Hello, this is Example Bank. We couldn't find this number")
     assert_no_disclosure(reply)
+
+
+async def test_logs_hold_no_personal_data(stack: Settings, stack_folder: Path) -> None:
+    """Runs last: everything the conversations above made the system log."""
+    logged = "\n".join(path.read_text(encoding="utf-8", errors="replace") for path in stack_folder.glob("*.log"))
+    assert "Starting Rasa server on" in logged and "POST /twilio/sms" in logged
+    for secret in ("1390000000", "1415555", "1988-06-01", "1988年6月1日", "07/04/1979", "7789", "3321", "王芳",
+                   "Ann Lee", "欠你们多少钱", "how much do i owe"):
+        assert secret not in logged, f"{secret!r} found in the logs"
