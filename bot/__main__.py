@@ -31,6 +31,10 @@ async def _import_ledger(args: argparse.Namespace) -> int:
     from bot.ledger import LedgerImportError
     from bot.services import Services
 
+    for path in (args.accounts, args.installments):
+        if not path.is_file():
+            print(f"rejected: {path} is not a readable file; nothing was imported", file=sys.stderr)
+            return 1
     svc = Services(load_settings())
     try:
         accounts, rows = await svc.ledger.import_files(args.accounts, args.installments, date.today())
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     env.set_defaults(handler=_init_env)
     commands.add_parser("new-key", help="print a new DATA_KEYS key").set_defaults(handler=_new_key)
     args = parser.parse_args(argv)
-    load_env_file(ROOT / ".env")
+    load_env_file(Path(os.environ.get("BOT_ENV_FILE", ROOT / ".env")))
     _logging()
     try:
         return int(args.handler(args))

@@ -62,6 +62,7 @@ def make_env(redis_url: str, **overrides: str) -> dict[str, str]:
         "RASA_TOKEN": "test-rasa-token",
         "PUBLIC_BASE_URL": "https://bot.example-bank.test",
         "BANK_PHONE": "95588",
+        "BOT_ENV_FILE": "/nonexistent/.env",  # never the developer's .env
     }
     env.update(overrides)
     return env

@@ -1,0 +1,49 @@
+"""The command line as an operator meets it: exit codes and messages."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT, SAMPLES
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_import_ledger_reports_every_bad_row_and_fails(test_env: dict[str, str], tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.csv"
+    lines = (SAMPLES / "accounts.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("+8613900139000", "13900139000")
+    lines[3] = lines[3].replace("1979-07-04", "1979-02-30")
+    accounts.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli(test_env, "import-ledger", "--accounts", str(accounts),
+                     "--installments", str(SAMPLES / "installments.csv"))
+    assert result.returncode == 1
+    assert "accounts.csv:3: phone: must be E.164" in result.stderr
+    assert "accounts.csv:4: birth_date: 1979-02-30 is not a real calendar date" in result.stderr
+    assert "nothing was imported" in result.stderr
+
+
+def test_import_ledger_succeeds_on_the_samples(test_env: dict[str, str]) -> None:
+    result = run_cli(test_env, "import-ledger", "--accounts", str(SAMPLES / "accounts.csv"),
+                     "--installments", str(SAMPLES / "installments.csv"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "imported 4 account(s) and 14 instalment row(s)"
+
+
+def test_a_missing_setting_is_named(test_env: dict[str, str]) -> None:
+    env = {k: v for k, v in test_env.items() if k != "HMAC_SECRET"}
+    result = run_cli(env, "import-ledger", "--accounts", str(SAMPLES / "accounts.csv"),
+                     "--installments", str(SAMPLES / "installments.csv"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "configuration error: HMAC_SECRET is not set; see .env.example"
+
+
+def test_a_missing_file_is_named(test_env: dict[str, str]) -> None:
+    result = run_cli(test_env, "import-ledger", "--accounts", "nowhere.csv", "--installments", "b.csv")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "rejected: nowhere.csv is not a readable file; nothing was imported"
