@@ -18,7 +18,6 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import conversation
 from actions.balance import ActionBalance
 from actions.handoff import ActionAffirm, ActionDeny, ActionFallback, ActionHandOff, ActionQueueForSpecialist
 from actions.identity import ActionStopContact, ActionThirdParty, ActionWrongNumber
@@ -26,7 +25,7 @@ from actions.language import ActionSwitchLanguage, wanted_language
 from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
 from actions.session import ActionSessionStart
 from actions.verification import ActionGreet, ActionVerify
-from bot import keys
+from bot import conversation, keys
 from bot.payments import read_token
 from bot.privacy import pseudonym
 from bot.services import Services
