@@ -8,7 +8,6 @@ from bot.conversation import (
     SlotChange,
     Turn,
     attempt_verification,
-    record_promise_from_text,
     refuse_or_ask_verification,
 )
 
@@ -33,11 +32,9 @@ class ActionVerify(BorrowerAction):
         return "action_verify"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        if turn.awaiting == "promise_date" and turn.verified:
-            return await record_promise_from_text(turn, ask_if_missing=True) or []
-        if not turn.verified and verification.read_answer(turn.text).present:
+        if turn.verified:  # dates were taken by the gate as promises or answers
+            turn.say("utter_how_can_i_help")
+            return []
+        if verification.read_answer(turn.text).present:
             return await attempt_verification(turn)
-        if not turn.verified:
-            return refuse_or_ask_verification(turn)
-        turn.say("utter_how_can_i_help")
-        return []
+        return refuse_or_ask_verification(turn)

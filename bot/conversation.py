@@ -32,6 +32,9 @@ VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affi
                                "pay_now", "greet", "thank", "out_of_scope"}
 # Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
 DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
+# From a verified borrower, these name the day they will pay when they name a coming day:
+# "can pay friday", "I can do it by the 10th", "give me till the 20th".
+COMMITTING_INTENTS = {"inform", "pay_now", "request_plan", "request_extension", "nlu_fallback"}
 
 HANDOFF_REASON_BY_INTENT = {
     "request_human": "request_human", "complain": "complaint", "dispute_debt": "dispute",
@@ -128,6 +131,9 @@ async def gate(turn: Turn, requires_verification: bool, answers_questions: bool)
         answered = await answer_pending_question(turn)
         if answered is not None:
             return answered
+    promised = await dated_commitment(turn)
+    if promised is not None:
+        return promised
     if requires_verification and not turn.verified:
         return refuse_or_ask_verification(turn)
     return None
@@ -139,7 +145,7 @@ async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
             and verification.read_answer(turn.text).present):
         return await attempt_verification(turn)
     if turn.awaiting == "promise_date" and turn.verified and turn.intent in DATE_ANSWER_INTENTS:
-        return await record_promise_from_text(turn, ask_if_missing=False)
+        return await _promise_if_dated(turn)
     return None
 
 
@@ -226,27 +232,57 @@ def ask_promise_date(turn: Turn) -> list[SlotChange]:
     return [("awaiting", "promise_date")]
 
 
-async def record_promise_from_text(turn: Turn, ask_if_missing: bool) -> list[SlotChange] | None:
-    """Store a promise if the text names an allowed date; explain otherwise.
+async def record_promise_from_text(turn: Turn, asked: bool) -> list[SlotChange] | None:
+    """Store a promise if the text names an allowed date.
 
-    Returns None when the text has no date and ``ask_if_missing`` is false,
-    so the caller can treat the message as something else.
+    Args:
+        asked: the borrower is promising or answering our question, so a missing,
+            impossible or out-of-range date is explained and asked for again.
+            Otherwise (a verified borrower just sent a date) only an allowed date
+            counts, and None lets the caller treat the message as something else.
     """
     try:
         promised = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today)
     except ImpossibleDate:
+        if not asked:
+            return None
         turn.say("utter_date_impossible")
         return [("awaiting", "promise_date")]
-    if promised is None:
-        return ask_promise_date(turn) if ask_if_missing else None
     first, last = promise_window(turn)
-    if not first <= promised <= last:
+    if promised is None or not first <= promised <= last:
+        if not asked:
+            return None
+        if promised is None:
+            return ask_promise_date(turn)
         turn.say("utter_promise_out_of_range", first_day=turn.date(first), last_day=turn.date(last))
         return [("awaiting", "promise_date")]
     due = overdue(turn.account, turn.today)
     await turn.services.records.promise(turn.account.account_id, turn.conversation_id, promised, due.amount)
     turn.say("utter_promise_confirmed", overdue_amount=turn.money(due.amount), promise_date=turn.date(promised))
     return [("awaiting", None)]
+
+
+async def dated_commitment(turn: Turn) -> list[SlotChange] | None:
+    """A verified borrower naming a coming day within the window is promising to pay that day."""
+    if not turn.verified or turn.intent not in COMMITTING_INTENTS:
+        return None
+    try:
+        day = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today)
+    except ImpossibleDate:
+        return None
+    first, last = promise_window(turn)
+    if day is None or not first < day <= last:  # "pay now" parses as today: that is not a promise
+        return None
+    return await record_promise_from_text(turn, asked=True)
+
+
+async def _promise_if_dated(turn: Turn) -> list[SlotChange] | None:
+    """The answer to "which date?": a dated reply is handled in full, anything else is not an answer."""
+    try:
+        dated = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today) is not None
+    except ImpossibleDate:
+        dated = True
+    return await record_promise_from_text(turn, asked=True) if dated else None
 
 
 async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:

@@ -150,6 +150,11 @@ def find_date(text: str, language: str, today: date) -> date | None:
     return found[0][1].date() if found else None
 
 
+def _full_year(year: str) -> int:
+    """85 -> 1985, 05 -> 2005: borrowers are adults, so a two-digit year above 30 is last century."""
+    return int(year) if len(year) == 4 else 1900 + int(year) if int(year) > 30 else 2000 + int(year)
+
+
 def birth_date_candidates(text: str) -> set[date]:
     """Every date a borrower could mean when stating a birth date.
 
@@ -160,8 +165,10 @@ def birth_date_candidates(text: str) -> set[date]:
     found: set[date | None] = set()
     for y, m, d in re.findall(r"(?<!\d)(\d{4})\s*[年./-]?\s*(\d{1,2})\s*[月./-]?\s*(\d{1,2})(?!\d)", text):
         found.add(_safe_date(int(y), int(m), int(d)))
+    for y, m, d in re.findall(r"(?<!\d)(\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})", text):  # 85年3月12号
+        found.add(_safe_date(_full_year(y), int(m), int(d)))
     for a, b, y in re.findall(r"(?<!\d)(\d{1,2})[./-](\d{1,2})[./-](\d{2}|\d{4})(?!\d)", text):
-        year = int(y) if len(y) == 4 else 1900 + int(y) if int(y) > 30 else 2000 + int(y)
+        year = _full_year(y)
         found.update({_safe_date(year, int(a), int(b)), _safe_date(year, int(b), int(a))})
     if not any(found) and (_MONTH_WORD.search(text) or _MONTH_DAY.search(text)):
         parsed = search_dates(text, languages=["en"], settings={"PREFER_DAY_OF_MONTH": "first"})

@@ -331,3 +331,38 @@ async def test_concurrent_fallbacks_are_counted_per_conversation(services: Servi
     await asyncio.gather(run(action, second), run(action, first))
     assert await services.redis.zscore(keys.HANDOFF_QUEUE, _sender(services, "US001")) is not None
     assert await services.redis.zscore(keys.HANDOFF_QUEUE, _sender(services, "CN001")) is None
+
+
+async def test_a_verified_borrower_sending_a_date_promises_it(services: Services) -> None:
+    events, messages = await run(ActionVerify(), make_tracker(services, "US001", "maybe by the 10th", "inform",
+                                                              verified=True))
+    assert events == [SlotSet("awaiting", None)]
+    assert messages == ["Thank you. We've noted that you will pay $824.74 by December 10, 2026."]
+
+
+async def test_a_verified_borrower_sending_months_is_not_a_promise(services: Services) -> None:
+    events, messages = await run(ActionVerify(), make_tracker(services, "US001", "6 months", "inform",
+                                                              verified=True))
+    assert events == []
+    assert messages[0].startswith("How can I help?")
+    assert await services.records.get_promise("US001") is None
+
+
+async def test_naming_a_coming_day_while_asking_for_the_link_is_a_promise(services: Services) -> None:
+    events, messages = await run(ActionPayNow(), make_tracker(services, "US001", "can pay friday", "pay_now",
+                                                              verified=True))
+    assert events == [SlotSet("awaiting", None)]
+    assert messages == ["Thank you. We've noted that you will pay $824.74 by December 4, 2026."]
+
+
+async def test_paying_now_gets_the_link_not_a_promise_for_today(services: Services) -> None:
+    _, messages = await run(ActionPayNow(), make_tracker(services, "US001", "send the link i want to pay now today",
+                                                         "pay_now", verified=True))
+    assert messages[0].startswith("You can pay $824.74 securely here: https://pay.example-bank.test/p/")
+    assert await services.records.get_promise("US001") is None
+
+
+async def test_asking_for_more_time_until_a_day_is_a_promise(services: Services) -> None:
+    events, messages = await run(ActionQueueForSpecialist(), make_tracker(
+        services, "CN001", "能不能宽限到12月10号", "request_extension", verified=True))
+    assert messages == ["谢谢。已记录您承诺于2026年12月10日前还款¥3,500.00。"]
