@@ -91,14 +91,14 @@ def report(results: dict[str, dict[int, list[float]]], command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        "| tracker store | conversation | p50 ms | p99 ms | mean of turns 1-10 ms | mean of last 10 turns ms |",
+        "| tracker store | conversation | p50 ms | p99 ms | mean of first quarter ms | mean of last quarter ms |",
         "|---|---|---|---|---|---|",
     ]
     for store, by_length in results.items():
         for turns, values in by_length.items():
             lines.append(f"| {store} | {turns} turns | {statistics.median(values):.0f} | "
-                         f"{percentile(values, 0.99):.0f} | {statistics.mean(values[:10]):.0f} | "
-                         f"{statistics.mean(values[-10:]):.0f} |")
+                         f"{percentile(values, 0.99):.0f} | {statistics.mean(values[:len(values) // 4]):.0f} | "
+                         f"{statistics.mean(values[-(len(values) // 4):]):.0f} |")
     return "\n".join(lines) + "\n"
 
 
