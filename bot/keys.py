@@ -4,6 +4,7 @@ ACCOUNT_IDS = "ledger:accounts"
 HANDOFF_QUEUE = "handoff:queue"
 REVIEW_NUMBERS = "review:numbers"
 AUDIT_STREAM = "audit:events"
+CONTACT_DECISIONS = "contact:decisions"
 
 
 def account(account_id: str) -> str:
@@ -48,3 +49,11 @@ def disclosure_block(conversation_id: str) -> str:
 
 def language(conversation_id: str) -> str:
     return f"conversation:language:{conversation_id}"
+
+
+def contact_attempts(account_id: str) -> str:
+    return f"contact:attempts:{account_id}"
+
+
+def contact_attempt_times(account_id: str) -> str:
+    return f"contact:attempt-times:{account_id}"
