@@ -20,6 +20,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import catalog, keys, sms
+from bot.outbound import record_status
 from bot.privacy import pseudonym
 from bot.services import Services
 from bot.settings import Settings
@@ -32,6 +33,8 @@ SEEN_TTL_SECONDS = 7 * 24 * 3600
 IN_PROGRESS_TTL_SECONDS = 60
 RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
 _MESSAGE_SID = re.compile(r"(SM|MM|SMS)[0-9a-fA-F]{32}")
+_CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+_STATUS = re.compile(r"[a-z-]{3,20}")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _IN_PROGRESS = b"in-progress"
@@ -52,6 +55,7 @@ def init_app(settings: Settings) -> web.Application:
     app[RESPONSES] = catalog.load_responses()
     app.cleanup_ctx.append(_clients)
     app.router.add_post("/twilio/sms", sms_webhook)
+    app.router.add_post("/twilio/status", status_callback)
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -124,6 +128,23 @@ async def _take_turn_once(app: web.Application, sid: str, phone: str, body: str)
         raise
     await svc.redis.set(seen_key, svc.vault.seal(twiml), ex=SEEN_TTL_SECONDS)
     return _xml(twiml)
+
+
+async def status_callback(request: web.Request) -> web.Response:
+    """Record a message or call status (queued, sent, delivered, undelivered, failed, ...)."""
+    svc = request.app[SERVICES]
+    form = await signed_form(request, svc.settings)
+    sid = form.get("MessageSid") or form.get("CallSid") or ""
+    status = form.get("MessageStatus") or form.get("CallStatus") or ""
+    if not (_MESSAGE_SID.fullmatch(sid) or _CALL_SID.fullmatch(sid)) or not _STATUS.fullmatch(status):
+        raise web.HTTPBadRequest(text="a MessageSid or CallSid and its status are required")
+    try:
+        known = await record_status(svc.redis, svc.policy, form)
+    except redis.exceptions.RedisError:
+        raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
+    if not known:
+        log.info("status callback for a sid we did not send; ignored")
+    return web.Response(status=204)
 
 
 async def _replayed_answer(svc: Services, seen_key: str) -> str:

@@ -57,3 +57,11 @@ def contact_attempts(account_id: str) -> str:
 
 def contact_attempt_times(account_id: str) -> str:
     return f"contact:attempt-times:{account_id}"
+
+
+def outbox(key: str) -> str:
+    return f"outbox:{key}"
+
+
+def contact_status(sid: str) -> str:
+    return f"contact:status:{sid}"

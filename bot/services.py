@@ -7,6 +7,7 @@ from functools import cached_property
 
 import redis.asyncio as aioredis
 
+from bot.contact_policy import ContactPolicy
 from bot.ledger import Ledger
 from bot.privacy import Vault
 from bot.records import Records
@@ -34,6 +35,10 @@ class Services:
     @cached_property
     def records(self) -> Records:
         return Records(self.redis, self.vault)
+
+    @cached_property
+    def policy(self) -> ContactPolicy:
+        return ContactPolicy(self.redis, self.vault, self.settings.hmac_secret)
 
     async def close(self) -> None:
         if "redis" in self.__dict__:

@@ -23,6 +23,7 @@ class Settings:
     twilio_account_sid: str
     twilio_auth_token: str = field(repr=False)
     twilio_from: str
+    twilio_api_base_url: str  # empty: Twilio itself; otherwise the local stand-in
     public_base_url: str
     data_keys: tuple[str, ...] = field(repr=False)
     hmac_secret: bytes = field(repr=False)
@@ -112,6 +113,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", "").strip() or "AC" + "0" * 32,
         twilio_auth_token=_require(env, "TWILIO_AUTH_TOKEN"),
         twilio_from=_phone(env, "TWILIO_FROM", "+15005550006"),
+        twilio_api_base_url=_url(env, "TWILIO_API_BASE_URL", "https://api.twilio.com", ("http", "https")),
         public_base_url=_url(env, "PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway_port}", ("http", "https")),
         data_keys=_data_keys(env),
         hmac_secret=_hmac_secret(env),

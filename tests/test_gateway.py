@@ -256,3 +256,24 @@ async def test_edge_replies_follow_the_language_the_borrower_chose(client: TestC
     await services.records.set_language(pseudonym(CN_PHONE, services.settings.hmac_secret), "en")
     answer = messages_in(await (await post_sms(client, services.settings, CN_PHONE, "HELP")).text())
     assert answer == ["Example Bank loan assistant. Call 95588 for help. Reply STOP to unsubscribe."]
+
+
+def signed_status(settings: Settings, form: dict[str, str]) -> dict[str, str]:
+    url = settings.public_base_url + "/twilio/status"
+    return {"X-Twilio-Signature": RequestValidator(settings.twilio_auth_token).compute_signature(url, form)}
+
+
+async def test_a_status_for_a_sid_we_did_not_send_is_accepted_and_ignored(client: TestClient,
+                                                                          services: Services) -> None:
+    form = {"MessageSid": "SM" + "c" * 32, "MessageStatus": "delivered"}
+    response = await client.post("/twilio/status", data=form, headers=signed_status(services.settings, form))
+    assert response.status == 204
+    assert not await services.redis.exists("contact:status:" + form["MessageSid"])
+
+
+@pytest.mark.parametrize("form", [{"MessageSid": "SM" + "c" * 32}, {"MessageStatus": "sent"},
+                                  {"CallSid": "XX", "CallStatus": "completed"}])
+async def test_a_malformed_status_callback_is_400(client: TestClient, services: Services,
+                                                  form: dict[str, str]) -> None:
+    response = await client.post("/twilio/status", data=form, headers=signed_status(services.settings, form))
+    assert response.status == 400

@@ -1,0 +1,137 @@
+"""Outbound SMS and calls through the twilio library's async client, within the contact policy.
+
+Every send asks the contact policy at send time, is taken once per outbox key
+(a retry or a second worker is a no-op), retries Twilio's 429 with backoff,
+and leaves a contact attempt whose status the status callbacks keep current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from bot import keys
+from bot.contact_policy import Attempt, ContactPolicy
+from bot.ledger import Account
+from bot.settings import Settings
+from bot.sms import MAX_SEGMENTS, segments
+
+log = logging.getLogger(__name__)
+
+RATE_LIMITED = 429
+OUTBOX_TTL_SECONDS = 3 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What became of a send: ``queued`` (Twilio took it), ``blocked`` or ``duplicate``."""
+
+    outcome: str
+    reason: str
+    sid: str | None = None
+
+
+def twilio_client(settings: Settings) -> Client:
+    """The twilio library's client on its aiohttp-based HTTP client; call inside a running loop."""
+    client = Client(settings.twilio_account_sid, settings.twilio_auth_token, http_client=AsyncTwilioHttpClient())
+    client.api.base_url = settings.twilio_api_base_url
+    return client
+
+
+class Sender:
+    """Sends SMS and places calls for accounts, one outbox key at a time."""
+
+    def __init__(self, client: Client, settings: Settings, policy: ContactPolicy, redis: Any,
+                 retries: int = 4, backoff_seconds: float = 0.5,
+                 clock: Callable[[], datetime] = lambda: datetime.now(ZoneInfo("UTC"))) -> None:
+        self._client = client
+        self._clock = clock
+        self._settings = settings
+        self._policy = policy
+        self._redis = redis
+        self._retries = retries
+        self._backoff = backoff_seconds
+
+    async def sms(self, account: Account, body: str, outbox_key: str) -> Sent:
+        """Send one SMS, if the policy allows it now.
+
+        Raises:
+            ValueError: the body needs more than three SMS segments.
+        """
+        if segments(body) > MAX_SEGMENTS:
+            raise ValueError(f"SMS body needs {segments(body)} segments; the limit is {MAX_SEGMENTS}")
+        status_callback = self._settings.public_base_url + "/twilio/status"
+        return await self._send(account, "sms", outbox_key, lambda: self._client.messages.create_async(
+            to=account.phone, from_=self._settings.twilio_from, body=body, status_callback=status_callback))
+
+    async def call(self, account: Account, outbox_key: str) -> Sent:
+        """Place one call, answered by /twilio/voice, with answering-machine detection."""
+        base = self._settings.public_base_url
+        return await self._send(account, "call", outbox_key, lambda: self._client.calls.create_async(
+            to=account.phone, from_=self._settings.twilio_from, url=base + "/twilio/voice",
+            status_callback=base + "/twilio/status", machine_detection="DetectMessageEnd"))
+
+    async def _send(self, account: Account, channel: str, outbox_key: str,
+                    create: Callable[[], Awaitable[Any]]) -> Sent:
+        now = self._clock()
+        decision = await self._policy.decide(account, channel, now)
+        if not decision.allowed:
+            return Sent("blocked", decision.reason)
+        if not await self._redis.set(keys.outbox(outbox_key), "pending", nx=True, ex=OUTBOX_TTL_SECONDS):
+            return Sent("duplicate", f"outbox key {outbox_key} was already taken")
+        try:
+            created = await self._with_backoff(create)
+        except BaseException:
+            await self._redis.delete(keys.outbox(outbox_key))  # not sent: a later run may take it
+            raise
+        await self._record(account, channel, outbox_key, created.sid, created.status, now)
+        return Sent("queued", decision.reason, created.sid)
+
+    async def _with_backoff(self, create: Callable[[], Awaitable[Any]]) -> Any:
+        for attempt in range(self._retries + 1):
+            try:
+                return await create()
+            except TwilioRestException as exc:
+                if exc.status != RATE_LIMITED or attempt == self._retries:
+                    raise
+                delay = self._backoff * 2**attempt
+                log.warning("twilio rate limit (20429); retrying in %.1f s", delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _record(self, account: Account, channel: str, outbox_key: str, sid: str, status: str,
+                      now: datetime) -> None:
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.set(keys.outbox(outbox_key), sid, ex=OUTBOX_TTL_SECONDS)
+            tx.hset(keys.contact_status(sid), mapping={"account_id": account.account_id, "channel": channel,
+                                                       "status": status, "at": int(now.timestamp())})
+            tx.expire(keys.contact_status(sid), 90 * 86400)
+            await tx.execute()
+        await self._policy.record_attempt(account.account_id, sid, Attempt(now, channel))
+
+
+async def record_status(redis: Any, policy: ContactPolicy, form: Any) -> bool:
+    """Apply a Twilio status callback to its contact attempt; False if the sid is not ours."""
+    sid = form.get("MessageSid") or form.get("CallSid") or ""
+    status = form.get("MessageStatus") or form.get("CallStatus") or ""
+    known = await redis.hgetall(keys.contact_status(sid))
+    if not known:
+        return False
+    update = {"status": status, "updated": int(time.time())}
+    if form.get("ErrorCode"):
+        update["error_code"] = form["ErrorCode"]
+    await redis.hset(keys.contact_status(sid), mapping=update)
+    if known[b"channel"] == b"call" and status == "completed" and form.get("AnsweredBy", "human") == "human":
+        at = datetime.fromtimestamp(int(known[b"at"]), ZoneInfo("UTC"))
+        await policy.record_attempt(known[b"account_id"].decode(), sid, Attempt(at, "call", answered=True))
+    return True
