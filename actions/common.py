@@ -48,7 +48,17 @@ class BorrowerAction(Action, abc.ABC):
 
 
 def utter(dispatcher: CollectingDispatcher, domain: dict[str, Any], turn: Turn) -> None:
-    """Send what the turn said, each message rendered in the language it was said in."""
+    """Send what the turn said, each message rendered in the language it was said in.
+
+    On a call, SMS to send and call actions (transfer, hang up) travel as custom
+    payloads for the voice gateway.
+    """
     responses = domain.get("responses", {})
     for response, language, values in turn.said:
-        dispatcher.utter_message(text=catalog.render(responses, response, language, **values))
+        dispatcher.utter_message(text=catalog.render(responses, response, language, turn.channel, **values))
+    if turn.channel != "voice":
+        return
+    for response, language, values in turn.texts:
+        dispatcher.utter_message(json_message={"sms": catalog.render(responses, response, language, **values)})
+    for action in turn.call_actions:
+        dispatcher.utter_message(json_message={"call": action})

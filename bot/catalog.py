@@ -31,23 +31,28 @@ def _language_of(variation: Mapping[str, Any]) -> str | None:
 
 
 def pick(responses: Mapping[str, Any], name: str, language: str, channel: str | None = None) -> str:
-    """The text of response ``name`` for ``language`` (and ``channel`` if it has one).
+    """The text of response ``name`` for ``language``, preferring ``channel``'s own variation.
+
+    English variations carry no language condition and serve any language that
+    has none of its own.
 
     Raises:
         KeyError: no such response.
     """
     variations = responses[name]
-    for wanted_channel in (channel, None) if channel else (None,):
-        for variation in variations:
-            if _language_of(variation) == language and variation.get("channel") == wanted_channel:
+    candidates = [v for v in variations if _language_of(v) == language] or [
+        v for v in variations if _language_of(v) is None] or list(variations)
+    for wanted in (channel, None):
+        for variation in candidates:
+            if variation.get("channel") == wanted:
                 return str(variation["text"])
-    defaults = [v for v in variations if _language_of(v) is None]
-    return str((defaults or variations)[0]["text"])
+    return str(candidates[0]["text"])
 
 
-def render(responses: Mapping[str, Any], name: str, language: str, **values: Any) -> str:
+def render(responses: Mapping[str, Any], name: str, language: str, channel: str | None = None,
+           **values: Any) -> str:
     """Fill a response's {placeholders}; unknown ones are left as written."""
-    template = pick(responses, name, language)
+    template = pick(responses, name, language, channel)
     return string.Formatter().vformat(template, (), _KeepMissing(values))
 
 

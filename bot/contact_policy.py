@@ -150,8 +150,12 @@ class ContactPolicy:
         jurisdiction = self.jurisdiction(account)
         decision = evaluate(self._rules[jurisdiction], now, account.timezone, channel,
                             await self.attempts(account.account_id), await self.hard_stops(account, channel, today))
+        return await self.record(account, channel, now, decision)
+
+    async def record(self, account: Account, channel: str, now: datetime, decision: Decision) -> Decision:
+        """Write a decision with its reason to the decisions stream."""
         await self._redis.xadd(keys.CONTACT_DECISIONS, {
-            "account_id": account.account_id, "channel": channel, "jurisdiction": jurisdiction,
+            "account_id": account.account_id, "channel": channel, "jurisdiction": self.jurisdiction(account),
             "allowed": int(decision.allowed), "reason": decision.reason, "at": int(now.timestamp()),
         })
         return decision

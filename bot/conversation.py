@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from bot import verification
 from bot.dates import ImpossibleDate, find_date
-from bot.formatting import long_date, money
+from bot.formatting import long_date, money, spoken_money
 from bot.ledger import Account, overdue
 from bot.payments import payment_link
 from bot.services import Services
@@ -60,7 +60,11 @@ class Turn:
     failures: int
     blocked: bool
     services: Services
+    channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
     said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
+    texts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    call_actions: list[str] = field(default_factory=list)
 
     @property
     def locked(self) -> bool:
@@ -73,7 +77,14 @@ class Turn:
         values.setdefault("agent_hours", self.services.settings.agent_hours)
         self.said.append((response, self.language, values))
 
+    def send_text(self, response: str, **values: Any) -> None:
+        """Queue a response to go out by SMS (during a call: the payment link)."""
+        values.setdefault("bank_phone", self.services.settings.bank_phone)
+        self.texts.append((response, self.language, values))
+
     def money(self, amount: Any) -> str:
+        if self.channel == "voice":
+            return spoken_money(amount, self.account.currency, self.language)
         return money(amount, self.account.currency, self.language)
 
     def date(self, day: date) -> str:
@@ -112,6 +123,7 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         previous_intent=previous_user_intent(events),
         today=local_today(account),
         verified=slots.get("verified_account") == account.account_id,
+        channel=(latest_message.get("metadata") or {}).get("channel") or "sms",
         awaiting=slots.get("awaiting"),
         pending=slots.get("pending"),
         failures=await svc.records.verification_failures(account.account_id),
@@ -219,6 +231,9 @@ def send_payment_link(turn: Turn) -> None:
                         settings.payment_link_ttl_hours)
     turn.say("utter_payment_link", overdue_amount=turn.money(due.amount), payment_link=link,
              link_hours=settings.payment_link_ttl_hours)
+    if turn.channel == "voice":  # a link cannot be spoken: it follows by SMS
+        turn.send_text("utter_payment_link", overdue_amount=money(due.amount, turn.account.currency, turn.language),
+                  payment_link=link, link_hours=settings.payment_link_ttl_hours)
 
 
 def promise_window(turn: Turn) -> tuple[date, date]:
@@ -288,6 +303,8 @@ async def _promise_if_dated(turn: Turn) -> list[SlotChange] | None:
 async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:
     """Queue the conversation for an agent and say when to expect a reply."""
     await turn.services.records.hand_off(turn.conversation_id, turn.account.account_id, reason)
+    if reason == "request_human":
+        turn.call_actions.append("transfer")
     turn.say(f"utter_noted_{reason}")
     turn.say("utter_handoff")
     return [("awaiting", None)]

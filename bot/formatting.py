@@ -21,6 +21,12 @@ def money(amount: Decimal, currency: str, language: str) -> str:
     return format_currency(amount, currency, locale=locale_for(language))
 
 
+def spoken_money(amount: Decimal, currency: str, language: str) -> str:
+    """For text-to-speech: "824.74 US dollars", "3,500 人民币" (no symbol, no zero cents)."""
+    return format_currency(amount, currency, format="#,##0.## ¤¤¤", locale=locale_for(language),
+                           currency_digits=False)
+
+
 def long_date(day: date, language: str) -> str:
     """2026年12月5日 for zh, December 5, 2026 for en."""
     return format_date(day, format="long", locale=locale_for(language))

@@ -19,8 +19,8 @@ from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import catalog, keys, sms
-from bot.outbound import record_status
+from bot import catalog, keys, sms, voice
+from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
 from bot.services import Services
 from bot.settings import Settings
@@ -41,6 +41,9 @@ _IN_PROGRESS = b"in-progress"
 
 SERVICES = web.AppKey("services", Services)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+SENDER = web.AppKey("sender", Sender)
+VOICE_TURN_URL = "/twilio/voice?turn=1"
+LAST_SAID_TTL_SECONDS = 3600
 RESPONSES: web.AppKey[dict[str, Any]] = web.AppKey("responses")
 
 
@@ -56,15 +59,20 @@ def init_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_clients)
     app.router.add_post("/twilio/sms", sms_webhook)
     app.router.add_post("/twilio/status", status_callback)
+    app.router.add_post("/twilio/voice", voice_webhook)
     app.router.add_get("/healthz", healthz)
     return app
 
 
 async def _clients(app: web.Application) -> AsyncIterator[None]:
+    svc = app[SERVICES]
     app[HTTP] = aiohttp.ClientSession(timeout=RASA_TIMEOUT)
+    client = twilio_client(svc.settings)
+    app[SENDER] = Sender(client, svc.settings, svc.policy, svc.redis)
     yield
     await app[HTTP].close()
-    await app[SERVICES].close()
+    await client.http_client.close()
+    await svc.close()
 
 
 # --- the SMS webhook ---------------------------------------------------------
@@ -175,10 +183,8 @@ async def _reply(app: web.Application, conversation_id: str, body: str) -> list[
     if not body.strip():
         log.info("empty message body (%s); nothing to answer", conversation_id)
         return []
-    try:
-        return await _rasa_turn(app, conversation_id, body)
-    except RasaUnavailable:
-        raise web.HTTPServiceUnavailable(text="conversation service unavailable, retry later") from None
+    texts, _ = await _rasa_turn(app, conversation_id, body, "sms")
+    return texts
 
 
 async def _keyword_reply(app: web.Application, conversation_id: str, word: str, language: str) -> str:
@@ -202,10 +208,25 @@ def _say(app: web.Application, response: str, language: str) -> str:
                           agent_hours=settings.agent_hours)
 
 
-async def _rasa_turn(app: web.Application, conversation_id: str, body: str) -> list[str]:
-    url = app[SERVICES].settings.rasa_url + "/webhooks/rest/webhook"
+async def _rasa_turn(app: web.Application, conversation_id: str, body: str,
+                     channel: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """One turn through Rasa's REST channel: the texts and the custom payloads.
+
+    Raises:
+        web.HTTPServiceUnavailable: Rasa did not answer properly; Twilio may retry.
+    """
     try:
-        async with app[HTTP].post(url, json={"sender": conversation_id, "message": body}) as response:
+        return await _rasa_exchange(app, conversation_id, body, channel)
+    except RasaUnavailable:
+        raise web.HTTPServiceUnavailable(text="conversation service unavailable, retry later") from None
+
+
+async def _rasa_exchange(app: web.Application, conversation_id: str, body: str,
+                         channel: str) -> tuple[list[str], list[dict[str, Any]]]:
+    url = app[SERVICES].settings.rasa_url + "/webhooks/rest/webhook"
+    payload = {"sender": conversation_id, "message": body, "metadata": {"channel": channel}}
+    try:
+        async with app[HTTP].post(url, json=payload) as response:
             if response.status != 200:
                 log.error("rasa answered HTTP %s (%s)", response.status, conversation_id)
                 raise RasaUnavailable
@@ -216,7 +237,82 @@ async def _rasa_turn(app: web.Application, conversation_id: str, body: str) -> l
     if not isinstance(messages, list):
         log.error("rasa answered %s instead of a list (%s)", type(messages).__name__, conversation_id)
         raise RasaUnavailable
-    return [str(m["text"]) for m in messages if isinstance(m, dict) and m.get("text")]
+    messages = [m for m in messages if isinstance(m, dict)]
+    return ([str(m["text"]) for m in messages if m.get("text")],
+            [m["custom"] for m in messages if isinstance(m.get("custom"), dict)])
+
+
+# --- the voice webhook -------------------------------------------------------
+
+
+async def voice_webhook(request: web.Request) -> web.Response:
+    """Answer one step of a call with TwiML: a greeting, an answer, a reprompt or goodbye."""
+    svc = request.app[SERVICES]
+    form = await signed_form(request, svc.settings)
+    call_sid = form.get("CallSid", "")
+    outbound = form.get("Direction", "inbound").startswith("outbound")
+    phone = form.get("To" if outbound else "From", "")
+    silences = request.query.get("silence", "0")
+    if not _CALL_SID.fullmatch(call_sid) or not _E164.fullmatch(phone) or not silences.isdigit():
+        raise web.HTTPBadRequest(text="CallSid and an E.164 caller are required")
+    try:
+        twiml = await _voice_step(request.app, form, pseudonym(phone, svc.settings.hmac_secret),
+                                  first="turn" not in request.query, silences=int(silences))
+    except redis.exceptions.RedisError as exc:
+        log.error("redis unavailable: %s", type(exc).__name__)
+        raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
+    return _xml(twiml)
+
+
+async def _voice_step(app: web.Application, form: Any, conversation_id: str, first: bool, silences: int) -> str:
+    svc = app[SERVICES]
+    account = await svc.ledger.for_conversation(conversation_id)
+    language = await _language(app, conversation_id, account)
+    if form.get("AnsweredBy", "").startswith(("machine", "fax")):
+        return voice.finish([_say(app, "utter_voicemail", language)], language)
+    if account is None:
+        return voice.finish([_say(app, "utter_unknown_sender", language)], language)
+    message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""))
+    if message is None:
+        return await _no_answer(app, form, account, language, silences)
+    texts, customs = await _rasa_turn(app, conversation_id, message, "voice")
+    language = await _language(app, conversation_id, account)  # the caller may have switched
+    if first and svc.settings.call_recording:
+        texts.insert(0, _say(app, "utter_call_recorded", language))
+    await svc.redis.set(keys.last_said(form["CallSid"]), svc.vault.seal(texts), ex=LAST_SAID_TTL_SECONDS)
+    return await _act_on_call(app, form["CallSid"], account, language, texts, customs)
+
+
+async def _language(app: web.Application, conversation_id: str, account: Any) -> str:
+    chosen = await app[SERVICES].records.language(conversation_id)
+    return chosen or (account.language if account else "en")
+
+
+async def _no_answer(app: web.Application, form: Any, account: Any, language: str, silences: int) -> str:
+    """Key 9 repeats; silence is reprompted twice, then the call ends and an SMS follows."""
+    svc = app[SERVICES]
+    if form.get("Digits", "").strip().rstrip("#") == voice.REPEAT_KEY:
+        stored = await svc.redis.get(keys.last_said(form["CallSid"]))
+        return voice.ask(svc.vault.open(stored) if stored else [], language, VOICE_TURN_URL, 0)
+    if silences <= voice.MAX_REPROMPTS:
+        return voice.ask([_say(app, "utter_voice_reprompt", language)], language, VOICE_TURN_URL, silences)
+    sent = await app[SENDER].sms(account, _say(app, "utter_missed_call_sms", language), f"{form['CallSid']}:silence")
+    log.info("caller silent; call ended, follow-up SMS %s", sent.outcome)
+    return voice.finish([_say(app, "utter_voice_silence_goodbye", language)], language)
+
+
+async def _act_on_call(app: web.Application, call_sid: str, account: Any, language: str, texts: list[str],
+                       customs: list[dict[str, Any]]) -> str:
+    """Send the SMS the turn asked for, then transfer, hang up or listen again."""
+    for n, custom in enumerate(c for c in customs if c.get("sms")):
+        await app[SENDER].sms(account, str(custom["sms"]), f"{call_sid}:sms:{n}", requested=True)
+    actions = {c.get("call") for c in customs}
+    agent_phone = app[SERVICES].settings.agent_phone
+    if "transfer" in actions and agent_phone:
+        return voice.transfer([_say(app, "utter_voice_transfer", language)], language, agent_phone)
+    if "hangup" in actions:
+        return voice.finish(texts, language)
+    return voice.ask(texts, language, VOICE_TURN_URL, 0)
 
 
 # --- health ------------------------------------------------------------------

@@ -65,3 +65,7 @@ def outbox(key: str) -> str:
 
 def contact_status(sid: str) -> str:
     return f"contact:status:{sid}"
+
+
+def last_said(call_sid: str) -> str:
+    return f"voice:last:{call_sid}"

@@ -21,7 +21,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from bot import keys
-from bot.contact_policy import Attempt, ContactPolicy
+from bot.contact_policy import Attempt, ContactPolicy, Decision
 from bot.ledger import Account
 from bot.settings import Settings
 from bot.sms import MAX_SEGMENTS, segments
@@ -62,8 +62,13 @@ class Sender:
         self._retries = retries
         self._backoff = backoff_seconds
 
-    async def sms(self, account: Account, body: str, outbox_key: str) -> Sent:
+    async def sms(self, account: Account, body: str, outbox_key: str, requested: bool = False) -> Sent:
         """Send one SMS, if the policy allows it now.
+
+        Args:
+            requested: the borrower asked for it in a live conversation (a payment
+                link during a call): a reply, not an unsolicited contact, so only
+                recorded, not checked against hours and hard stops.
 
         Raises:
             ValueError: the body needs more than three SMS segments.
@@ -72,19 +77,24 @@ class Sender:
             raise ValueError(f"SMS body needs {segments(body)} segments; the limit is {MAX_SEGMENTS}")
         status_callback = self._settings.public_base_url + "/twilio/status"
         return await self._send(account, "sms", outbox_key, lambda: self._client.messages.create_async(
-            to=account.phone, from_=self._settings.twilio_from, body=body, status_callback=status_callback))
+            to=account.phone, from_=self._settings.twilio_from, body=body, status_callback=status_callback),
+            requested)
 
     async def call(self, account: Account, outbox_key: str) -> Sent:
         """Place one call, answered by /twilio/voice, with answering-machine detection."""
         base = self._settings.public_base_url
         return await self._send(account, "call", outbox_key, lambda: self._client.calls.create_async(
             to=account.phone, from_=self._settings.twilio_from, url=base + "/twilio/voice",
-            status_callback=base + "/twilio/status", machine_detection="DetectMessageEnd"))
+            status_callback=base + "/twilio/status", machine_detection="DetectMessageEnd",
+            record=self._settings.call_recording))
 
     async def _send(self, account: Account, channel: str, outbox_key: str,
-                    create: Callable[[], Awaitable[Any]]) -> Sent:
+                    create: Callable[[], Awaitable[Any]], requested: bool = False) -> Sent:
         now = self._clock()
-        decision = await self._policy.decide(account, channel, now)
+        if requested:
+            decision = await self._policy.record(account, channel, now, Decision(True, "requested by the borrower"))
+        else:
+            decision = await self._policy.decide(account, channel, now)
         if not decision.allowed:
             return Sent("blocked", decision.reason)
         if not await self._redis.set(keys.outbox(outbox_key), "pending", nx=True, ex=OUTBOX_TTL_SECONDS):

@@ -36,6 +36,8 @@ class Settings:
     payment_link_ttl_hours: int
     promise_max_days: int
     agent_hours: str
+    agent_phone: str  # empty: no live transfer, callers get a callback
+    call_recording: bool
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
@@ -97,6 +99,13 @@ def _phone(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+        raise SettingsError(f"{name}={raw!r} must be true or false")
+    return raw in ("1", "true", "yes")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings.
 
@@ -126,4 +135,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         payment_link_ttl_hours=_integer(env, "PAYMENT_LINK_TTL_HOURS", 72, 1, 720),
         promise_max_days=_integer(env, "PROMISE_MAX_DAYS", 14, 1, 90),
         agent_hours=env.get("AGENT_HOURS", "").strip() or "09:00-18:00",
+        agent_phone=_phone(env, "AGENT_PHONE", "") if env.get("AGENT_PHONE", "").strip() else "",
+        call_recording=_flag(env, "CALL_RECORDING"),
     )

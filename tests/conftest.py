@@ -10,9 +10,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as sync_redis
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from cryptography.fernet import Fernet
 
 from bot import services as services_module
@@ -95,3 +98,43 @@ def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("REDIS_URL", "TWILIO_AUTH_TOKEN", "DATA_KEYS", "HMAC_SECRET", "RASA_TOKEN"):
         if name in os.environ:
             monkeypatch.delenv(name)
+
+
+class FakeRasa:
+    """Answers the REST channel like Rasa does, and remembers every request."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.replies: list[str] = ["Hello from the bot."]
+        self.up = True
+        self.garbage: bytes | None = None
+        self.customs: list[dict[str, Any]] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/webhooks/rest/webhook", self.webhook)
+        app.router.add_get("/status", self.status)
+        app.router.add_get("/health", self.status)
+        return app
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        if not self.up:
+            return web.Response(status=500)
+        if self.garbage is not None:
+            return web.Response(body=self.garbage, content_type="application/json")
+        payload = await request.json()
+        self.received.append(payload)
+        return web.json_response([{"recipient_id": payload["sender"], "text": t} for t in self.replies]
+                                 + [{"recipient_id": payload["sender"], "custom": c} for c in self.customs])
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response({"model_file": "models/x.tar.gz"}, status=200 if self.up else 503)
+
+
+@pytest.fixture
+async def rasa() -> AsyncIterator[tuple[FakeRasa, str]]:
+    fake = FakeRasa()
+    server = TestServer(fake.app())
+    await server.start_server()
+    yield fake, str(server.make_url("")).rstrip("/")
+    await server.close()

@@ -1,7 +1,7 @@
 """The gateway's edge behaviour: signatures, malformed input, replays, keywords.
 
-Rasa is replaced by a small local HTTP server that records what it receives;
-the whole path with the real Rasa is in tests/integration.
+Rasa is replaced by FakeRasa (conftest), a small local HTTP server that records
+what it receives; the whole path with the real Rasa is in tests/integration.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
@@ -21,47 +20,10 @@ from bot.privacy import pseudonym
 from bot.services import Services
 from bot.settings import Settings
 from bot.sms import segments
+from tests.conftest import FakeRasa
 
 CN_PHONE = "+8613800138000"
 US_PHONE = "+14155550123"
-
-
-class FakeRasa:
-    """Answers the REST channel like Rasa does, and remembers every request."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.replies: list[str] = ["Hello from the bot."]
-        self.up = True
-        self.garbage: bytes | None = None
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_post("/webhooks/rest/webhook", self.webhook)
-        app.router.add_get("/status", self.status)
-        app.router.add_get("/health", self.status)
-        return app
-
-    async def webhook(self, request: web.Request) -> web.Response:
-        if not self.up:
-            return web.Response(status=500)
-        if self.garbage is not None:
-            return web.Response(body=self.garbage, content_type="application/json")
-        payload = await request.json()
-        self.received.append(payload)
-        return web.json_response([{"recipient_id": payload["sender"], "text": t} for t in self.replies])
-
-    async def status(self, request: web.Request) -> web.Response:
-        return web.json_response({"model_file": "models/x.tar.gz"}, status=200 if self.up else 503)
-
-
-@pytest.fixture
-async def rasa() -> AsyncIterator[tuple[FakeRasa, str]]:
-    fake = FakeRasa()
-    server = TestServer(fake.app())
-    await server.start_server()
-    yield fake, str(server.make_url("")).rstrip("/")
-    await server.close()
 
 
 @pytest.fixture
@@ -86,7 +48,8 @@ async def test_a_signed_sms_takes_one_turn_under_a_pseudonym(client: TestClient,
     assert response.content_type == "text/xml"
     body = await response.text()
     assert body == '<?xml version="1.0" encoding="UTF-8"?><Response><Message>Hello from the bot.</Message></Response>'
-    assert rasa[0].received == [{"sender": pseudonym(CN_PHONE, services.settings.hmac_secret), "message": "你好"}]
+    assert rasa[0].received == [{"sender": pseudonym(CN_PHONE, services.settings.hmac_secret), "message": "你好",
+                                 "metadata": {"channel": "sms"}}]
 
 
 @pytest.mark.parametrize("signature", ["", "bm90IGEgc2lnbmF0dXJl"])

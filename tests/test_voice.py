@@ -1,0 +1,192 @@
+"""The voice webhook: exact TwiML for every state of a call, signed like Twilio.
+
+Rasa is the recording stand-in from test_gateway; SMS sent during calls go
+through the real twilio library to the local Twilio stand-in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from twilio.request_validator import RequestValidator
+
+from bot import twilio_standin
+from bot.gateway import init_app
+from bot.services import Services
+from bot.settings import Settings
+from tests.conftest import FakeRasa
+from tests.test_gateway import CN_PHONE, US_PHONE
+
+CALL_SID = "CA" + "f" * 32
+XML = '<?xml version="1.0" encoding="UTF-8"?>'
+ZH_HINTS = "是,不是,还款,人工,转人工,明天,后天,下周,号,月,身份证,后四位,出生,年"
+EN_HINTS = "yes,no,pay,agent,person,tomorrow,next week,friday,monday,birthday,last four digits"
+
+
+@dataclasses.dataclass
+class Call:
+    client: TestClient
+    settings: Settings
+    rasa: FakeRasa
+    standin: twilio_standin.StandIn
+
+    async def post(self, query: str = "", phone: str = CN_PHONE, **fields: str) -> tuple[int, str]:
+        form = {"CallSid": CALL_SID, "AccountSid": self.settings.twilio_account_sid, "From": phone,
+                "To": self.settings.twilio_from, "Direction": "inbound", "CallStatus": "in-progress", **fields}
+        path = "/twilio/voice" + query
+        signature = RequestValidator(self.settings.twilio_auth_token).compute_signature(
+            self.settings.public_base_url + path, form)
+        response = await self.client.post(path, data=form, headers={"X-Twilio-Signature": signature})
+        return response.status, await response.text()
+
+
+@pytest.fixture
+async def call_factory(services: Services, rasa: tuple[FakeRasa, str]) -> AsyncIterator[Any]:
+    standin = TestServer(twilio_standin.init_app(services.settings.twilio_account_sid,
+                                                 services.settings.twilio_auth_token))
+    await standin.start_server()
+    clients = []
+
+    async def make(**overrides: Any) -> Call:
+        settings = dataclasses.replace(services.settings, rasa_url=rasa[1], action_url=rasa[1],
+                                       twilio_api_base_url=str(standin.make_url("")).rstrip("/"), **overrides)
+        client = TestClient(TestServer(init_app(settings)))
+        await client.start_server()
+        clients.append(client)
+        return Call(client, settings, rasa[0], standin.app[twilio_standin.STATE])
+
+    yield make
+    for client in clients:
+        await client.close()
+    await standin.close()
+
+
+@pytest.fixture
+async def call(call_factory: Any) -> Call:
+    return await call_factory()
+
+
+def gathered(says: str, language: str = "cmn-CN", hints: str = ZH_HINTS, silence: int = 1) -> str:
+    return (f'{XML}<Response><Gather action="/twilio/voice?turn=1" hints="{hints}" input="speech dtmf" '
+            f'language="{language}" method="POST" speechTimeout="auto" timeout="4">{says}</Gather>'
+            f'<Redirect method="POST">/twilio/voice?turn=1&amp;silence={silence}</Redirect></Response>')
+
+
+def zh_say(text: str) -> str:
+    return f'<Say language="cmn-CN" voice="Polly.Zhiyu">{text}</Say>'
+
+
+def en_say(text: str) -> str:
+    return f'<Say language="en-US" voice="Polly.Joanna">{text}</Say>'
+
+
+async def test_a_call_opens_with_a_greeting_turn_in_the_callers_language(call: Call) -> None:
+    status, twiml = await call.post()
+    assert status == 200
+    assert twiml == gathered(zh_say("Hello from the bot."))
+    assert call.rasa.received[0]["message"] == "/greet"
+    assert call.rasa.received[0]["metadata"] == {"channel": "voice"}
+
+
+async def test_an_english_caller_hears_an_english_voice(call: Call) -> None:
+    _, twiml = await call.post(phone=US_PHONE)
+    assert twiml == gathered(en_say("Hello from the bot."), "en-US", EN_HINTS)
+
+
+@pytest.mark.parametrize(("digits", "message"), [("1", "/pay_now"), ("2", "/request_human"), ("4421", "4421"),
+                                                 ("4421#", "4421")])
+async def test_keys_become_messages(call: Call, digits: str, message: str) -> None:
+    await call.post("?turn=1", Digits=digits)
+    assert call.rasa.received[-1]["message"] == message
+
+
+async def test_speech_is_the_message(call: Call) -> None:
+    await call.post("?turn=1", SpeechResult="我下周五还")
+    assert call.rasa.received[-1]["message"] == "我下周五还"
+
+
+async def test_nine_repeats_what_was_said_without_a_turn(call: Call) -> None:
+    await call.post("?turn=1", SpeechResult="你好")
+    call.rasa.replies = ["something else"]
+    _, twiml = await call.post("?turn=1", Digits="9")
+    assert twiml == gathered(zh_say("Hello from the bot."))
+    assert len(call.rasa.received) == 1
+
+
+async def test_silence_is_reprompted_twice_then_the_call_ends_with_an_sms(call: Call) -> None:
+    _, first = await call.post("?turn=1&silence=1")
+    assert first == gathered(zh_say("请问您还在吗？请说话，或按9重听选项。"), silence=2)
+    _, second = await call.post("?turn=1&silence=2")
+    assert second == gathered(zh_say("请问您还在吗？请说话，或按9重听选项。"), silence=3)
+    _, last = await call.post("?turn=1&silence=3")
+    goodbye = zh_say("没有听到您的声音，我先挂断了，稍后会给您发短信。再见。")
+    assert last == f"{XML}<Response>{goodbye}<Hangup /></Response>"
+    assert call.rasa.received == []
+
+
+async def test_an_answering_machine_hears_only_the_bank_and_a_number(call: Call) -> None:
+    _, twiml = await call.post(phone=US_PHONE, Direction="outbound-api", To=US_PHONE, From="+15005550006",
+                               AnsweredBy="machine_end_beep")
+    assert twiml == (f"{XML}<Response>{en_say('Hello, this is Example Bank. Please call us back on 95588. Thank you.')}"
+                     "<Hangup /></Response>")
+    assert call.rasa.received == []
+
+
+async def test_an_outbound_call_is_the_called_borrowers_conversation(call: Call) -> None:
+    _, twiml = await call.post(Direction="outbound-api", To=US_PHONE, From="+15005550006", AnsweredBy="human")
+    assert twiml == gathered(en_say("Hello from the bot."), "en-US", EN_HINTS)
+
+
+async def test_an_unknown_caller_hears_nothing_about_any_account(call: Call) -> None:
+    _, twiml = await call.post(phone="+447700900123")
+    assert "<Hangup />" in twiml and "We couldn't find this number in our records" in twiml
+    assert call.rasa.received == []
+
+
+async def test_a_request_for_a_person_is_transferred_when_agents_have_a_number(call_factory: Any) -> None:
+    call = await call_factory(agent_phone="+8610955880000")
+    call.rasa.customs = [{"call": "transfer"}]
+    _, twiml = await call.post("?turn=1", Digits="2")
+    assert twiml == f"{XML}<Response>{zh_say('请稍候，正在为您转接工作人员。')}<Dial>+8610955880000</Dial></Response>"
+
+
+async def test_without_an_agents_number_the_caller_hears_the_callback_promise(call: Call) -> None:
+    call.rasa.customs = [{"call": "transfer"}]
+    call.rasa.replies = ["工作人员会在工作时间给您回电。"]
+    _, twiml = await call.post("?turn=1", Digits="2")
+    assert twiml == gathered(zh_say("工作人员会在工作时间给您回电。"), silence=1)
+
+
+async def test_goodbye_hangs_up(call: Call) -> None:
+    call.rasa.customs = [{"call": "hangup"}]
+    call.rasa.replies = ["感谢您的回复，再见。"]
+    _, twiml = await call.post("?turn=1", SpeechResult="再见")
+    assert twiml == f"{XML}<Response>{zh_say('感谢您的回复，再见。')}<Hangup /></Response>"
+
+
+async def test_the_payment_link_asked_for_on_a_call_goes_by_sms(call: Call) -> None:
+    call.rasa.customs = [{"sms": "您可通过以下安全链接还款：https://pay.example-bank.test/p/x"}]
+    await call.post("?turn=1", Digits="1")
+    [message] = call.standin.messages
+    assert message["to"] == CN_PHONE and message["body"].endswith("/p/x")
+
+
+async def test_a_recorded_call_says_so_first(call_factory: Any) -> None:
+    call = await call_factory(call_recording=True)
+    _, twiml = await call.post()
+    assert twiml == gathered(zh_say("本次通话将被录音。") + zh_say("Hello from the bot."))
+
+
+@pytest.mark.parametrize("fields", [{"CallSid": ""}, {"CallSid": "CA123"}, {"From": "12345"}])
+async def test_malformed_voice_requests_are_400(call: Call, fields: dict[str, str]) -> None:
+    status, _ = await call.post(**fields)
+    assert status == 400
+
+
+async def test_unsigned_voice_requests_are_403(call: Call) -> None:
+    response = await call.client.post("/twilio/voice", data={"CallSid": CALL_SID, "From": CN_PHONE})
+    assert response.status == 403
