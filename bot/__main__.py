@@ -63,6 +63,19 @@ def _gateway_host() -> str:
     return os.environ.get("GATEWAY_HOST", "127.0.0.1")
 
 
+def _standin(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot import twilio_standin
+
+    settings = load_settings()
+    app = twilio_standin.init_app(settings.twilio_account_sid, settings.twilio_auth_token)
+    # Callbacks are signed for the public URL but delivered to the gateway on this machine.
+    app[twilio_standin.STATE].deliver_via = (settings.public_base_url, f"http://127.0.0.1:{settings.gateway_port}")
+    web.run_app(app, host="127.0.0.1", port=args.port, print=None)
+    return 0
+
+
 def _actions(args: argparse.Namespace) -> int:
     from rasa_sdk.endpoint import run
 
@@ -128,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     act = commands.add_parser("actions", help="serve the Rasa custom actions on loopback")
     act.add_argument("--port", type=int, default=5055)
     act.set_defaults(handler=_actions)
+    standin = commands.add_parser("twilio-standin", help="serve the local stand-in of Twilio's REST API")
+    standin.add_argument("--port", type=int, default=8081)
+    standin.set_defaults(handler=_standin)
     run = commands.add_parser("run", help="start every component and wait for Ctrl-C")
     run.add_argument("--accounts", type=Path)
     run.add_argument("--installments", type=Path)

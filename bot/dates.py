@@ -140,6 +140,7 @@ def find_date(text: str, language: str, today: date) -> date | None:
     if explicit:
         return explicit
     text = re.sub(r"\bmay\b", "can", text, flags=re.I)  # the verb; "may 5" was taken above
+    text = re.sub(r"\b(the )?day after tomorrow\b", "in 2 days", text, flags=re.I)  # else read as "tomorrow"
     languages = ["zh", "en"] if language == "zh" else ["en", "zh"]
     settings = {
         "RELATIVE_BASE": datetime.combine(today, datetime.min.time()),

@@ -32,6 +32,7 @@ class Options:
     gateway_port: int = 8080
     rasa_port: int = 5005
     action_port: int = 5055
+    standin_port: int = 8081
     redis_port: int = DEFAULT_REDIS_PORT
     var_dir: Path = ROOT / "var"
     log_dir: Path | None = None
@@ -113,6 +114,14 @@ async def _start_redis(stack: Stack, options: Options, env: dict[str, str]) -> N
     await _wait_for(lambda: _redis_ready(env["REDIS_URL"]), stack, "redis")
 
 
+async def _start_standin(stack: Stack, options: Options, env: dict[str, str]) -> None:
+    """No Twilio account: the twilio library talks to the local stand-in instead."""
+    env["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{options.standin_port}"
+    await stack.start("twilio-standin", [sys.executable, "-m", "bot", "twilio-standin", "--port",
+                                         str(options.standin_port)], env, options.log_dir)
+    await _wait_for(lambda: _http_ready(env["TWILIO_API_BASE_URL"] + "/standin/messages"), stack, "twilio-standin")
+
+
 async def _redis_ready(url: str) -> bool:
     import redis.asyncio as aioredis
 
@@ -185,6 +194,8 @@ async def start_all(options: Options, base_env: dict[str, str] | None = None) ->
             "--credentials", "credentials.yml",
         ], env, options.log_dir)
         await _wait_for(lambda: _warm_up_rasa(env), stack, "rasa")
+        if not env.get("TWILIO_ACCOUNT_SID"):
+            await _start_standin(stack, options, env)
         await stack.start("gateway", [sys.executable, "-m", "bot", "gateway"], env, options.log_dir)
         await _wait_for(lambda: _http_ready(f"http://127.0.0.1:{options.gateway_port}/healthz"), stack, "gateway")
     except BaseException:
@@ -231,6 +242,7 @@ def _banner(options: Options) -> str:
         "  talk to it as a sample borrower:",
         "    .venv/bin/python -m bot chat --phone +8613800138000   (Chinese; verify with 1985年3月12日 or 561X)",
         "    .venv/bin/python -m bot chat --phone +14155550123     (English; verify with 07/04/1979 or 4421)",
+        "  no TWILIO_ACCOUNT_SID: outbound SMS and calls go to the local Twilio stand-in",
         "  stop with Ctrl-C",
         "",
     ])

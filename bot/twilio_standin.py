@@ -5,6 +5,11 @@ With no Twilio account configured, the real ``twilio`` library is pointed here
 library's real HTTP path. It checks Basic auth like Twilio, answers with
 Twilio-shaped JSON and sends signed status callbacks. ``fail_next_with_429``
 and ``undeliverable`` let tests exercise retries and failures.
+
+A call to a number with a script is driven like a person would: the stand-in
+fetches the call's TwiML from /twilio/voice, signed, then answers each Gather
+with the script's next speech or keys, and keeps the transcript of what was
+said. ``/standin/...`` lets tests set scripts and read what was sent.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import asyncio
 import base64
 import logging
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +46,7 @@ class StandIn:
     fail_next_with_429: int = 0
     undeliverable: set[str] = field(default_factory=set)
     callbacks: list[asyncio.Task[None]] = field(default_factory=list)
+    scripts: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     # (public base, local base): callbacks are signed for the public URL, delivered to the local one.
     deliver_via: tuple[str, str] | None = None
 
@@ -55,7 +62,27 @@ def init_app(account_sid: str, auth_token: str) -> web.Application:
     app.cleanup_ctx.append(_session)
     app.router.add_post(ACCOUNTS + "/Messages.json", create_message)
     app.router.add_post(ACCOUNTS + "/Calls.json", create_call)
+    app.router.add_put("/standin/scripts/{phone}", put_script)
+    app.router.add_get("/standin/messages", list_messages)
+    app.router.add_get("/standin/calls", list_calls)
     return app
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].messages)
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE].calls)
+
+
+async def put_script(request: web.Request) -> web.Response:
+    """Script the person who answers calls to this number: a list of {"SpeechResult"|"Digits": ...}."""
+    turns = await request.json()
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        return _error(400, 0, "a script is a list of objects")
+    request.app[STATE].scripts[request.match_info["phone"]] = turns
+    return web.Response(status=204)
 
 
 async def _session(app: web.Application) -> AsyncIterator[None]:
@@ -117,12 +144,57 @@ async def create_call(request: web.Request) -> web.Response:
     sid = "CA" + uuid.uuid4().hex
     call = {"sid": sid, "account_sid": state.account_sid, "to": form["To"], "from": form["From"],
             "status": "queued", "direction": "outbound-api", "url": form["Url"],
-            "machine_detection": form.get("MachineDetection")}
+            "machine_detection": form.get("MachineDetection"), "transcript": []}
     state.calls.append(call)
-    _report(request.app, form.get("StatusCallback"), [
-        {"CallSid": sid, "CallStatus": status, "To": form["To"], "AccountSid": state.account_sid}
-        for status in ("initiated", "ringing", "no-answer")])
-    return web.json_response(call, status=201)
+    script = state.scripts.get(form["To"])
+    if script is None:
+        _report(request.app, form.get("StatusCallback"), [
+            {"CallSid": sid, "CallStatus": status, "To": form["To"], "AccountSid": state.account_sid}
+            for status in ("initiated", "ringing", "no-answer")])
+    else:
+        state.callbacks.append(asyncio.create_task(_drive(request.app, call, script, form.get("StatusCallback"))))
+    return web.json_response({k: v for k, v in call.items() if k != "transcript"}, status=201)
+
+
+async def _drive(app: web.Application, call: dict[str, Any], script: list[dict[str, str]],
+                 status_callback: str | None) -> None:
+    """Answer the call as a person: fetch TwiML, say the script's turns, hang up."""
+    state = app[STATE]
+    fields = {"CallSid": call["sid"], "AccountSid": state.account_sid, "From": call["from"], "To": call["to"],
+              "Direction": "outbound-api", "CallStatus": "in-progress", "AnsweredBy": "human"}
+    url = call["url"]
+    twiml = await _signed_post(app, url, fields)
+    for turn in script:
+        call["transcript"] += _said(twiml)
+        action = _gather_action(twiml)
+        if twiml is None or action is None:
+            break
+        url = url.split("/twilio/")[0] + action
+        twiml = await _signed_post(app, url, {**fields, **turn})
+    call["transcript"] += _said(twiml)
+    call["status"] = "completed"
+    if status_callback:
+        await _post_updates(app, status_callback, [{**fields, "CallStatus": "completed", "CallDuration": "60"}])
+
+
+async def _signed_post(app: web.Application, url: str, fields: dict[str, str]) -> str | None:
+    headers = {"X-Twilio-Signature": RequestValidator(app[STATE].auth_token).compute_signature(url, fields)}
+    async with app[HTTP].post(_delivery_url(app, url), data=fields, headers=headers) as response:
+        return await response.text() if response.status == 200 else None
+
+
+def _said(twiml: str | None) -> list[str]:
+    return [say.text or "" for say in ET.fromstring(twiml).iter("Say")] if twiml else []
+
+
+def _gather_action(twiml: str | None) -> str | None:
+    gather = ET.fromstring(twiml).find("Gather") if twiml else None
+    return gather.get("action") if gather is not None else None
+
+
+def _delivery_url(app: web.Application, url: str) -> str:
+    via = app[STATE].deliver_via
+    return url.replace(via[0], via[1], 1) if via else url
 
 
 def _report(app: web.Application, url: str | None, updates: list[dict[str, str]]) -> None:
@@ -135,10 +207,8 @@ async def _post_updates(app: web.Application, url: str, updates: list[dict[str, 
     for update in updates:
         await asyncio.sleep(0.01)
         headers = {"X-Twilio-Signature": validator.compute_signature(url, update)}
-        via = app[STATE].deliver_via
-        target = url.replace(via[0], via[1], 1) if via else url
         try:
-            async with app[HTTP].post(target, data=update, headers=headers) as response:
+            async with app[HTTP].post(_delivery_url(app, url), data=update, headers=headers) as response:
                 if response.status >= 300:
                     log.warning("status callback answered HTTP %s", response.status)
         except aiohttp.ClientError as exc:

@@ -51,6 +51,7 @@ def test_find_date_zh(text: str, expected: date) -> None:
     [
         ("tomorrow", date(2026, 11, 30)),
         ("I can pay tomorrow", date(2026, 11, 30)),
+        ("i can pay it the day after tomorrow", date(2026, 12, 1)),
         ("next friday", date(2026, 12, 4)),
         ("dec 5", date(2026, 12, 5)),
         ("I'll pay on dec 5", date(2026, 12, 5)),

@@ -1,0 +1,116 @@
+"""The whole system for integration tests: one per session, on free ports.
+
+The ledger is generated relative to today so that the expected amounts and dates
+hold whenever the suite runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import pytest
+
+from bot.chat import messages_in, signed_sms
+from bot.settings import Settings, load_settings
+from bot.supervisor import Options, Stack, start_all
+from tests.conftest import free_port, make_env
+
+ZH_BIRTH, EN_BIRTH = date(1988, 6, 1), date(1979, 7, 4)
+LEDGER_DAY = date.today()  # due dates are written relative to this day
+
+
+@dataclass(frozen=True)
+class Borrower:
+    phone: str
+    language: str
+
+    @property
+    def today(self) -> date:
+        zone = "Asia/Shanghai" if self.language == "zh" else "America/Los_Angeles"
+        return datetime.now(ZoneInfo(zone)).date()
+
+
+def _write_ledger(folder: Path, today: date) -> tuple[Path, Path]:
+    """Ten Chinese and ten English borrowers, each ¥/$2,600.00 overdue over three instalments."""
+    accounts, installments = folder / "accounts.csv", folder / "installments.csv"
+    with accounts.open("w", newline="", encoding="utf-8") as a, installments.open("w", newline="",
+                                                                                   encoding="utf-8") as i:
+        aw, iw = csv.writer(a), csv.writer(i)
+        aw.writerow(["account_id", "name", "phone", "language", "timezone", "product", "currency", "id_last4",
+                     "birth_date", "address", "employer", "region"])
+        iw.writerow(["account_id", "installment_no", "due_date", "amount_due", "amount_paid", "paid_date"])
+        for n in range(10):
+            aw.writerow([f"Z{n}", "王芳", f"+86139000000{n:02d}", "zh", "Asia/Shanghai", "consumer", "CNY", "7789",
+                         ZH_BIRTH.isoformat(), "", "", "SH"])
+            aw.writerow([f"E{n}", "Ann Lee", f"+1415555{n:04d}", "en", "America/Los_Angeles", "auto", "USD", "3321",
+                         EN_BIRTH.isoformat(), "", "", "CA"])
+            for account in (f"Z{n}", f"E{n}"):
+                iw.writerow([account, 1, (today - timedelta(days=75)).isoformat(), "1000.00", "0.00", ""])
+                iw.writerow([account, 2, (today - timedelta(days=45)).isoformat(), "1000.00", "400.00",
+                             (today - timedelta(days=40)).isoformat()])
+                iw.writerow([account, 3, (today - timedelta(days=15)).isoformat(), "1000.00", "0.00", ""])
+                iw.writerow([account, 4, (today + timedelta(days=15)).isoformat(), "1000.00", "0.00", ""])
+    return accounts, installments
+
+
+@pytest.fixture(scope="session")
+def stack_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the system under test writes its logs."""
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def options(stack_folder: Path) -> Options:
+    """Free ports for every component; no Twilio account, so the stand-in runs too."""
+    return Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
+                   standin_port=free_port(), var_dir=stack_folder, log_dir=stack_folder,
+                   ledger=_write_ledger(stack_folder, LEDGER_DAY))
+
+
+@pytest.fixture(scope="session")
+async def stack(redis_url: str, options: Options) -> AsyncIterator[Settings]:
+    """The whole system on free ports, sharing the session's redis-server."""
+    env = {**os.environ, **make_env(redis_url, RASA_URL=f"http://127.0.0.1:{options.rasa_port}",
+                                    ACTION_SERVER_URL=f"http://127.0.0.1:{options.action_port}",
+                                    GATEWAY_PORT=str(options.gateway_port))}
+    env.pop("TWILIO_ACCOUNT_SID", None)
+    running: Stack = await start_all(options, env)
+    yield load_settings({**env, "TWILIO_API_BASE_URL": f"http://127.0.0.1:{options.standin_port}"})
+    await running.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+_zh_numbers, _en_numbers = iter(range(10)), iter(range(10))
+
+
+@pytest.fixture
+def zh() -> Borrower:
+    return Borrower(f"+86139000000{next(_zh_numbers):02d}", "zh")
+
+
+@pytest.fixture
+def en() -> Borrower:
+    return Borrower(f"+1415555{next(_en_numbers):04d}", "en")
+
+
+async def text(http: aiohttp.ClientSession, settings: Settings, borrower: Borrower, body: str) -> str:
+    """Send one SMS as the borrower; return the bot's reply, messages joined."""
+    form, signature = signed_sms(settings, borrower.phone, body)
+    url = f"http://127.0.0.1:{settings.gateway_port}/twilio/sms"
+    async with http.post(url, data=form, headers={"X-Twilio-Signature": signature}) as response:
+        assert response.status == 200, await response.text()
+        return "\n".join(messages_in(await response.text()))
+
+
