@@ -46,3 +46,19 @@ def test_languages_use_the_same_placeholders(name: str) -> None:
 
 def test_unknown_language_falls_back_to_english() -> None:
     assert catalog.pick(RESPONSES, "utter_thank", "fr") == "You're welcome."
+
+
+VOICED = sorted(name for name, variations in RESPONSES.items() if any(v.get("channel") == "voice" for v in variations))
+
+
+@pytest.mark.parametrize("name", VOICED)
+def test_voice_variations_exist_in_both_languages_and_say_nothing_unspeakable(name: str) -> None:
+    english = catalog.pick(RESPONSES, name, "en", "voice")
+    chinese = catalog.pick(RESPONSES, name, "zh", "voice")
+    assert english != catalog.pick(RESPONSES, name, "en") and chinese != catalog.pick(RESPONSES, name, "zh")
+    for text in (english, chinese):
+        assert "http" not in text and "Reply" not in text and "回复" not in text
+
+
+def test_responses_without_a_voice_variation_fall_back_to_the_text_one() -> None:
+    assert catalog.pick(RESPONSES, "utter_thank", "zh", "voice") == "不客气。"

@@ -175,10 +175,12 @@ async def test_the_payment_link_asked_for_on_a_call_goes_by_sms(call: Call) -> N
     assert message["to"] == CN_PHONE and message["body"].endswith("/p/x")
 
 
-async def test_a_recorded_call_says_so_first(call_factory: Any) -> None:
+async def test_a_recorded_call_says_so_after_naming_the_bank(call_factory: Any) -> None:
     call = await call_factory(call_recording=True)
+    call.rasa.replies = ["您好，这里是示例银行的智能助理。", "为保护您的隐私……"]
     _, twiml = await call.post()
-    assert twiml == gathered(zh_say("本次通话将被录音。") + zh_say("Hello from the bot."))
+    assert twiml == gathered(zh_say("您好，这里是示例银行的智能助理。") + zh_say("本次通话将被录音。")
+                             + zh_say("为保护您的隐私……"))
 
 
 @pytest.mark.parametrize("fields", [{"CallSid": ""}, {"CallSid": "CA123"}, {"From": "12345"}])
