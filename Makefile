@@ -70,7 +70,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy bot actions
 
 bench: setup
-	$(PY) scripts/bench_turns.py --turns 20 --turns 200 --out docs/benchmarks.md
+	$(PY) scripts/bench_turns.py --turns 20 --turns 200 --calls 20 --out docs/benchmarks.md
 
 # Cross-validated intent F1 per language (slow: trains the model once per fold).
 cv: $(VENV)/.installed

@@ -3,9 +3,11 @@
 Starts the real stack (its own redis-server, action server, Rasa, gateway) on
 free ports, holds one conversation per requested length, and writes p50/p99
 per conversation and latency by turn number to a Markdown file. The same run
-is repeated with Rasa's stock RedisTrackerStore as the reference.
+is repeated with Rasa's stock RedisTrackerStore as the reference. With --calls N,
+it also holds N simultaneous phone calls on /twilio/voice and reports the
+latency of each TwiML turn.
 
-    .venv/bin/python scripts/bench_turns.py --turns 20 --turns 200 --out docs/benchmarks.md
+    .venv/bin/python scripts/bench_turns.py --turns 20 --turns 200 --calls 20 --out docs/benchmarks.md
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from twilio.request_validator import RequestValidator  # noqa: E402
 
 from bot.chat import messages_in, signed_sms  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
@@ -68,6 +73,33 @@ async def conversation(http: aiohttp.ClientSession, settings: Settings, phone: s
     return latencies
 
 
+VOICE_SCRIPT = [{"Digits": "4242"}, {"SpeechResult": "how much do I owe"}, {"SpeechResult": "are you a robot"},
+                {"Digits": "9"}, {"SpeechResult": "thank you"}, {"SpeechResult": "what is my balance"}]
+
+
+async def voice_turn(http: aiohttp.ClientSession, settings: Settings, fields: dict[str, str], query: str) -> float:
+    path = "/twilio/voice" + query
+    signature = RequestValidator(settings.twilio_auth_token).compute_signature(settings.public_base_url + path,
+                                                                              fields)
+    started = time.perf_counter()
+    async with http.post(f"http://127.0.0.1:{settings.gateway_port}{path}", data=fields,
+                         headers={"X-Twilio-Signature": signature}) as response:
+        text = await response.text()
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status != 200 or "<Say" not in text:
+        raise RuntimeError(f"voice turn failed: HTTP {response.status}")
+    return elapsed
+
+
+async def one_call(http: aiohttp.ClientSession, settings: Settings, n: int) -> list[float]:
+    fields = {"CallSid": f"CA{n:032x}", "AccountSid": settings.twilio_account_sid, "From": f"+1415666{n:04d}",
+              "To": settings.twilio_from, "Direction": "inbound", "CallStatus": "in-progress"}
+    latencies = [await voice_turn(http, settings, fields, "")]
+    for turn in VOICE_SCRIPT:
+        latencies.append(await voice_turn(http, settings, {**fields, **turn}, "?turn=1"))
+    return latencies
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
@@ -102,12 +134,34 @@ def report(results: dict[str, dict[int, list[float]]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def measure(folder: Path, turns: list[int], endpoints: Path) -> dict[int, list[float]]:
-    """Start a fresh system with these endpoints and hold one conversation per length."""
+def voice_report(voice: dict[str, list[float]], calls: int) -> str:
+    if not voice:
+        return ""
+    values = voice["calls"]
+    return "\n".join([
+        "",
+        f"## TwiML turn latency of `/twilio/voice`, {calls} simultaneous calls",
+        "",
+        f"{calls} calls at once, each a greeting and {len(VOICE_SCRIPT)} turns (keyed ID digits, speech, "
+        "the repeat key), posted signed as Twilio would, on the same system as above.",
+        "",
+        "| turns | p50 ms | p99 ms | max ms | turns per second |",
+        "|---|---|---|---|---|",
+        f"| {len(values)} | {statistics.median(values):.0f} | {percentile(values, 0.99):.0f} | {max(values):.0f} | "
+        f"{len(values) / voice['calls_seconds'][0]:.1f} |",
+        "",
+    ])
+
+
+async def measure(folder: Path, turns: list[int], endpoints: Path, calls: int = 0) -> dict[Any, list[float]]:
+    """Start a fresh system with these endpoints and hold one conversation per length.
+
+    With ``calls``, also ``calls`` simultaneous phone calls, keyed "calls" in the result.
+    """
     folder.mkdir()
     options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
-                      redis_port=free_port(), var_dir=folder, log_dir=folder, endpoints=endpoints,
-                      ledger=write_ledger(folder, len(turns)))
+                      redis_port=free_port(), standin_port=free_port(), var_dir=folder, log_dir=folder,
+                      endpoints=endpoints, ledger=write_ledger(folder, max(len(turns), calls)))
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update({
         "TWILIO_AUTH_TOKEN": "bench-token", "DATA_KEYS": Fernet.generate_key().decode(),
@@ -119,8 +173,15 @@ async def measure(folder: Path, turns: list[int], endpoints: Path) -> dict[int, 
     try:
         settings = load_settings({**env, "REDIS_URL": f"redis://127.0.0.1:{options.redis_port}/0"})
         async with aiohttp.ClientSession() as http:
-            return {length: await conversation(http, settings, f"+1415666{n:04d}", length)
-                    for n, length in enumerate(turns)}
+            results: dict[Any, list[float]] = {
+                length: await conversation(http, settings, f"+1415666{n:04d}", length)
+                for n, length in enumerate(turns)}
+            if calls:
+                started = time.perf_counter()
+                per_call = await asyncio.gather(*(one_call(http, settings, n) for n in range(calls)))
+                results["calls"] = [latency for call in per_call for latency in call]
+                results["calls_seconds"] = [time.perf_counter() - started]
+            return results
     finally:
         await stack.stop()
 
@@ -128,11 +189,13 @@ async def measure(folder: Path, turns: list[int], endpoints: Path) -> dict[int, 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        ours = await measure(folder / "ours", args.turns, ROOT / "endpoints.yml", args.calls)
+        voice = {key: ours.pop(key) for key in ("calls", "calls_seconds") if key in ours}
         results = {
-            "ours (CompactRedisTrackerStore)": await measure(folder / "ours", args.turns, ROOT / "endpoints.yml"),
+            "ours (CompactRedisTrackerStore)": ours,
             "stock RedisTrackerStore": await measure(folder / "stock", args.turns, stock_endpoints(folder)),
         }
-    text = report(results, "make bench")
+    text = report(results, "make bench") + voice_report(voice, args.calls)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,5 +205,6 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, action="append", required=True)
+    parser.add_argument("--calls", type=int, default=0, help="simultaneous phone calls to hold")
     parser.add_argument("--out", type=Path)
     asyncio.run(main(parser.parse_args()))
