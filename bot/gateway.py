@@ -277,10 +277,20 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str, fir
         return await _no_answer(app, form, account, language, silences)
     texts, customs = await _rasa_turn(app, conversation_id, message, "voice")
     language = await _language(app, conversation_id, account)  # the caller may have switched
-    if first and svc.settings.call_recording:  # right after the opening sentence naming the bank
-        texts.insert(1, _say(app, "utter_call_recorded", language))
+    if first:
+        texts = _opening(app, texts, language)
     await svc.redis.set(keys.last_said(form["CallSid"]), svc.vault.seal(texts), ex=LAST_SAID_TTL_SECONDS)
     return await _act_on_call(app, form["CallSid"], account, language, texts, customs)
+
+
+def _opening(app: web.Application, texts: list[str], language: str) -> list[str]:
+    """Every call opens by naming the bank's automated assistant (a session already under way
+    does not say it again by itself), then says whether the call is recorded."""
+    intro = _say(app, "utter_intro", language)
+    texts = texts if texts[:1] == [intro] else [intro, *texts]
+    if app[SERVICES].settings.call_recording:
+        texts.insert(1, _say(app, "utter_call_recorded", language))
+    return texts
 
 
 async def _language(app: web.Application, conversation_id: str, account: Any) -> str:

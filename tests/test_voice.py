@@ -84,17 +84,21 @@ def en_say(text: str) -> str:
     return f'<Say language="en-US" voice="Polly.Joanna">{text}</Say>'
 
 
+ZH_INTRO = zh_say("您好，这里是示例银行的智能助理。")
+EN_INTRO = en_say("Hello, this is Example Bank's automated assistant.")
+
+
 async def test_a_call_opens_with_a_greeting_turn_in_the_callers_language(call: Call) -> None:
     status, twiml = await call.post()
     assert status == 200
-    assert twiml == gathered(zh_say("Hello from the bot."))
+    assert twiml == gathered(ZH_INTRO + zh_say("Hello from the bot."))
     assert call.rasa.received[0]["message"] == "/greet"
     assert call.rasa.received[0]["metadata"] == {"channel": "voice"}
 
 
 async def test_an_english_caller_hears_an_english_voice(call: Call) -> None:
     _, twiml = await call.post(phone=US_PHONE)
-    assert twiml == gathered(en_say("Hello from the bot."), "en-US", EN_HINTS)
+    assert twiml == gathered(EN_INTRO + en_say("Hello from the bot."), "en-US", EN_HINTS)
 
 
 @pytest.mark.parametrize(("digits", "message"), [("1", "/pay_now"), ("2", "/request_human"), ("4421", "4421"),
@@ -138,7 +142,7 @@ async def test_an_answering_machine_hears_only_the_bank_and_a_number(call: Call)
 
 async def test_an_outbound_call_is_the_called_borrowers_conversation(call: Call) -> None:
     _, twiml = await call.post(Direction="outbound-api", To=US_PHONE, From="+15005550006", AnsweredBy="human")
-    assert twiml == gathered(en_say("Hello from the bot."), "en-US", EN_HINTS)
+    assert twiml == gathered(EN_INTRO + en_say("Hello from the bot."), "en-US", EN_HINTS)
 
 
 async def test_an_unknown_caller_hears_nothing_about_any_account(call: Call) -> None:
