@@ -2,50 +2,57 @@
 
 from __future__ import annotations
 
+import abc
+
 from actions.common import BorrowerAction
 from bot.conversation import SlotChange, Turn
 
 
-class ActionThank(BorrowerAction):
+class _SayOnly(BorrowerAction, abc.ABC):
+    """Says one response, in the conversation's language and channel."""
+
+    response: str
+
+    async def act(self, turn: Turn) -> list[SlotChange]:
+        turn.say(self.response)
+        return []
+
+
+class ActionThank(_SayOnly):
     """You're welcome."""
+
+    response = "utter_thank"
 
     def name(self) -> str:
         return "action_thank"
 
-    async def act(self, turn: Turn) -> list[SlotChange]:
-        turn.say("utter_thank")
-        return []
+
+class ActionBotChallenge(_SayOnly):
+    """Say plainly that this is the bank's automated assistant."""
+
+    response = "utter_bot_challenge"
+
+    def name(self) -> str:
+        return "action_bot_challenge"
 
 
-class ActionGoodbye(BorrowerAction):
+class ActionOutOfScope(_SayOnly):
+    """Only loan repayments here; anything else goes to the bank's number."""
+
+    response = "utter_out_of_scope"
+
+    def name(self) -> str:
+        return "action_out_of_scope"
+
+
+class ActionGoodbye(_SayOnly):
     """Say goodbye; on a call, hang up."""
+
+    response = "utter_goodbye"
 
     def name(self) -> str:
         return "action_goodbye"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        turn.say("utter_goodbye")
         turn.call_actions.append("hangup")
-        return []
-
-
-class ActionBotChallenge(BorrowerAction):
-    """Say plainly that this is the bank's automated assistant."""
-
-    def name(self) -> str:
-        return "action_bot_challenge"
-
-    async def act(self, turn: Turn) -> list[SlotChange]:
-        turn.say("utter_bot_challenge")
-        return []
-
-
-class ActionOutOfScope(BorrowerAction):
-    """Only loan repayments here; anything else goes to the bank's number."""
-
-    def name(self) -> str:
-        return "action_out_of_scope"
-
-    async def act(self, turn: Turn) -> list[SlotChange]:
-        turn.say("utter_out_of_scope")
-        return []
+        return await super().act(turn)

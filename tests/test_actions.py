@@ -24,6 +24,7 @@ from actions.identity import ActionStopContact, ActionThirdParty, ActionWrongNum
 from actions.language import ActionSwitchLanguage, wanted_language
 from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
 from actions.session import ActionSessionStart
+from actions.smalltalk import ActionBotChallenge, ActionGoodbye, ActionOutOfScope, ActionThank
 from actions.verification import ActionGreet, ActionVerify
 from bot import conversation, keys
 from bot.payments import read_token
@@ -57,7 +58,7 @@ def load_tracker(svc: Services, name: str) -> Tracker:
 
 
 def make_tracker(svc: Services, account_id: str, text: str, intent: str, previous_intent: str | None = None,
-                 verified: bool = False, **slots: Any) -> Tracker:
+                 verified: bool = False, channel: str = "sms", **slots: Any) -> Tracker:
     """A tracker whose latest message is ``text`` classified as ``intent``."""
     language = "zh" if account_id.startswith("CN") else "en"
     if verified:
@@ -69,15 +70,24 @@ def make_tracker(svc: Services, account_id: str, text: str, intent: str, previou
     return Tracker(
         sender_id=_sender(svc, account_id),
         slots={"language": language, "verified_account": None, "awaiting": None, "pending": None, **slots},
-        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []},
+        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [],
+                        "metadata": {"channel": channel}},
         events=events, paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen",
     )
 
 
 async def run(action: Any, tracker: Tracker) -> tuple[list[dict[str, Any]], list[str]]:
+    events, messages, _ = await run_with_payloads(action, tracker)
+    return events, messages
+
+
+async def run_with_payloads(action: Any, tracker: Tracker) -> tuple[list[dict[str, Any]], list[str],
+                                                                     list[dict[str, Any]]]:
+    """The events, the texts, and the custom payloads for the voice gateway."""
     dispatcher = CollectingDispatcher()
     events = await action.run(dispatcher, tracker, DOMAIN)
-    return events, [m.get("text") or m.get("response") for m in dispatcher.messages]
+    texts = [m.get("text") or m.get("response") for m in dispatcher.messages if not m.get("custom")]
+    return events, texts, [m["custom"] for m in dispatcher.messages if m.get("custom")]
 
 
 def assert_discloses_nothing(messages: list[str]) -> None:
@@ -366,3 +376,36 @@ async def test_asking_for_more_time_until_a_day_is_a_promise(services: Services)
     events, messages = await run(ActionQueueForSpecialist(), make_tracker(
         services, "CN001", "能不能宽限到12月10号", "request_extension", verified=True))
     assert messages == ["谢谢。已记录您承诺于2026年12月10日前还款¥3,500.00。"]
+
+
+async def test_goodbye_on_a_call_hangs_up_and_by_sms_just_says_it(services: Services) -> None:
+    _, said, payloads = await run_with_payloads(ActionGoodbye(), make_tracker(services, "CN001", "再见", "goodbye",
+                                                                               channel="voice"))
+    assert (said, payloads) == (["感谢您的回复，再见。"], [{"call": "hangup"}])
+    _, said, payloads = await run_with_payloads(ActionGoodbye(), make_tracker(services, "CN001", "再见", "goodbye"))
+    assert (said, payloads) == (["感谢您的回复，再见。"], [])
+
+
+async def test_on_a_call_the_link_is_texted_and_the_amount_is_spoken(services: Services) -> None:
+    _, said, payloads = await run_with_payloads(ActionPayNow(), make_tracker(
+        services, "US001", "pay", "pay_now", verified=True, channel="voice"))
+    assert said == ["I've sent a secure link to pay 824.74 US dollars to your phone by text message. "
+                    "It is valid for 72 hours."]
+    [payload] = payloads
+    assert payload["sms"].startswith("You can pay $824.74 securely here: https://pay.example-bank.test/p/")
+
+
+async def test_on_a_call_asking_for_a_person_asks_the_gateway_to_transfer(services: Services) -> None:
+    _, said, payloads = await run_with_payloads(ActionHandOff(), make_tracker(
+        services, "US001", "agent", "request_human", channel="voice"))
+    assert said[-1] == "A colleague will call you back during working hours, 09:00-18:00, Monday to Friday."
+    assert payloads == [{"call": "transfer"}]
+
+
+@pytest.mark.parametrize(("action", "expected"), [(ActionThank(), "You're welcome."),
+                                                  (ActionBotChallenge(), "I'm Example Bank's automated assistant, "
+                                                   "not a person. Reply AGENT any time to reach a colleague."),
+                                                  (ActionOutOfScope(), "Sorry, I can only help with your loan "
+                                                   "repayments. For anything else please call 95588.")])
+async def test_words_only_actions(services: Services, action: Any, expected: str) -> None:
+    assert (await run(action, make_tracker(services, "US001", "…", "thank")))[1] == [expected]
