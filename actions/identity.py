@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from actions.common import BorrowerAction
 from bot.conversation import SlotChange, Turn
+
+# "Talk to my lawyer": contact only through someone else, which the policy then keeps to.
+_REPRESENTATIVE = re.compile(r"lawyer|attorney|solicitor|representative|律师|代理人|法务", re.I)
 
 
 class ActionWrongNumber(BorrowerAction):
@@ -45,6 +50,7 @@ class ActionStopContact(BorrowerAction):
         return "action_stop_contact"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        await turn.services.records.opt_out(turn.conversation_id, "conversation")
+        through = "representative" if _REPRESENTATIVE.search(turn.text) else "conversation"
+        await turn.services.records.opt_out(turn.conversation_id, through)
         turn.say("utter_stop_contact")
         return [("awaiting", None)]

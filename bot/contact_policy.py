@@ -60,17 +60,18 @@ def _clock(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def load_rules(path: Path = RULES_FILE) -> tuple[dict[str, Rules], dict[str, str], str]:
-    """Rules per jurisdiction, phone prefixes to jurisdictions, and the default jurisdiction."""
+def load_rules(path: Path = RULES_FILE) -> tuple[dict[str, Rules], dict[str, str], dict[str, str], str]:
+    """Rules per jurisdiction, phone prefixes and currencies to jurisdictions, and the default."""
     config = yaml.safe_load(path.read_text(encoding="utf-8"))
     rules = {}
     for name, spec in config["jurisdictions"].items():
         start, end = spec.pop("allowed_hours")
         rules[name] = Rules(allowed_from=_clock(start), allowed_until=_clock(end), **spec)
     prefixes = {str(prefix): str(name) for prefix, name in config["by_phone_prefix"].items()}
-    if config["default"] not in rules or set(prefixes.values()) - set(rules):
+    currencies = {str(code): str(name) for code, name in config["by_currency"].items()}
+    if config["default"] not in rules or (set(prefixes.values()) | set(currencies.values())) - set(rules):
         raise ValueError(f"{path}: a jurisdiction is named that has no rules")
-    return rules, prefixes, str(config["default"])
+    return rules, prefixes, currencies, str(config["default"])
 
 
 # --- the rules themselves: pure functions of time and history -------------------------------
@@ -136,26 +137,31 @@ class ContactPolicy:
         self._redis = redis
         self._vault = vault
         self._secret = hmac_secret
-        self._rules, self._prefixes, self._default = load_rules(path)
+        self._rules, self._prefixes, self._currencies, self._default = load_rules(path)
 
-    def jurisdiction(self, account: Account) -> str:
-        """The rule set for an account, by the longest matching phone prefix."""
+    def jurisdictions(self, account: Account) -> list[str]:
+        """The rule sets that apply: the phone number's country's and the loan currency's."""
         matching = [p for p in self._prefixes if account.phone.startswith(p)]
-        return self._prefixes[max(matching, key=len)] if matching else self._default
+        found = [self._prefixes[max(matching, key=len)]] if matching else []
+        found += [self._currencies[account.currency]] if account.currency in self._currencies else []
+        return sorted(set(found)) or [self._default]
 
     async def decide(self, account: Account, channel: str, now: datetime | None = None) -> Decision:
         """Decide for this account and channel now, and record the decision with its reason."""
         now = now or datetime.now(ZoneInfo("UTC"))
         today = now.astimezone(ZoneInfo(account.timezone)).date()
-        jurisdiction = self.jurisdiction(account)
-        decision = evaluate(self._rules[jurisdiction], now, account.timezone, channel,
-                            await self.attempts(account.account_id), await self.hard_stops(account, channel, today))
-        return await self.record(account, channel, now, decision)
+        attempts = await self.attempts(account.account_id)
+        stops = await self.hard_stops(account, channel, today)
+        decisions = [evaluate(self._rules[j], now, account.timezone, channel, attempts, stops)
+                     for j in self.jurisdictions(account)]
+        blocked = [d for d in decisions if not d.allowed]
+        return await self.record(account, channel, now, blocked[0] if blocked else decisions[0])
 
     async def record(self, account: Account, channel: str, now: datetime, decision: Decision) -> Decision:
         """Write a decision with its reason to the decisions stream."""
         await self._redis.xadd(keys.CONTACT_DECISIONS, {
-            "account_id": account.account_id, "channel": channel, "jurisdiction": self.jurisdiction(account),
+            "account_id": account.account_id, "channel": channel,
+            "jurisdiction": "+".join(self.jurisdictions(account)),
             "allowed": int(decision.allowed), "reason": decision.reason, "at": int(now.timestamp()),
         })
         return decision

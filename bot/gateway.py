@@ -10,7 +10,9 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import redis.exceptions
@@ -20,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import catalog, keys, sms, voice
+from bot.contact_policy import Attempt
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
 from bot.services import Services
@@ -34,7 +37,7 @@ IN_PROGRESS_TTL_SECONDS = 60
 RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
 _MESSAGE_SID = re.compile(r"(SM|MM|SMS)[0-9a-fA-F]{32}")
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
-_STATUS = re.compile(r"[a-z-]{3,20}")
+_STATUS = re.compile(r"[a-z_-]{3,24}")
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _IN_PROGRESS = b"in-progress"
@@ -42,6 +45,7 @@ _IN_PROGRESS = b"in-progress"
 SERVICES = web.AppKey("services", Services)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 SENDER = web.AppKey("sender", Sender)
+PENDING: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending")
 VOICE_TURN_URL = "/twilio/voice?turn=1"
 LAST_SAID_TTL_SECONDS = 3600
 RESPONSES: web.AppKey[dict[str, Any]] = web.AppKey("responses")
@@ -69,7 +73,9 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession(timeout=RASA_TIMEOUT)
     client = twilio_client(svc.settings)
     app[SENDER] = Sender(client, svc.settings, svc.policy, svc.redis)
+    app[PENDING] = set()
     yield
+    await asyncio.gather(*app[PENDING], return_exceptions=True)
     await app[HTTP].close()
     await client.http_client.close()
     await svc.close()
@@ -201,10 +207,10 @@ async def _keyword_reply(app: web.Application, conversation_id: str, word: str, 
     return _say(app, "utter_help", language)
 
 
-def _say(app: web.Application, response: str, language: str) -> str:
+def _say(app: web.Application, response: str, language: str, channel: str | None = None) -> str:
     settings = app[SERVICES].settings
     responses = app[RESPONSES]
-    return catalog.render(responses, response, language, bank_phone=settings.bank_phone,
+    return catalog.render(responses, response, language, channel, bank_phone=settings.bank_phone,
                           agent_hours=settings.agent_hours)
 
 
@@ -249,33 +255,41 @@ async def voice_webhook(request: web.Request) -> web.Response:
     """Answer one step of a call with TwiML: a greeting, an answer, a reprompt or goodbye."""
     svc = request.app[SERVICES]
     form = await signed_form(request, svc.settings)
-    call_sid = form.get("CallSid", "")
     outbound = form.get("Direction", "inbound").startswith("outbound")
     phone = form.get("To" if outbound else "From", "")
     silences = request.query.get("silence", "0")
-    if not _CALL_SID.fullmatch(call_sid) or not _E164.fullmatch(phone) or not silences.isdigit():
-        raise web.HTTPBadRequest(text="CallSid and an E.164 caller are required")
+    if not _CALL_SID.fullmatch(form.get("CallSid", "")) or not silences.isdigit():
+        raise web.HTTPBadRequest(text="a CallSid is required")
+    # A withheld number ("anonymous") is a caller we cannot know: they hear the unknown-caller answer.
+    conversation_id = pseudonym(phone, svc.settings.hmac_secret) if _E164.fullmatch(phone) else None
     try:
-        twiml = await _voice_step(request.app, form, pseudonym(phone, svc.settings.hmac_secret),
-                                  first="turn" not in request.query, silences=int(silences))
+        twiml = await _voice_step(request.app, form, conversation_id, first="turn" not in request.query,
+                                  silences=int(silences))
     except redis.exceptions.RedisError as exc:
         log.error("redis unavailable: %s", type(exc).__name__)
         raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
     return _xml(twiml)
 
 
-async def _voice_step(app: web.Application, form: Any, conversation_id: str, first: bool, silences: int) -> str:
+async def _voice_step(app: web.Application, form: Any, conversation_id: str | None, first: bool,
+                      silences: int) -> str:
     svc = app[SERVICES]
-    account = await svc.ledger.for_conversation(conversation_id)
+    account = await svc.ledger.for_conversation(conversation_id) if conversation_id else None
     language = await _language(app, conversation_id, account)
     if form.get("AnsweredBy", "").startswith(("machine", "fax")):
         return voice.finish([_say(app, "utter_voicemail", language)], language)
-    if account is None:
-        return voice.finish([_say(app, "utter_unknown_sender", language)], language)
+    if account is None or conversation_id is None:
+        return voice.finish([_say(app, "utter_unknown_sender", language, "voice")], language)
     message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""))
     if message is None:
         return await _no_answer(app, form, account, language, silences)
-    texts, customs = await _rasa_turn(app, conversation_id, message, "voice")
+    try:
+        texts, customs = await _call_turn(app, conversation_id, message, first)
+    except web.HTTPServiceUnavailable:
+        return voice.finish([_say(app, "utter_voice_unavailable", language)], language)
+    if not first:  # the borrower spoke with us: a phone conversation, whoever placed the call
+        await svc.policy.record_attempt(account.account_id, form["CallSid"],
+                                        Attempt(datetime.now(ZoneInfo("UTC")), "call", answered=True))
     language = await _language(app, conversation_id, account)  # the caller may have switched
     if first:
         texts = _opening(app, texts, language)
@@ -283,9 +297,19 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str, fir
     return await _act_on_call(app, form["CallSid"], account, language, texts, customs)
 
 
+async def _call_turn(app: web.Application, conversation_id: str, message: str,
+                     first: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """A Rasa turn on the phone. A call starts a fresh session: whoever answers must verify
+    again, even if the borrower verified by SMS a few minutes ago."""
+    if not first:
+        return await _rasa_turn(app, conversation_id, message, "voice")
+    opened, _ = await _rasa_turn(app, conversation_id, "/session_start", "voice")
+    texts, customs = await _rasa_turn(app, conversation_id, message, "voice")
+    return opened + texts, customs
+
+
 def _opening(app: web.Application, texts: list[str], language: str) -> list[str]:
-    """Every call opens by naming the bank's automated assistant (a session already under way
-    does not say it again by itself), then says whether the call is recorded."""
+    """Every call opens by naming the bank's automated assistant, then says whether it is recorded."""
     intro = _say(app, "utter_intro", language)
     texts = texts if texts[:1] == [intro] else [intro, *texts]
     if app[SERVICES].settings.call_recording:
@@ -293,8 +317,8 @@ def _opening(app: web.Application, texts: list[str], language: str) -> list[str]
     return texts
 
 
-async def _language(app: web.Application, conversation_id: str, account: Any) -> str:
-    chosen = await app[SERVICES].records.language(conversation_id)
+async def _language(app: web.Application, conversation_id: str | None, account: Any) -> str:
+    chosen = await app[SERVICES].records.language(conversation_id) if conversation_id else None
     return chosen or (account.language if account else "en")
 
 
@@ -306,16 +330,17 @@ async def _no_answer(app: web.Application, form: Any, account: Any, language: st
         return voice.ask(svc.vault.open(stored) if stored else [], language, VOICE_TURN_URL, 0)
     if silences <= voice.MAX_REPROMPTS:
         return voice.ask([_say(app, "utter_voice_reprompt", language)], language, VOICE_TURN_URL, silences)
-    sent = await app[SENDER].sms(account, _say(app, "utter_missed_call_sms", language), f"{form['CallSid']}:silence")
-    log.info("caller silent; call ended, follow-up SMS %s", sent.outcome)
+    _send_later(app, account, _say(app, "utter_missed_call_sms", language), f"{form['CallSid']}:silence", False)
     return voice.finish([_say(app, "utter_voice_silence_goodbye", language)], language)
 
 
 async def _act_on_call(app: web.Application, call_sid: str, account: Any, language: str, texts: list[str],
                        customs: list[dict[str, Any]]) -> str:
     """Send the SMS the turn asked for, then transfer, hang up or listen again."""
-    for n, custom in enumerate(c for c in customs if c.get("sms")):
-        await app[SENDER].sms(account, str(custom["sms"]), f"{call_sid}:sms:{n}", requested=True)
+    for custom in (c for c in customs if c.get("sms")):
+        number = await app[SERVICES].redis.incr(keys.call_sms_count(call_sid))
+        await app[SERVICES].redis.expire(keys.call_sms_count(call_sid), LAST_SAID_TTL_SECONDS)
+        _send_later(app, account, str(custom["sms"]), f"{call_sid}:sms:{number}", True)
     actions = {c.get("call") for c in customs}
     agent_phone = app[SERVICES].settings.agent_phone
     if "transfer" in actions and agent_phone:
@@ -323,6 +348,23 @@ async def _act_on_call(app: web.Application, call_sid: str, account: Any, langua
     if "hangup" in actions:
         return voice.finish(texts, language)
     return voice.ask(texts, language, VOICE_TURN_URL, 0)
+
+
+def _send_later(app: web.Application, account: Any, body: str, outbox_key: str, requested: bool) -> None:
+    """Send an SMS without holding up the call's TwiML (Twilio waits 15 s at most)."""
+    task = asyncio.create_task(app[SENDER].sms(account, body, outbox_key, requested=requested))
+    app[PENDING].add(task)
+    task.add_done_callback(lambda done: _sent(app, done))
+
+
+def _sent(app: web.Application, task: asyncio.Task[Any]) -> None:
+    app[PENDING].discard(task)
+    if task.cancelled():
+        return
+    if task.exception() is not None:
+        log.error("SMS during a call not sent: %s", type(task.exception()).__name__)
+    else:
+        log.info("SMS during a call: %s", task.result().outcome)
 
 
 # --- health ------------------------------------------------------------------

@@ -69,3 +69,11 @@ def contact_status(sid: str) -> str:
 
 def last_said(call_sid: str) -> str:
     return f"voice:last:{call_sid}"
+
+
+def call_sms_count(call_sid: str) -> str:
+    return f"voice:sms-count:{call_sid}"
+
+
+def outbound_lock(account_id: str) -> str:
+    return f"lock:outbound:{account_id}"

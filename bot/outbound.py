@@ -90,22 +90,35 @@ class Sender:
 
     async def _send(self, account: Account, channel: str, outbox_key: str,
                     create: Callable[[], Awaitable[Any]], requested: bool = False) -> Sent:
-        now = self._clock()
-        if requested:
-            decision = await self._policy.record(account, channel, now, Decision(True, "requested by the borrower"))
-        else:
-            decision = await self._policy.decide(account, channel, now)
-        if not decision.allowed:
-            return Sent("blocked", decision.reason)
         if not await self._redis.set(keys.outbox(outbox_key), "pending", nx=True, ex=OUTBOX_TTL_SECONDS):
             return Sent("duplicate", f"outbox key {outbox_key} was already taken")
-        try:
-            created = await self._with_backoff(create)
-        except BaseException:
-            await self._redis.delete(keys.outbox(outbox_key))  # not sent: a later run may take it
-            raise
-        await self._record(account, channel, outbox_key, created.sid, created.status, now)
+        # One account's decision and its recorded attempt are one step: two workers must not
+        # both see "5 calls today" and place the 6th and 7th.
+        async with self._redis.lock(keys.outbound_lock(account.account_id), timeout=60, blocking_timeout=30):
+            now = self._clock()
+            if requested:
+                decision = await self._policy.record(account, channel, now,
+                                                     Decision(True, "requested by the borrower"))
+            else:
+                decision = await self._policy.decide(account, channel, now)
+            if not decision.allowed:
+                await self._redis.delete(keys.outbox(outbox_key))
+                return Sent("blocked", decision.reason)
+            created = await self._create_once(create, outbox_key)
+            await self._record(account, channel, outbox_key, created.sid, created.status, now)
         return Sent("queued", decision.reason, created.sid)
+
+    async def _create_once(self, create: Callable[[], Awaitable[Any]], outbox_key: str) -> Any:
+        """Create the message or call; free the outbox key only when Twilio surely refused it."""
+        try:
+            return await self._with_backoff(create)
+        except TwilioRestException:
+            await self._redis.delete(keys.outbox(outbox_key))  # refused: a later run may take it
+            raise
+        except BaseException:
+            # No answer: Twilio may have taken it. Keep the key so nothing is sent twice.
+            await self._redis.set(keys.outbox(outbox_key), "uncertain", ex=OUTBOX_TTL_SECONDS)
+            raise
 
     async def _with_backoff(self, create: Callable[[], Awaitable[Any]]) -> Any:
         for attempt in range(self._retries + 1):
@@ -130,6 +143,11 @@ class Sender:
         await self._policy.record_attempt(account.account_id, sid, Attempt(now, channel))
 
 
+# Statuses a message or call does not leave: a late "sent" must not undo "delivered".
+FINAL_STATUSES = {b"delivered", b"undelivered", b"failed", b"read", b"canceled", b"completed", b"busy",
+                  b"no-answer"}
+
+
 async def record_status(redis: Any, policy: ContactPolicy, form: Any) -> bool:
     """Apply a Twilio status callback to its contact attempt; False if the sid is not ours."""
     sid = form.get("MessageSid") or form.get("CallSid") or ""
@@ -137,6 +155,8 @@ async def record_status(redis: Any, policy: ContactPolicy, form: Any) -> bool:
     known = await redis.hgetall(keys.contact_status(sid))
     if not known:
         return False
+    if known.get(b"status") in FINAL_STATUSES and status.encode() not in FINAL_STATUSES:
+        return True
     update = {"status": status, "updated": int(time.time())}
     if form.get("ErrorCode"):
         update["error_code"] = form["ErrorCode"]

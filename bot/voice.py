@@ -49,7 +49,8 @@ def caller_message(speech: str, digits: str) -> str | None:
     if digits == REPEAT_KEY:
         return None
     if digits:
-        return KEYPAD.get(digits, digits)
+        # A Chinese ID card can end in X: the caller keys it as *.
+        return KEYPAD.get(digits, digits.replace("*", "X"))
     return speech.strip() or None
 
 

@@ -124,6 +124,8 @@ class FakeRasa:
             return web.Response(body=self.garbage, content_type="application/json")
         payload = await request.json()
         self.received.append(payload)
+        if payload["message"] == "/session_start":  # the real one would introduce itself here
+            return web.json_response([])
         return web.json_response([{"recipient_id": payload["sender"], "text": t} for t in self.replies]
                                  + [{"recipient_id": payload["sender"], "custom": c} for c in self.customs])
 

@@ -409,3 +409,10 @@ async def test_on_a_call_asking_for_a_person_asks_the_gateway_to_transfer(servic
                                                    "repayments. For anything else please call 95588.")])
 async def test_words_only_actions(services: Services, action: Any, expected: str) -> None:
     assert (await run(action, make_tracker(services, "US001", "…", "thank")))[1] == [expected]
+
+
+async def test_talk_to_my_lawyer_is_recorded_as_contact_only_through_a_representative(services: Services) -> None:
+    await run(ActionStopContact(), make_tracker(services, "US001", "stop calling me, talk to my lawyer",
+                                                "stop_contact"))
+    record = await services.redis.hgetall(keys.opt_out(_sender(services, "US001")))
+    assert record[b"source"] == b"representative"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from bot.contact_policy import Attempt, ContactPolicy, check_calls, check_hours,
 from bot.privacy import pseudonym
 from bot.services import Services
 
-RULES, PREFIXES, DEFAULT = load_rules()
+RULES, PREFIXES, CURRENCIES, DEFAULT = load_rules()
 CN, US = RULES["CN"], RULES["US"]
 UTC = ZoneInfo("UTC")
 ZONES = ["Asia/Shanghai", "America/New_York", "America/Los_Angeles", "Europe/London", "Australia/Sydney",
@@ -114,9 +115,19 @@ async def _account(services: Services, account_id: str):  # type: ignore[no-unty
     return account
 
 
-async def test_jurisdiction_follows_the_phone_number(services: Services, policy: ContactPolicy) -> None:
-    assert policy.jurisdiction(await _account(services, "CN001")) == "CN"
-    assert policy.jurisdiction(await _account(services, "US001")) == "US"
+async def test_jurisdiction_follows_the_phone_number_and_the_loan(services: Services, policy: ContactPolicy) -> None:
+    assert policy.jurisdictions(await _account(services, "CN001")) == ["CN"]
+    assert policy.jurisdictions(await _account(services, "US001")) == ["US"]
+    abroad = dataclasses.replace(await _account(services, "US001"), phone="+8613812345678")
+    assert policy.jurisdictions(abroad) == ["CN", "US"]
+
+
+async def test_when_two_rule_sets_apply_the_stricter_wins(services: Services, policy: ContactPolicy) -> None:
+    # 21:30 in Shanghai: allowed by China's 22:00, not by Regulation F's 21:00.
+    abroad = dataclasses.replace(await _account(services, "US001"), phone="+8613812345678",
+                                 timezone="Asia/Shanghai")
+    decision = await policy.decide(abroad, "sms", datetime(2026, 11, 30, 13, 30, tzinfo=UTC))
+    assert decision.reason == "outside allowed hours 08:00-21:00 (borrower's local time 21:30 Asia/Shanghai)"
 
 
 async def test_a_clean_account_may_be_contacted_and_the_decision_is_recorded(

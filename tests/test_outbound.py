@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from twilio.base.exceptions import TwilioRestException
 
 from bot import keys, twilio_standin
+from bot.contact_policy import Attempt
 from bot.gateway import init_app
-from bot.outbound import Sender, twilio_client
+from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
 from bot.services import Services
 from bot.settings import Settings
@@ -150,3 +151,33 @@ async def test_status_callbacks_must_be_signed(world: World, services: Services)
         response = await gateway.post("/twilio/status", data={"MessageSid": "SM" + "0" * 32,
                                                                "MessageStatus": "delivered"})
         assert response.status == 403
+
+
+async def test_two_workers_cannot_both_place_the_last_call_allowed_today(world: World) -> None:
+    borrower = await account(world, "CN001")
+    base = inside_hours()
+    for n in range(5):
+        await world.services.policy.record_attempt("CN001", f"CA-old-{n}",
+                                                   Attempt(base - timedelta(minutes=10 * (n + 1)), "call"))
+    results = await asyncio.gather(world.sender.call(borrower, "CN001:call:a"),
+                                   world.sender.call(borrower, "CN001:call:b"))
+    assert sorted(r.outcome for r in results) == ["blocked", "queued"]
+    assert len(world.standin.calls) == 1
+
+
+async def test_a_late_status_does_not_undo_a_final_one(world: World) -> None:
+    sent = await world.sender.sms(await account(world, "US001"), "hello", "k7")
+    assert sent.sid is not None
+    await settled(world, sent.sid, "delivered")
+    form = {"MessageSid": sent.sid, "MessageStatus": "sent"}
+    assert await record_status(world.services.redis, world.services.policy, form)
+    assert (await world.services.redis.hget(keys.contact_status(sent.sid), "status")) == b"delivered"
+
+
+async def test_a_blocked_send_can_be_taken_later(world: World) -> None:
+    borrower = await account(world, "US001")
+    conversation = pseudonym(borrower.phone, world.settings.hmac_secret)
+    await world.services.records.opt_out(conversation, "keyword")
+    assert (await world.sender.sms(borrower, "hello", "k8")).outcome == "blocked"
+    await world.services.records.opt_in(conversation)
+    assert (await world.sender.sms(borrower, "hello", "k8")).outcome == "queued"

@@ -6,6 +6,7 @@ through the real twilio library to the local Twilio stand-in.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -92,8 +93,8 @@ async def test_a_call_opens_with_a_greeting_turn_in_the_callers_language(call: C
     status, twiml = await call.post()
     assert status == 200
     assert twiml == gathered(ZH_INTRO + zh_say("Hello from the bot."))
-    assert call.rasa.received[0]["message"] == "/greet"
-    assert call.rasa.received[0]["metadata"] == {"channel": "voice"}
+    assert [m["message"] for m in call.rasa.received] == ["/session_start", "/greet"]
+    assert {m["metadata"]["channel"] for m in call.rasa.received} == {"voice"}
 
 
 async def test_an_english_caller_hears_an_english_voice(call: Call) -> None:
@@ -132,6 +133,30 @@ async def test_silence_is_reprompted_twice_then_the_call_ends_with_an_sms(call: 
     assert call.rasa.received == []
 
 
+async def test_a_star_keys_the_x_of_a_chinese_id_card(call: Call) -> None:
+    await call.post("?turn=1", Digits="561*")
+    assert call.rasa.received[-1]["message"] == "561X"
+
+
+async def test_a_withheld_number_hears_the_unknown_caller_answer(call: Call) -> None:
+    _, twiml = await call.post(phone="anonymous")
+    assert "We could not find this number in our records" in twiml and "<Hangup />" in twiml
+    assert call.rasa.received == []
+
+
+async def test_rasa_down_on_a_call_is_an_apology_not_an_application_error(call: Call) -> None:
+    call.rasa.up = False
+    status, twiml = await call.post("?turn=1", SpeechResult="hello")
+    assert status == 200
+    assert "暂时无法处理您的来电" in twiml and "<Hangup />" in twiml
+
+
+async def test_a_caller_turn_counts_as_a_phone_conversation(call: Call, services: Services) -> None:
+    await call.post("?turn=1", SpeechResult="你好")
+    [attempt] = await services.policy.attempts("CN001")
+    assert attempt.channel == "call" and attempt.answered
+
+
 async def test_an_answering_machine_hears_only_the_bank_and_a_number(call: Call) -> None:
     _, twiml = await call.post(phone=US_PHONE, Direction="outbound-api", To=US_PHONE, From="+15005550006",
                                AnsweredBy="machine_end_beep")
@@ -147,7 +172,7 @@ async def test_an_outbound_call_is_the_called_borrowers_conversation(call: Call)
 
 async def test_an_unknown_caller_hears_nothing_about_any_account(call: Call) -> None:
     _, twiml = await call.post(phone="+447700900123")
-    assert "<Hangup />" in twiml and "We couldn't find this number in our records" in twiml
+    assert "<Hangup />" in twiml and "We could not find this number in our records" in twiml
     assert call.rasa.received == []
 
 
@@ -175,6 +200,10 @@ async def test_goodbye_hangs_up(call: Call) -> None:
 async def test_the_payment_link_asked_for_on_a_call_goes_by_sms(call: Call) -> None:
     call.rasa.customs = [{"sms": "您可通过以下安全链接还款：https://pay.example-bank.test/p/x"}]
     await call.post("?turn=1", Digits="1")
+    for _ in range(100):  # the SMS leaves after the TwiML, so the caller does not wait for it
+        if call.standin.messages:
+            break
+        await asyncio.sleep(0.02)
     [message] = call.standin.messages
     assert message["to"] == CN_PHONE and message["body"].endswith("/p/x")
 
@@ -187,7 +216,7 @@ async def test_a_recorded_call_says_so_after_naming_the_bank(call_factory: Any) 
                              + zh_say("为保护您的隐私……"))
 
 
-@pytest.mark.parametrize("fields", [{"CallSid": ""}, {"CallSid": "CA123"}, {"From": "12345"}])
+@pytest.mark.parametrize("fields", [{"CallSid": ""}, {"CallSid": "CA123"}])
 async def test_malformed_voice_requests_are_400(call: Call, fields: dict[str, str]) -> None:
     status, _ = await call.post(**fields)
     assert status == 400
