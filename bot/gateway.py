@@ -311,7 +311,7 @@ async def _call_turn(app: web.Application, conversation_id: str, message: str,
 def _opening(app: web.Application, texts: list[str], language: str) -> list[str]:
     """Every call opens by naming the bank's automated assistant, then says whether it is recorded."""
     intro = _say(app, "utter_intro", language)
-    texts = texts if texts[:1] == [intro] else [intro, *texts]
+    texts = [intro, *(t for t in texts if t != intro)]  # once, first, however the session began
     if app[SERVICES].settings.call_recording:
         texts.insert(1, _say(app, "utter_call_recorded", language))
     return texts

@@ -71,7 +71,7 @@ async def call(call_factory: Any) -> Call:
     return await call_factory()
 
 
-def gathered(says: str, language: str = "cmn-CN", hints: str = ZH_HINTS, silence: int = 1) -> str:
+def gathered(says: str, language: str = "cmn-Hans-CN", hints: str = ZH_HINTS, silence: int = 1) -> str:
     return (f'{XML}<Response><Gather action="/twilio/voice?turn=1" hints="{hints}" input="speech dtmf" '
             f'language="{language}" method="POST" speechTimeout="auto" timeout="4">{says}</Gather>'
             f'<Redirect method="POST">/twilio/voice?turn=1&amp;silence={silence}</Redirect></Response>')

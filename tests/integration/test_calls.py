@@ -58,7 +58,8 @@ async def test_an_outbound_call_in_chinese_ends_in_a_promise(stack: Settings, op
                                                              http: aiohttp.ClientSession) -> None:
     said = await run_call(stack, options, http, "Z9", [{"Digits": "7789"}, {"SpeechResult": "我后天还"}])
     assert said[0] == "您好，这里是示例银行的智能助理。"
-    assert "为保护您的隐私，请说出您的出生日期，或在按键上输入身份证号后四位。" in said
+    assert said.count("您好，这里是示例银行的智能助理。") == 1
+    assert "为保护您的隐私，请说出您的出生日期，或在按键上输入身份证号后四位，末位是X请按星号键。" in said
     assert any("2,600 人民币" in s for s in said)
     day_after_tomorrow = Borrower("", "zh").today + timedelta(days=2)
     assert said[-1] == f"谢谢。已记录您承诺于{long_date(day_after_tomorrow, 'zh')}前还款2,600 人民币。"
