@@ -44,4 +44,4 @@ class ActionPromiseToPay(BorrowerAction):
         return "action_promise_to_pay"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        return await record_promise_from_text(turn, asked=True) or []
+        return await record_promise_from_text(turn)

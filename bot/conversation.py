@@ -247,57 +247,53 @@ def ask_promise_date(turn: Turn) -> list[SlotChange]:
     return [("awaiting", "promise_date")]
 
 
-async def record_promise_from_text(turn: Turn, asked: bool) -> list[SlotChange] | None:
-    """Store a promise if the text names an allowed date.
-
-    Args:
-        asked: the borrower is promising or answering our question, so a missing,
-            impossible or out-of-range date is explained and asked for again.
-            Otherwise (a verified borrower just sent a date) only an allowed date
-            counts, and None lets the caller treat the message as something else.
-    """
+def _named_date(turn: Turn) -> tuple[date | None, bool]:
+    """The date the message names (parsed once per turn), and whether it named an impossible one."""
     try:
-        promised = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today)
+        return find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today), False
     except ImpossibleDate:
-        if not asked:
-            return None
+        return None, True
+
+
+async def _promise(turn: Turn, day: date | None, impossible: bool) -> list[SlotChange]:
+    """Store a promise for an allowed day; otherwise explain and ask for the date again."""
+    if impossible:
         turn.say("utter_date_impossible")
         return [("awaiting", "promise_date")]
+    if day is None:
+        return ask_promise_date(turn)
     first, last = promise_window(turn)
-    if promised is None or not first <= promised <= last:
-        if not asked:
-            return None
-        if promised is None:
-            return ask_promise_date(turn)
+    if not first <= day <= last:
         turn.say("utter_promise_out_of_range", first_day=turn.date(first), last_day=turn.date(last))
         return [("awaiting", "promise_date")]
     due = overdue(turn.account, turn.today)
-    await turn.services.records.promise(turn.account.account_id, turn.conversation_id, promised, due.amount)
-    turn.say("utter_promise_confirmed", overdue_amount=turn.money(due.amount), promise_date=turn.date(promised))
+    await turn.services.records.promise(turn.account.account_id, turn.conversation_id, day, due.amount)
+    turn.say("utter_promise_confirmed", overdue_amount=turn.money(due.amount), promise_date=turn.date(day))
     return [("awaiting", None)]
+
+
+async def record_promise_from_text(turn: Turn) -> list[SlotChange]:
+    """The borrower promises to pay: store the date the text names, or ask for one."""
+    return await _promise(turn, *_named_date(turn))
 
 
 async def dated_commitment(turn: Turn) -> list[SlotChange] | None:
     """A verified borrower naming a coming day within the window is promising to pay that day."""
     if not turn.verified or turn.intent not in COMMITTING_INTENTS:
         return None
-    try:
-        day = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today)
-    except ImpossibleDate:
-        return None
+    day, _ = _named_date(turn)
     first, last = promise_window(turn)
     if day is None or not first < day <= last:  # "pay now" parses as today: that is not a promise
         return None
-    return await record_promise_from_text(turn, asked=True)
+    return await _promise(turn, day, impossible=False)
 
 
 async def _promise_if_dated(turn: Turn) -> list[SlotChange] | None:
     """The answer to "which date?": a dated reply is handled in full, anything else is not an answer."""
-    try:
-        dated = find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today) is not None
-    except ImpossibleDate:
-        dated = True
-    return await record_promise_from_text(turn, asked=True) if dated else None
+    day, impossible = _named_date(turn)
+    if day is None and not impossible:
+        return None
+    return await _promise(turn, day, impossible)
 
 
 async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:

@@ -73,8 +73,9 @@ class Sender:
         Raises:
             ValueError: the body needs more than three SMS segments.
         """
-        if segments(body) > MAX_SEGMENTS:
-            raise ValueError(f"SMS body needs {segments(body)} segments; the limit is {MAX_SEGMENTS}")
+        needed = segments(body)
+        if needed > MAX_SEGMENTS:
+            raise ValueError(f"SMS body needs {needed} segments; the limit is {MAX_SEGMENTS}")
         status_callback = self._settings.public_base_url + "/twilio/status"
         return await self._send(account, "sms", outbox_key, lambda: self._client.messages.create_async(
             to=account.phone, from_=self._settings.twilio_from, body=body, status_callback=status_callback),
