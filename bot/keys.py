@@ -77,3 +77,51 @@ def call_sms_count(call_sid: str) -> str:
 
 def outbound_lock(account_id: str) -> str:
     return f"lock:outbound:{account_id}"
+
+
+def arrangement(account_id: str) -> str:
+    return f"arrangement:current:{account_id}"
+
+
+def arrangement_history(account_id: str) -> str:
+    return f"arrangement:history:{account_id}"
+
+
+def arrangement_offers(conversation_id: str) -> str:
+    return f"arrangement:offers:{conversation_id}"
+
+
+def hardship_reason(account_id: str) -> str:
+    return f"hardship:reason:{account_id}"
+
+
+def consent(account_id: str) -> str:
+    return f"consent:{account_id}"
+
+
+def family_contact(account_id: str) -> str:
+    return f"family:contact:{account_id}"
+
+
+def visit_draft(conversation_id: str) -> str:
+    return f"visit:draft:{conversation_id}"
+
+
+def visit_slot(slot_id: str) -> str:
+    return f"visit:slot:{slot_id}"
+
+
+def visit_holds(conversation_id: str) -> str:
+    return f"visit:holds:{conversation_id}"
+
+
+def visit_booking(booking_id: str) -> str:
+    return f"visit:booking:{booking_id}"
+
+
+def visit_account(account_id: str) -> str:
+    return f"visit:account:{account_id}"
+
+
+def visit_day(day: str) -> str:
+    return f"visit:day:{day}"
