@@ -10,7 +10,8 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot import catalog
-from bot.conversation import SlotChange, Turn, gate, load_turn
+from bot.conversation import SlotChange, Turn, load_turn
+from bot.dialogue import gate
 from bot.services import services
 
 

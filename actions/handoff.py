@@ -23,25 +23,6 @@ class ActionHandOff(BorrowerAction):
         return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
 
 
-class ActionQueueForSpecialist(BorrowerAction):
-    """Plans, extensions, hardship and visits: queued for an agent with the reason.
-
-    No verification first: the reply says nothing about the loan, and a borrower
-    in difficulty should reach a person even without their ID card at hand.
-    """
-
-    answers_questions = False
-
-    def name(self) -> str:
-        return "action_queue_for_specialist"
-
-    async def act(self, turn: Turn) -> list[SlotChange]:
-        if turn.blocked:
-            turn.say("utter_cannot_discuss")
-            return []
-        return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
-
-
 class ActionFallback(BorrowerAction):
     """Say we did not understand; the second time in a row, queue for an agent."""
 
@@ -63,7 +44,7 @@ class ActionAffirm(BorrowerAction):
 
     async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.awaiting == "handoff_offer":
-            return await hand_off(turn, "verification_failed")
+            return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.pending or "", "verification_failed"))
         turn.say("utter_how_can_i_help")
         return []
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from actions.common import BorrowerAction
 from bot import verification
-from bot.conversation import (
-    SlotChange,
-    Turn,
-    attempt_verification,
-    refuse_or_ask_verification,
-)
+from bot.conversation import SlotChange, Turn, refuse_or_ask_verification
+from bot.dialogue import attempt_verification
 
 
 class ActionGreet(BorrowerAction):

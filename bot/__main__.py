@@ -49,6 +49,40 @@ async def _import_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _account(args: argparse.Namespace) -> int:
+    import json
+
+    from bot.account_view import account_summary
+    from bot.services import Services
+
+    svc = Services(load_settings())
+    try:
+        summary = await account_summary(svc, args.account_id, args.as_of or date.today())
+    finally:
+        await svc.close()
+    if summary is None:
+        print(f"no account {args.account_id!r} in the ledger", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    return 0
+
+
+async def _remind_visits(_: argparse.Namespace) -> int:
+    from bot.outbound import Sender, twilio_client
+    from bot.services import Services
+    from bot.visits import send_reminders
+
+    svc = Services(load_settings())
+    try:
+        sender = Sender(twilio_client(svc.settings), svc.settings, svc.policy, svc.redis)
+        results = await send_reminders(svc, sender)
+    finally:
+        await svc.close()
+    for outcome in sorted({r.outcome for r in results}):
+        print(f"{outcome}: {sum(1 for r in results if r.outcome == outcome)}")
+    return 0
+
+
 def _gateway(_: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -137,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--accounts", type=Path, required=True)
     imp.add_argument("--installments", type=Path, required=True)
     imp.set_defaults(handler=lambda a: asyncio.run(_import_ledger(a)))
+    view = commands.add_parser("account", help="show an account's ledger view: amounts, arrangements, bookings")
+    view.add_argument("account_id")
+    view.add_argument("--as-of", type=date.fromisoformat)
+    view.set_defaults(handler=lambda a: asyncio.run(_account(a)))
+    commands.add_parser("remind-visits", help="text tomorrow's visits a reminder, within the contact policy") \
+        .set_defaults(handler=lambda a: asyncio.run(_remind_visits(a)))
     commands.add_parser("gateway", help="serve the Twilio webhooks").set_defaults(handler=_gateway)
     act = commands.add_parser("actions", help="serve the Rasa custom actions on loopback")
     act.add_argument("--port", type=int, default=5055)

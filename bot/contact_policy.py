@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot import keys
+from bot.arrangements import promise_status, status
+from bot.booking import Bookings, load_field_teams
 from bot.ledger import Account
 from bot.privacy import Vault, pseudonym
 
@@ -133,8 +135,10 @@ def evaluate(rules: Rules, now: datetime, zone: str, channel: str, attempts: lis
 class ContactPolicy:
     """Decides and records outbound contact for accounts."""
 
-    def __init__(self, redis: Any, vault: Vault, hmac_secret: bytes, path: Path = RULES_FILE) -> None:
+    def __init__(self, redis: Any, vault: Vault, hmac_secret: bytes, path: Path = RULES_FILE,
+                 bookings: Bookings | None = None) -> None:
         self._redis = redis
+        self._bookings = bookings or Bookings(redis, vault, load_field_teams())
         self._vault = vault
         self._secret = hmac_secret
         self._rules, self._prefixes, self._currencies, self._default = load_rules(path)
@@ -146,12 +150,18 @@ class ContactPolicy:
         found += [self._currencies[account.currency]] if account.currency in self._currencies else []
         return sorted(set(found)) or [self._default]
 
-    async def decide(self, account: Account, channel: str, now: datetime | None = None) -> Decision:
-        """Decide for this account and channel now, and record the decision with its reason."""
+    async def decide(self, account: Account, channel: str, now: datetime | None = None,
+                     purpose: str = "reminder") -> Decision:
+        """Decide for this account and channel now, and record the decision with its reason.
+
+        Args:
+            purpose: "reminder" (about the debt) or "visit_reminder" (about a visit the
+                borrower booked, which arrangements and bookings do not hold back).
+        """
         now = now or datetime.now(ZoneInfo("UTC"))
         today = now.astimezone(ZoneInfo(account.timezone)).date()
         attempts = await self.attempts(account.account_id)
-        stops = await self.hard_stops(account, channel, today)
+        stops = await self.hard_stops(account, channel, today, purpose)
         decisions = [evaluate(self._rules[j], now, account.timezone, channel, attempts, stops)
                      for j in self.jurisdictions(account)]
         blocked = [d for d in decisions if not d.allowed]
@@ -166,8 +176,8 @@ class ContactPolicy:
         })
         return decision
 
-    async def hard_stops(self, account: Account, channel: str, today: date) -> list[str]:
-        """Everything recorded that stops contact until a person lifts it (or a promise falls due)."""
+    async def hard_stops(self, account: Account, channel: str, today: date, purpose: str = "reminder") -> list[str]:
+        """Everything recorded that stops contact until a person lifts it (or an arrangement ends)."""
         conversation = pseudonym(account.phone, self._secret)
         stops = []
         opt_out = await self._redis.hgetall(keys.opt_out(conversation))
@@ -176,12 +186,27 @@ class ContactPolicy:
             stops.append(f"opted out ({source})")
         holds = {k.decode() for k in await self._redis.hkeys(keys.hold(account.account_id))}
         stops += [f"{_HOLD_WORDS.get(h, h)} under review" for h in sorted(holds)]
-        sealed = await self._redis.get(keys.promise(account.account_id))
-        promised = self._vault.open(sealed)["date"] if sealed else None
-        if promised and date.fromisoformat(promised) >= today:
-            stops.append(f"promise to pay by {promised} not yet due")
         if await self._redis.exists(keys.handoff(conversation)):
             stops.append("the conversation is with an agent")
+        if purpose == "reminder":
+            stops += await self._arrangement_stops(account, today)
+        return stops
+
+    async def _arrangement_stops(self, account: Account, today: date) -> list[str]:
+        """A promise not yet due, a plan or grace period being kept, a visit still to come."""
+        stops = []
+        sealed = await self._redis.get(keys.promise(account.account_id))
+        promise = self._vault.open(sealed) if sealed else None
+        if promise and promise_status(promise, account, today) == "active":
+            stops.append(f"promise to pay by {promise['date']} not yet due")
+        sealed = await self._redis.get(keys.arrangement(account.account_id))
+        arrangement = self._vault.open(sealed) if sealed else None
+        if arrangement and status(arrangement, account, today) == "active":
+            stops.append(f"{arrangement['offer']['kind']} arrangement in good standing")
+        booking = await self._bookings.booking_for(account.account_id)
+        visit_day = booking.slot.start.date() if booking else None
+        if visit_day and visit_day >= today:
+            stops.append(f"verification visit booked for {visit_day.isoformat()}")
         return stops
 
     async def attempts(self, account_id: str, days: int = 8) -> list[Attempt]:

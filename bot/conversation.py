@@ -11,14 +11,15 @@ make as ``(slot, value)`` pairs; the actions turn both into Rasa's terms.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import verification
+from bot import catalog, verification
+from bot.arrangements import total_paid
 from bot.dates import ImpossibleDate, find_date
 from bot.formatting import long_date, money, spoken_money
 from bot.ledger import Account, overdue
@@ -27,14 +28,9 @@ from bot.services import Services
 
 SlotChange = tuple[str, Any]
 
-# Intents whose message may be the birth date or ID digits we asked for.
-VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affirm", "deny", "ask_balance",
-                               "pay_now", "greet", "thank", "out_of_scope"}
-# Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
-DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
 # From a verified borrower, these name the day they will pay when they name a coming day:
 # "can pay friday", "I can do it by the 10th", "give me till the 20th".
-COMMITTING_INTENTS = {"inform", "pay_now", "request_plan", "request_extension", "nlu_fallback"}
+COMMITTING_INTENTS = {"inform", "pay_now", "request_plan", "nlu_fallback"}
 
 HANDOFF_REASON_BY_INTENT = {
     "request_human": "request_human", "complain": "complaint", "dispute_debt": "dispute",
@@ -61,6 +57,7 @@ class Turn:
     blocked: bool
     services: Services
     channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
+    now: datetime = field(default_factory=lambda: utc_now())
     said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
     texts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -85,10 +82,29 @@ class Turn:
     def money(self, amount: Any) -> str:
         if self.channel == "voice":
             return spoken_money(amount, self.account.currency, self.language)
+        return self.sms_money(amount)
+
+    def sms_money(self, amount: Any) -> str:
+        """An amount as written, even during a call (for the SMS that follow it)."""
         return money(amount, self.account.currency, self.language)
 
     def date(self, day: date) -> str:
         return long_date(day, self.language)
+
+
+@lru_cache(maxsize=1)
+def _responses() -> dict[str, Any]:
+    return catalog.load_responses()
+
+
+def wording(turn: Turn, response: str) -> str:
+    """The exact text ``response`` shows this borrower, for records that must keep what was said."""
+    return catalog.render(_responses(), response, turn.language, turn.channel,
+                          bank_phone=turn.services.settings.bank_phone)
+
+
+def utc_now() -> datetime:
+    return datetime.now(ZoneInfo("UTC"))
 
 
 def local_today(account: Account) -> date:
@@ -129,36 +145,8 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         failures=await svc.records.verification_failures(account.account_id),
         blocked=await svc.records.disclosure_blocked(conversation_id),
         services=svc,
+        now=utc_now(),
     )
-
-
-async def gate(turn: Turn, requires_verification: bool, answers_questions: bool) -> list[SlotChange] | None:
-    """What the turn must do before the action's own work; None when the action may go on.
-
-    Args:
-        requires_verification: the action discloses account details.
-        answers_questions: the message may answer what we asked (a birth date, a date to pay).
-    """
-    if answers_questions:
-        answered = await answer_pending_question(turn)
-        if answered is not None:
-            return answered
-    promised = await dated_commitment(turn)
-    if promised is not None:
-        return promised
-    if requires_verification and not turn.verified:
-        return refuse_or_ask_verification(turn)
-    return None
-
-
-async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
-    """Treat the message as the answer to what we asked, if it is one."""
-    if (turn.awaiting == "verification" and turn.intent in VERIFICATION_ANSWER_INTENTS
-            and verification.read_answer(turn.text).present):
-        return await attempt_verification(turn)
-    if turn.awaiting == "promise_date" and turn.verified and turn.intent in DATE_ANSWER_INTENTS:
-        return await _promise_if_dated(turn)
-    return None
 
 
 def refuse_or_ask_verification(turn: Turn) -> list[SlotChange]:
@@ -168,42 +156,6 @@ def refuse_or_ask_verification(turn: Turn) -> list[SlotChange]:
         return []
     turn.say("utter_ask_verification")
     return [("awaiting", "verification"), ("pending", turn.intent or None)]
-
-
-async def attempt_verification(turn: Turn) -> list[SlotChange]:
-    """Check the answer; disclose on success, offer a person after the last failure."""
-    if turn.locked:
-        turn.say("utter_cannot_discuss")
-        return []
-    records = turn.services.records
-    if not verification.matches(turn.account, verification.read_answer(turn.text)):
-        if await records.verification_failed(turn.account.account_id) < verification.MAX_ATTEMPTS:
-            turn.say("utter_verification_retry")
-            return []
-        turn.say("utter_verification_failed")
-        return [("awaiting", "handoff_offer"), ("pending", None)]
-    await records.verification_passed(turn.account.account_id)
-    turn.say("utter_verified")
-    changes: list[SlotChange] = [("verified_account", turn.account.account_id), ("awaiting", None),
-                               ("pending", None)]
-    verified = dataclasses.replace(turn, verified=True, awaiting=None, failures=0)
-    return changes + await continue_after_verification(verified)
-
-
-async def continue_after_verification(turn: Turn) -> list[SlotChange]:
-    """Do what the borrower wanted before we asked who they were."""
-    disclose_balance(turn)
-    if turn.pending == "pay_now":
-        send_payment_link(turn)
-        return []
-    if turn.pending == "promise_to_pay":
-        return ask_promise_date(turn)
-    if turn.pending == "already_paid":
-        return await record_paid_claim(turn)
-    if turn.pending in HANDOFF_REASON_BY_INTENT:
-        return await hand_off(turn, HANDOFF_REASON_BY_INTENT[turn.pending])
-    turn.say("utter_options")
-    return []
 
 
 async def record_paid_claim(turn: Turn) -> list[SlotChange]:
@@ -247,7 +199,7 @@ def ask_promise_date(turn: Turn) -> list[SlotChange]:
     return [("awaiting", "promise_date")]
 
 
-def _named_date(turn: Turn) -> tuple[date | None, bool]:
+def named_date(turn: Turn) -> tuple[date | None, bool]:
     """The date the message names (parsed once per turn), and whether it named an impossible one."""
     try:
         return find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today), False
@@ -267,33 +219,40 @@ async def _promise(turn: Turn, day: date | None, impossible: bool) -> list[SlotC
         turn.say("utter_promise_out_of_range", first_day=turn.date(first), last_day=turn.date(last))
         return [("awaiting", "promise_date")]
     due = overdue(turn.account, turn.today)
-    await turn.services.records.promise(turn.account.account_id, turn.conversation_id, day, due.amount)
+    await turn.services.records.promise(turn.account.account_id, turn.conversation_id, day, due.amount,
+                                        paid_before=total_paid(turn.account))
     turn.say("utter_promise_confirmed", overdue_amount=turn.money(due.amount), promise_date=turn.date(day))
     return [("awaiting", None)]
 
 
 async def record_promise_from_text(turn: Turn) -> list[SlotChange]:
     """The borrower promises to pay: store the date the text names, or ask for one."""
-    return await _promise(turn, *_named_date(turn))
+    return await _promise(turn, *named_date(turn))
 
 
 async def dated_commitment(turn: Turn) -> list[SlotChange] | None:
     """A verified borrower naming a coming day within the window is promising to pay that day."""
     if not turn.verified or turn.intent not in COMMITTING_INTENTS:
         return None
-    day, _ = _named_date(turn)
+    day, _ = named_date(turn)
     first, last = promise_window(turn)
     if day is None or not first < day <= last:  # "pay now" parses as today: that is not a promise
         return None
     return await _promise(turn, day, impossible=False)
 
 
-async def _promise_if_dated(turn: Turn) -> list[SlotChange] | None:
+async def promise_if_dated(turn: Turn) -> list[SlotChange] | None:
     """The answer to "which date?": a dated reply is handled in full, anything else is not an answer."""
-    day, impossible = _named_date(turn)
+    day, impossible = named_date(turn)
     if day is None and not impossible:
         return None
     return await _promise(turn, day, impossible)
+
+
+def offer_person(turn: Turn, pending: str) -> list[SlotChange]:
+    """Ask whether a colleague should take over; a yes queues the conversation for ``pending``'s reason."""
+    turn.say("utter_offer_person")
+    return [("awaiting", "handoff_offer"), ("pending", pending)]
 
 
 async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:

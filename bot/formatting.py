@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
-from babel.dates import format_date
+from babel.dates import format_date, format_time
 from babel.numbers import format_currency
 
 LOCALES = {"zh": "zh_CN", "en": "en_US"}
@@ -30,3 +30,8 @@ def spoken_money(amount: Decimal, currency: str, language: str) -> str:
 def long_date(day: date, language: str) -> str:
     """2026年12月5日 for zh, December 5, 2026 for en."""
     return format_date(day, format="long", locale=locale_for(language))
+
+
+def short_time(moment: datetime, language: str) -> str:
+    """09:00 for zh, 9:00 AM for en (CLDR's narrow no-break space would make an English SMS UCS-2)."""
+    return format_time(moment, format="short", locale=locale_for(language)).replace("\u202f", " ")

@@ -62,10 +62,12 @@ class Sender:
         self._retries = retries
         self._backoff = backoff_seconds
 
-    async def sms(self, account: Account, body: str, outbox_key: str, requested: bool = False) -> Sent:
+    async def sms(self, account: Account, body: str, outbox_key: str, requested: bool = False,
+                  purpose: str = "reminder") -> Sent:
         """Send one SMS, if the policy allows it now.
 
         Args:
+            purpose: what the policy is asked about (see ContactPolicy.decide).
             requested: the borrower asked for it in a live conversation (a payment
                 link during a call): a reply, not an unsolicited contact, so only
                 recorded, not checked against hours and hard stops.
@@ -79,7 +81,7 @@ class Sender:
         status_callback = self._settings.public_base_url + "/twilio/status"
         return await self._send(account, "sms", outbox_key, lambda: self._client.messages.create_async(
             to=account.phone, from_=self._settings.twilio_from, body=body, status_callback=status_callback),
-            requested)
+            requested, purpose)
 
     async def call(self, account: Account, outbox_key: str) -> Sent:
         """Place one call, answered by /twilio/voice, with answering-machine detection."""
@@ -90,7 +92,8 @@ class Sender:
             record=self._settings.call_recording))
 
     async def _send(self, account: Account, channel: str, outbox_key: str,
-                    create: Callable[[], Awaitable[Any]], requested: bool = False) -> Sent:
+                    create: Callable[[], Awaitable[Any]], requested: bool = False,
+                    purpose: str = "reminder") -> Sent:
         if not await self._redis.set(keys.outbox(outbox_key), "pending", nx=True, ex=OUTBOX_TTL_SECONDS):
             return Sent("duplicate", f"outbox key {outbox_key} was already taken")
         # One account's decision and its recorded attempt are one step: two workers must not
@@ -101,7 +104,7 @@ class Sender:
                 decision = await self._policy.record(account, channel, now,
                                                      Decision(True, "requested by the borrower"))
             else:
-                decision = await self._policy.decide(account, channel, now)
+                decision = await self._policy.decide(account, channel, now, purpose)
             if not decision.allowed:
                 await self._redis.delete(keys.outbox(outbox_key))
                 return Sent("blocked", decision.reason)

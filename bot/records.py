@@ -81,10 +81,15 @@ class Records:
             await self._audit(tx, "flag_number", conversation=conversation_id, reason=reason)
             await tx.execute()
 
-    async def promise(self, account_id: str, conversation_id: str, due: date, amount: Decimal) -> None:
-        """Store the borrower's promise to pay (the newest replaces the last)."""
+    async def promise(self, account_id: str, conversation_id: str, due: date, amount: Decimal,
+                      paid_before: Decimal = Decimal(0)) -> None:
+        """Store the borrower's promise to pay (the newest replaces the last).
+
+        ``paid_before`` is what the ledger showed paid when the promise was made,
+        so that what is paid after it tells whether the promise was kept.
+        """
         record = {"date": due.isoformat(), "amount": str(amount), "made_at": int(time.time()),
-                  "conversation": conversation_id}
+                  "conversation": conversation_id, "paid_before": str(paid_before)}
         async with self.redis.pipeline(transaction=True) as tx:
             tx.set(keys.promise(account_id), self.vault.seal(record))
             await self._audit(tx, "promise", account_id=account_id)

@@ -7,8 +7,12 @@ from functools import cached_property
 
 import redis.asyncio as aioredis
 
+from bot.arrangements import Arrangements
+from bot.booking import Bookings, load_field_teams
+from bot.consent import Consents
 from bot.contact_policy import ContactPolicy
 from bot.ledger import Ledger
+from bot.plans import ProductPolicy, load_plan_policy
 from bot.privacy import Vault
 from bot.records import Records
 from bot.settings import Settings, load_settings
@@ -38,7 +42,23 @@ class Services:
 
     @cached_property
     def policy(self) -> ContactPolicy:
-        return ContactPolicy(self.redis, self.vault, self.settings.hmac_secret)
+        return ContactPolicy(self.redis, self.vault, self.settings.hmac_secret, bookings=self.bookings)
+
+    @cached_property
+    def arrangements(self) -> Arrangements:
+        return Arrangements(self.redis, self.vault)
+
+    @cached_property
+    def consents(self) -> Consents:
+        return Consents(self.redis, self.vault)
+
+    @cached_property
+    def plan_policy(self) -> dict[str, ProductPolicy]:
+        return load_plan_policy()
+
+    @cached_property
+    def bookings(self) -> Bookings:
+        return Bookings(self.redis, self.vault, load_field_teams())
 
     async def close(self) -> None:
         if "redis" in self.__dict__:

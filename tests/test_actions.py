@@ -18,8 +18,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.arrangements import ActionHardship, ActionVisit
 from actions.balance import ActionBalance
-from actions.handoff import ActionAffirm, ActionDeny, ActionFallback, ActionHandOff, ActionQueueForSpecialist
+from actions.handoff import ActionAffirm, ActionDeny, ActionFallback, ActionHandOff
 from actions.identity import ActionStopContact, ActionThirdParty, ActionWrongNumber
 from actions.language import ActionSwitchLanguage, wanted_language
 from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
@@ -226,12 +227,13 @@ async def test_request_human_needs_no_verification_and_says_when(services: Servi
     assert messages == ["好的，为您转接人工客服。", "工作人员将在工作时间（周一至周五 09:00-18:00）在此回复您。"]
 
 
-@pytest.mark.parametrize(("intent", "reason"), [("request_plan", "request_plan"), ("inform_hardship", "hardship"),
-                                                ("request_extension", "request_extension"), ("book_visit", "visit")])
-async def test_plan_and_visit_intents_queue_with_their_reason(services: Services, intent: str, reason: str) -> None:
-    await run(ActionQueueForSpecialist(), make_tracker(services, "US001", "…", intent, verified=True))
-    item = await services.redis.hgetall(keys.handoff(_sender(services, "US001")))
-    assert item[b"reason"] == reason.encode() and item[b"account_id"] == b"US001"
+@pytest.mark.parametrize(("action", "intent"), [(ActionHardship, "request_plan"), (ActionHardship, "inform_hardship"),
+                                                (ActionHardship, "request_extension"), (ActionVisit, "book_visit"),
+                                                (ActionVisit, "ask_visit_purpose")])
+async def test_plans_and_visits_start_with_verification(services: Services, action: Any, intent: str) -> None:
+    events, messages = await run(action(), make_tracker(services, "CN001", "我失业了 没钱还", intent))
+    assert events == [SlotSet("awaiting", "verification"), SlotSet("pending", intent)]
+    assert_discloses_nothing(messages)
 
 
 async def test_wrong_number_flags_and_stops_contact_without_a_word_about_the_debt(services: Services) -> None:
@@ -316,16 +318,6 @@ async def test_a_no_while_we_wait_for_a_date_is_not_a_promise(services: Services
     assert await services.records.get_promise("US001") is None
 
 
-async def test_hardship_reaches_a_person_without_verification(services: Services) -> None:
-    events, messages = await run(ActionQueueForSpecialist(), make_tracker(services, "CN001", "我失业了 没钱还",
-                                                                          "inform_hardship"))
-    assert events == [SlotSet("awaiting", None)]
-    assert messages[0] == "听到这个消息很抱歉。工作人员会根据您的情况看看有哪些方案。"
-    assert_discloses_nothing(messages)
-    item = await services.redis.hgetall(keys.handoff(_sender(services, "CN001")))
-    assert item[b"reason"] == b"hardship"
-
-
 async def test_the_chosen_language_outlives_the_session(services: Services) -> None:
     await run(ActionSwitchLanguage(), make_tracker(services, "CN001", "english please", "switch_language"))
     tracker = make_tracker(services, "CN001", "hi", "greet", language=None)
@@ -372,10 +364,11 @@ async def test_paying_now_gets_the_link_not_a_promise_for_today(services: Servic
     assert await services.records.get_promise("US001") is None
 
 
-async def test_asking_for_more_time_until_a_day_is_a_promise(services: Services) -> None:
-    events, messages = await run(ActionQueueForSpecialist(), make_tracker(
+async def test_asking_for_more_time_until_a_day_asks_why_before_any_offer(services: Services) -> None:
+    events, messages = await run(ActionHardship(), make_tracker(
         services, "CN001", "能不能宽限到12月10号", "request_extension", verified=True))
-    assert messages == ["谢谢。已记录您承诺于2026年12月10日前还款¥3,500.00。"]
+    assert events == [SlotSet("awaiting", "hardship_reason"), SlotSet("pending", "grace")]
+    assert await services.records.get_promise("CN001") is None
 
 
 async def test_goodbye_on_a_call_hangs_up_and_by_sms_just_says_it(services: Services) -> None:

@@ -1,0 +1,52 @@
+"""Plans and grace periods, visits, and family-contact consent: the longer flows.
+
+Their questions and answers live in bot/hardship.py, bot/visits.py and
+bot/family.py; these actions start them.
+"""
+
+from __future__ import annotations
+
+from actions.common import BorrowerAction
+from bot import family, hardship, visits
+from bot.conversation import SlotChange, Turn
+from bot.dialogue import HARDSHIP_INTENTS
+
+
+class ActionHardship(BorrowerAction):
+    """"I can't pay it all", "can I pay monthly", "give me more time": ask why, then offer what the policy allows."""
+
+    requires_verification = True
+
+    def name(self) -> str:
+        return "action_hardship"
+
+    async def act(self, turn: Turn) -> list[SlotChange]:
+        return await hardship.start(turn, HARDSHIP_INTENTS.get(turn.intent, "plan"))
+
+
+class ActionVisit(BorrowerAction):
+    """Book, move, cancel or explain a verification visit."""
+
+    requires_verification = True
+
+    def name(self) -> str:
+        return "action_visit"
+
+    async def act(self, turn: Turn) -> list[SlotChange]:
+        return await visits.start(turn, turn.intent)
+
+
+class ActionWithdrawConsent(BorrowerAction):
+    """Withdraw consent to keep a family contact and delete it.
+
+    No verification: withdrawing is the borrower's right at any time, and the
+    reply says nothing about the loan.
+    """
+
+    answers_questions = False
+
+    def name(self) -> str:
+        return "action_withdraw_consent"
+
+    async def act(self, turn: Turn) -> list[SlotChange]:
+        return await family.withdraw(turn)

@@ -1,0 +1,70 @@
+"""The ledger view of one account: what is owed and what was agreed, for people at the bank.
+
+It shows what an agent needs to follow up (amounts, instalments, promises, plans,
+bookings, consents, contact holds) and no name, phone number or address: those
+stay behind the console's roles.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from bot import keys
+from bot.arrangements import promise_status, status
+from bot.ledger import overdue
+from bot.plans import bucket, days_past_due
+from bot.privacy import pseudonym
+from bot.services import Services
+
+
+async def account_summary(svc: Services, account_id: str, today: date) -> dict[str, Any] | None:
+    """Everything on record for the account, as plain JSON-safe values; None if no such account."""
+    account = await svc.ledger.get(account_id)
+    if account is None:
+        return None
+    due = overdue(account, today)
+    dpd = days_past_due(account, today)
+    summary: dict[str, Any] = {
+        "account_id": account_id, "product": account.product, "currency": account.currency,
+        "overdue": {"amount": str(due.amount), "instalments": due.count,
+                    "oldest_due": due.oldest_due.isoformat() if due.oldest_due else None,
+                    "days_past_due": dpd, "bucket": bucket(dpd)},
+        "instalments": [{"no": i.installment_no, "due": i.due_date.isoformat(), "amount_due": str(i.amount_due),
+                         "amount_paid": str(i.amount_paid)} for i in account.installments],
+    }
+    promise = await svc.records.get_promise(account_id)
+    if promise:
+        summary["promise"] = {"date": promise["date"], "amount": promise["amount"],
+                              "status": promise_status(promise, account, today)}
+    arrangement = await svc.arrangements.current(account_id)
+    if arrangement:
+        summary["arrangement"] = {**arrangement["offer"], "accepted_on": arrangement["accepted_on"],
+                                  "status": status(arrangement, account, today)}
+    reason = await svc.arrangements.reason(account_id)
+    if reason:
+        summary["hardship_reason"] = reason["reason"]
+    summary.update(await _visit_and_consents(svc, account_id))
+    conversation = pseudonym(account.phone, svc.settings.hmac_secret)
+    summary["contact_holds"] = sorted(k.decode() for k in await svc.redis.hkeys(keys.hold(account_id)))
+    summary["opted_out"] = await svc.records.is_opted_out(conversation)
+    return summary
+
+
+async def _visit_and_consents(svc: Services, account_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    booking = await svc.bookings.booking_for(account_id)
+    if booking:
+        found["visit"] = {"start": booking.slot.start.isoformat(), "region": booking.slot.region,
+                          "team": booking.team_id, "place": booking.details.get("place"),
+                          "staff": [f"{s.name} {s.staff_id}" for s in booking.staff]}
+    consents = {}
+    for purpose in ("family_contact", "visit_address"):
+        record = await svc.consents.get(account_id, purpose)
+        if record:
+            consents[purpose] = {k: record[k] for k in ("status", "at", "channel", "wording_version")}
+    found["consents"] = consents
+    contact = await svc.consents.family_contact(account_id)
+    if contact:
+        found["family_contact"] = contact.masked_phone
+    return found

@@ -1,0 +1,123 @@
+"""What runs before every action: answers to our questions, verification, the gate.
+
+The bot asks one question at a time and remembers which in the ``awaiting`` slot.
+A reply is first offered to that question's handler; a handler returns None when
+the message is not an answer (say, a request for a person), and the action the
+message's intent names runs instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from bot import family, hardship, verification, visits
+from bot.conversation import (
+    HANDOFF_REASON_BY_INTENT,
+    SlotChange,
+    Turn,
+    ask_promise_date,
+    dated_commitment,
+    disclose_balance,
+    hand_off,
+    promise_if_dated,
+    record_paid_claim,
+    refuse_or_ask_verification,
+    send_payment_link,
+)
+
+# Intents whose message may be the birth date or ID digits we asked for.
+VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affirm", "deny", "ask_balance",
+                               "pay_now", "greet", "thank", "out_of_scope"}
+# Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
+DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
+HARDSHIP_INTENTS = {"request_plan": "plan", "inform_hardship": "plan", "request_extension": "grace"}
+VISIT_INTENTS = {"book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose"}
+
+Handler = Callable[[Turn], Awaitable[list[SlotChange] | None]]
+# The questions of the longer flows, each with the handler of its answer; all need a verified borrower.
+QUESTIONS: dict[str, Handler] = {
+    "hardship_reason": hardship.answer_reason,
+    "plan_choice": hardship.answer_choice,
+    "plan_confirm": hardship.answer_confirm,
+    "grace_confirm": hardship.answer_grace,
+    "visit_place": visits.answer_place,
+    "visit_address_consent": visits.answer_address_consent,
+    "visit_address": visits.answer_address,
+    "visit_time": visits.answer_time,
+    "visit_slot": visits.answer_slot,
+    "family_consent": family.answer_consent,
+    "family_contact": family.answer_contact,
+}
+
+
+async def gate(turn: Turn, requires_verification: bool, answers_questions: bool) -> list[SlotChange] | None:
+    """What the turn must do before the action's own work; None when the action may go on.
+
+    Args:
+        requires_verification: the action discloses account details.
+        answers_questions: the message may answer what we asked (a birth date, a date to pay).
+    """
+    if answers_questions:
+        answered = await answer_pending_question(turn)
+        if answered is not None:
+            return answered
+    promised = await dated_commitment(turn)
+    if promised is not None:
+        return promised
+    if requires_verification and not turn.verified:
+        return refuse_or_ask_verification(turn)
+    return None
+
+
+async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
+    """Treat the message as the answer to what we asked, if it is one."""
+    if (turn.awaiting == "verification" and turn.intent in VERIFICATION_ANSWER_INTENTS
+            and verification.read_answer(turn.text).present):
+        return await attempt_verification(turn)
+    if turn.awaiting == "promise_date" and turn.verified and turn.intent in DATE_ANSWER_INTENTS:
+        return await promise_if_dated(turn)
+    handler = QUESTIONS.get(turn.awaiting or "")
+    if handler is not None and turn.verified and not turn.locked:
+        return await handler(turn)
+    return None
+
+
+async def attempt_verification(turn: Turn) -> list[SlotChange]:
+    """Check the answer; disclose on success, offer a person after the last failure."""
+    if turn.locked:
+        turn.say("utter_cannot_discuss")
+        return []
+    records = turn.services.records
+    if not verification.matches(turn.account, verification.read_answer(turn.text)):
+        if await records.verification_failed(turn.account.account_id) < verification.MAX_ATTEMPTS:
+            turn.say("utter_verification_retry")
+            return []
+        turn.say("utter_verification_failed")
+        return [("awaiting", "handoff_offer"), ("pending", None)]
+    await records.verification_passed(turn.account.account_id)
+    turn.say("utter_verified")
+    changes: list[SlotChange] = [("verified_account", turn.account.account_id), ("awaiting", None),
+                               ("pending", None)]
+    verified = dataclasses.replace(turn, verified=True, awaiting=None, failures=0)
+    return changes + await continue_after_verification(verified)
+
+
+async def continue_after_verification(turn: Turn) -> list[SlotChange]:
+    """Do what the borrower wanted before we asked who they were."""
+    if turn.pending in HARDSHIP_INTENTS:
+        return await hardship.start(turn, HARDSHIP_INTENTS[turn.pending])
+    if turn.pending in VISIT_INTENTS:
+        return await visits.start(turn, turn.pending)
+    disclose_balance(turn)
+    if turn.pending == "pay_now":
+        send_payment_link(turn)
+        return []
+    if turn.pending == "promise_to_pay":
+        return ask_promise_date(turn)
+    if turn.pending == "already_paid":
+        return await record_paid_claim(turn)
+    if turn.pending in HANDOFF_REASON_BY_INTENT:
+        return await hand_off(turn, HANDOFF_REASON_BY_INTENT[turn.pending])
+    turn.say("utter_options")
+    return []

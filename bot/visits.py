@@ -1,0 +1,269 @@
+"""Booking a verification visit (预约 → 上门核实) in the conversation, and the day-before reminder.
+
+The bot says why a visit is needed and what to prepare, asks where (home or
+workplace) and records the address only after the borrower agrees to it, then
+offers up to three slots near the days and times they name. Slots are held
+briefly while the borrower decides and booked atomically (bot/booking.py).
+What the borrower told us so far is kept sealed in a draft for the hour.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bot import catalog, keys
+from bot.booking import Booking, Preference, Slot, read_preference
+from bot.conversation import SlotChange, Turn, offer_person, wording
+from bot.dates import ImpossibleDate
+from bot.formatting import long_date, short_time
+from bot.hardship import read_choice_number
+from bot.outbound import Sender, Sent
+from bot.services import Services
+
+ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope", "book_visit", "reschedule_visit"}
+# An address can look like anything to the classifier; only these leave the question.
+LEAVING_INTENTS = {"request_human", "stop_contact", "complain", "dispute_debt", "wrong_number", "third_party",
+                   "switch_language", "withdraw_consent", "cancel_visit", "goodbye", "bot_challenge"}
+DRAFT_SECONDS = 3600
+_HOME = re.compile(r"家|住|宅|小区|home|house|apartment|flat|my place", re.IGNORECASE)
+_WORK = re.compile(r"单位|公司|办公|上班|工作|厂|店|work|office|job|company|shop|store", re.IGNORECASE)
+_ANYTIME = re.compile(r"都(可以|行)|随时|什么时候都|都方便|any ?time|whenever|any day|don'?t mind", re.IGNORECASE)
+_DONE: list[SlotChange] = [("awaiting", None), ("pending", None)]
+
+
+def read_place(text: str) -> str | None:
+    """"home" or "work", when the reply says one of them and not both."""
+    home, work = bool(_HOME.search(text)), bool(_WORK.search(text))
+    return "home" if home and not work else "work" if work and not home else None
+
+
+async def _draft(turn: Turn) -> dict[str, Any]:
+    sealed = await turn.services.redis.get(keys.visit_draft(turn.conversation_id))
+    return turn.services.vault.open(sealed) if sealed else {}
+
+
+async def _save_draft(turn: Turn, **values: Any) -> dict[str, Any]:
+    draft = {**await _draft(turn), **values}
+    await turn.services.redis.set(keys.visit_draft(turn.conversation_id), turn.services.vault.seal(draft),
+                                  ex=DRAFT_SECONDS)
+    return draft
+
+
+def _when(turn: Turn, slot: Slot) -> dict[str, str]:
+    """The slot's day and time where the borrower lives."""
+    local = slot.start.astimezone(ZoneInfo(turn.account.timezone))
+    return {"visit_date": turn.date(local.date()), "visit_time": short_time(local, turn.language)}
+
+
+async def start(turn: Turn, intent: str) -> list[SlotChange]:
+    """A verified borrower asked to book, move, cancel or understand a visit."""
+    booking = await turn.services.bookings.booking_for(turn.account.account_id)
+    if intent == "cancel_visit":
+        return await _cancel(turn, booking)
+    if intent == "ask_visit_purpose":
+        turn.say("utter_visit_purpose")
+        if booking:
+            turn.say("utter_visit_already_booked", **_when(turn, booking.slot))
+            return list(_DONE)
+    elif booking:
+        return await _reschedule(turn, booking)
+    if not turn.services.bookings.serves(turn.account.region):
+        turn.say("utter_visit_unavailable")
+        return offer_person(turn, "book_visit")
+    if intent != "ask_visit_purpose":
+        turn.say("utter_visit_purpose")
+    turn.say("utter_ask_visit_place")
+    return [("awaiting", "visit_place"), ("pending", None)]
+
+
+async def _cancel(turn: Turn, booking: Booking | None) -> list[SlotChange]:
+    if booking is None:
+        turn.say("utter_no_visit_booked")
+        return list(_DONE)
+    await turn.services.bookings.cancel(turn.account.account_id)
+    turn.say("utter_visit_cancelled", **_when(turn, booking.slot))
+    return list(_DONE)
+
+
+async def _reschedule(turn: Turn, booking: Booking) -> list[SlotChange]:
+    """Keep the place and address of the booking; ask (or read) the new day and time."""
+    await _save_draft(turn, **booking.details)
+    turn.say("utter_visit_already_booked", **_when(turn, booking.slot))
+    answered = await answer_time(turn)
+    if answered:
+        return answered
+    turn.say("utter_ask_visit_time")
+    return [("awaiting", "visit_time"), ("pending", None)]
+
+
+async def answer_place(turn: Turn) -> list[SlotChange] | None:
+    """Home or workplace; then ask whether we may record that address."""
+    if turn.intent not in ANSWER_INTENTS:
+        return None
+    place = read_place(turn.text)
+    if place is None:
+        if turn.intent == "deny":
+            turn.say("utter_visit_declined")
+            return list(_DONE)
+        turn.say("utter_ask_visit_place")
+        return []
+    await _save_draft(turn, place=place, language=turn.language)
+    turn.say(f"utter_ask_address_consent_{place}")
+    return [("awaiting", "visit_address_consent"), ("pending", place)]
+
+
+async def answer_address_consent(turn: Turn) -> list[SlotChange] | None:
+    """Yes records the consent (with its wording) and collects the address; no stores nothing."""
+    if turn.intent not in ANSWER_INTENTS or turn.intent not in ("affirm", "deny"):
+        if turn.intent in ANSWER_INTENTS:
+            turn.say(f"utter_ask_address_consent_{turn.pending or 'home'}")
+            return []
+        return None
+    place = turn.pending if turn.pending in ("home", "work") else "home"
+    response = f"utter_ask_address_consent_{place}"
+    status = "granted" if turn.intent == "affirm" else "declined"
+    await turn.services.consents.record(turn.account.account_id, "visit_address", status, turn.conversation_id,
+                                        turn.channel, wording(turn, response), response)
+    if status == "declined":
+        turn.say("utter_visit_needs_address")
+        return offer_person(turn, "book_visit")
+    if place == "home" and turn.account.address:
+        turn.say("utter_confirm_address_on_file", address=turn.account.address)
+    else:
+        turn.say(f"utter_ask_visit_address_{place}")
+    return [("awaiting", "visit_address"), ("pending", place)]
+
+
+async def answer_address(turn: Turn) -> list[SlotChange] | None:
+    """The address typed, or yes to the one on file."""
+    if turn.intent in LEAVING_INTENTS:
+        return None
+    on_file = turn.account.address if turn.pending == "home" else ""
+    if turn.intent == "affirm" and on_file:
+        address = on_file
+    elif turn.intent in ("affirm", "deny") or len(turn.text.strip()) < 5:
+        turn.say(f"utter_ask_visit_address_{turn.pending or 'home'}")
+        return []
+    else:
+        address = turn.text.strip()
+    await _save_draft(turn, address=address)
+    turn.say("utter_ask_visit_time")
+    return [("awaiting", "visit_time"), ("pending", None)]
+
+
+async def answer_time(turn: Turn) -> list[SlotChange] | None:
+    """Days and times that suit the borrower: offer the nearest free slots."""
+    if turn.intent not in ANSWER_INTENTS:
+        return None
+    try:
+        preference = read_preference(turn.text, turn.language, turn.today)
+    except ImpossibleDate:
+        turn.say("utter_date_impossible")
+        return []
+    if preference == Preference() and not _ANYTIME.search(turn.text):
+        if turn.intent in ("book_visit", "reschedule_visit"):
+            return None  # "can we move the visit?": the caller asks for the day
+        if turn.intent == "deny":
+            turn.say("utter_visit_declined")
+            await turn.services.bookings.release_holds(turn.conversation_id)
+            return list(_DONE)
+        turn.say("utter_ask_visit_time")
+        return []
+    return await offer_slots(turn, preference)
+
+
+def _preference_record(preference: Preference) -> dict[str, Any]:
+    return {"day": preference.day.isoformat() if preference.day else None,
+            "weekdays": sorted(preference.weekdays),
+            "earliest": preference.earliest.isoformat() if preference.earliest else None,
+            "latest": preference.latest.isoformat() if preference.latest else None}
+
+
+def _preference(record: dict[str, Any] | None) -> Preference:
+    if not record:
+        return Preference()
+    return Preference(day=date.fromisoformat(record["day"]) if record["day"] else None,
+                      weekdays=frozenset(record["weekdays"]),
+                      earliest=time.fromisoformat(record["earliest"]) if record["earliest"] else None,
+                      latest=time.fromisoformat(record["latest"]) if record["latest"] else None)
+
+
+async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
+    slots = await turn.services.bookings.offer(turn.conversation_id, turn.account.region, preference, turn.now)
+    if not slots:
+        turn.say("utter_no_visit_slots")
+        return offer_person(turn, "book_visit")
+    await _save_draft(turn, preference=_preference_record(preference),
+                      slots=[[s.start.isoformat(), s.minutes] for s in slots])
+    turn.say("utter_visit_slots")
+    for number, slot in enumerate(slots, start=1):
+        turn.say("utter_visit_slot_option", number=number, **_when(turn, slot))
+    turn.say("utter_ask_visit_slot")
+    return [("awaiting", "visit_slot"), ("pending", None)]
+
+
+async def answer_slot(turn: Turn) -> list[SlotChange] | None:
+    """A slot by its number books it; another day or time offers again; no lets them go."""
+    if turn.intent not in ANSWER_INTENTS:
+        return None
+    draft = await _draft(turn)
+    offered = [Slot(turn.account.region, datetime.fromisoformat(start), minutes)
+               for start, minutes in draft.get("slots", [])]
+    number = read_choice_number(turn.text, len(offered))
+    if number is None:
+        if turn.intent == "deny":
+            await turn.services.bookings.release_holds(turn.conversation_id)
+            turn.say("utter_visit_declined")
+            return list(_DONE)
+        return await answer_time(turn)  # a change of mind: "actually Sunday afternoon"
+    return await _book(turn, offered[number - 1], draft)
+
+
+async def _book(turn: Turn, slot: Slot, draft: dict[str, Any]) -> list[SlotChange]:
+    details = {k: draft[k] for k in ("place", "address", "language") if k in draft}
+    booking = await turn.services.bookings.book(turn.conversation_id, turn.account.account_id, slot, details,
+                                                now=turn.now)
+    if booking is None:
+        turn.say("utter_visit_slot_taken")
+        return await offer_slots(turn, _preference(draft.get("preference")))
+    await turn.services.redis.delete(keys.visit_draft(turn.conversation_id))
+    values = {**_when(turn, booking.slot), "address": details.get("address", ""), "staff": staff_line(booking)}
+    turn.say("utter_visit_booked", **values)
+    if turn.channel == "voice":  # the names and staff IDs to check at the door, in writing
+        turn.send_text("utter_visit_booked", **values)
+    return list(_DONE)
+
+
+def staff_line(booking: Booking) -> str:
+    return ", ".join(f"{s.name} {s.staff_id}" for s in booking.staff)
+
+
+# --- the day-before reminder ---------------------------------------------------------------
+
+
+async def send_reminders(svc: Services, sender: Sender, now: datetime | None = None) -> list[Sent]:
+    """Remind every borrower whose visit is tomorrow (in the region's time), through the contact policy.
+
+    Each booking is reminded at most once (its outbox key); a reminder the policy
+    blocks now (say, at night) is tried again on the next run.
+    """
+    now = now or datetime.now(ZoneInfo("UTC"))
+    responses = catalog.load_responses()
+    sent = []
+    for day in {(now.astimezone(zone) + timedelta(days=1)).date() for zone in svc.bookings.zones()}:
+        for booking in await svc.bookings.bookings_on(day):
+            account = await svc.ledger.get(booking.account_id)
+            if account is None:
+                continue
+            language = booking.details.get("language", account.language)
+            local = booking.slot.start.astimezone(ZoneInfo(account.timezone))
+            body = catalog.render(responses, "utter_visit_reminder", language, "sms",
+                                  visit_date=long_date(local.date(), language),
+                                  visit_time=short_time(local, language), staff=staff_line(booking),
+                                  bank_phone=svc.settings.bank_phone)
+            sent.append(await sender.sms(account, body, f"visit-reminder:{booking.booking_id}",
+                                         purpose="visit_reminder"))
+    return sent

@@ -1,0 +1,327 @@
+"""Plans, grace periods, visit booking and family-contact consent, turn by turn.
+
+Each test is a whole conversation through the real actions on the real Redis with
+the sample ledger (CN001: consumer loan, ¥3,500.00 overdue, 75 days past due;
+US001: auto loan, $824.74 overdue, 59 days), the slots carried from turn to turn
+as Rasa would carry them. Today is Sunday 29 November 2026.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from rasa_sdk import Tracker
+
+from actions.arrangements import ActionHardship, ActionVisit, ActionWithdrawConsent
+from actions.handoff import ActionAffirm, ActionDeny, ActionHandOff
+from actions.verification import ActionVerify
+from bot import conversation, keys
+from bot.booking import Preference
+from bot.privacy import pseudonym
+from bot.services import Services
+from tests.test_actions import PHONES, TODAY, run
+
+NOW = datetime(2026, 11, 29, 2, 0, tzinfo=ZoneInfo("UTC"))  # 10:00 in Shanghai, 18:00 the day before in California
+ACTIONS = {
+    "request_plan": ActionHardship, "request_extension": ActionHardship, "inform_hardship": ActionHardship,
+    "book_visit": ActionVisit, "reschedule_visit": ActionVisit, "cancel_visit": ActionVisit,
+    "ask_visit_purpose": ActionVisit, "withdraw_consent": ActionWithdrawConsent,
+    "affirm": ActionAffirm, "deny": ActionDeny, "inform": ActionVerify, "nlu_fallback": ActionVerify,
+    "request_human": ActionHandOff,
+}
+
+
+@pytest.fixture(autouse=True)
+def _fixed_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conversation, "local_today", lambda account: TODAY)
+    monkeypatch.setattr(conversation, "utc_now", lambda: NOW)
+
+
+class Chat:
+    """One borrower's conversation: each message runs the action its intent's rule names."""
+
+    def __init__(self, svc: Services, account_id: str, verified: bool = True, channel: str = "sms") -> None:
+        self.svc, self.account_id, self.channel = svc, account_id, channel
+        self.sender = pseudonym(PHONES[account_id], svc.settings.hmac_secret)
+        self.slots: dict[str, Any] = {"language": "zh" if account_id.startswith("CN") else "en",
+                                      "verified_account": account_id if verified else None,
+                                      "awaiting": None, "pending": None}
+        self.events: list[dict[str, Any]] = []
+
+    async def say(self, text: str, intent: str) -> str:
+        """Send a message; the bot's replies joined as the borrower would read them."""
+        self.events.append({"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}})
+        tracker = Tracker(sender_id=self.sender, slots=dict(self.slots),
+                          latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9},
+                                          "entities": [], "metadata": {"channel": self.channel}},
+                          events=list(self.events), paused=False, followup_action=None, active_loop={},
+                          latest_action_name="action_listen")
+        events, texts = await run(ACTIONS[intent](), tracker)
+        for event in events:
+            if event["event"] == "slot":
+                self.slots[event["name"]] = event["value"]
+        return "\n".join(texts)
+
+    @property
+    def awaiting(self) -> str | None:
+        return self.slots["awaiting"]
+
+
+# --- plans ------------------------------------------------------------------------------------
+
+
+async def test_zh_plan_reason_offers_choice_confirmation_and_schedule(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await chat.say("我失业了，一下子还不上", "inform_hardship")
+    assert "谢谢您告诉我们" in reply and "可选的分期方案" in reply and "¥3,500.00" in reply
+    assert "2）分6期，每期¥630.00（首期¥630.00，2026年12月6日还），共¥3,780.00，含手续费及利息¥280.00。" in reply
+    assert (await services.arrangements.reason("CN001"))["reason"] == "job_loss"
+    assert chat.awaiting == "plan_choice"
+
+    reply = await chat.say("我选第二个", "inform")
+    assert "共6期" in reply and "差额计入末期" in reply and chat.awaiting == "plan_confirm"
+    assert await services.arrangements.current("CN001") is None  # nothing stored before the yes
+
+    reply = await chat.say("确认", "affirm")
+    assert "分期方案已生效：共6期，合计¥3,780.00" in reply
+    for line in ("1. 2026年12月6日 ¥630.00", "6. 2027年5月6日 ¥630.00"):
+        assert line in reply
+    stored = await services.arrangements.current("CN001")
+    assert stored["offer"]["count"] == 6 and stored["paid_before"] == "1500.00"
+    assert "联系不上您时" in reply and chat.awaiting == "family_consent"
+
+
+async def test_en_reason_asked_first_and_the_stated_monthly_amount_is_kept(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("I can do $250 a month", "request_plan")
+    assert "what has made it hard to pay" in reply and chat.awaiting == "hardship_reason"
+
+    reply = await chat.say("2", "inform")
+    assert (await services.arrangements.reason("US001"))["reason"] == "illness"
+    # Auto policy: first payment at least $200, so 3 x $284.26 does not fit, 6 months does.
+    assert "Within $250.00 a month, this is the shortest plan" in reply
+    assert "6 payments: $200.00 on December 6, 2026" in reply and chat.awaiting == "plan_confirm"
+
+
+async def test_an_amount_below_every_plan_is_answered_honestly_with_a_person(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("lost my job last month", "inform_hardship")
+    reply = await chat.say("honestly i can only do like 150 bucks a month", "request_plan")
+    assert "None of the plans we can offer comes to $150.00 a month or less: the lowest monthly payment is $200.00" \
+        in reply
+    assert chat.awaiting == "handoff_offer"
+    reply = await chat.say("yes please", "affirm")
+    assert "colleague" in reply
+    item = await services.redis.hgetall(keys.handoff(chat.sender))
+    assert item[b"reason"] == b"request_plan"
+    assert await services.arrangements.current("US001") is None
+
+
+async def test_changing_ones_mind_at_the_confirmation(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("生意亏了", "inform_hardship")
+    await chat.say("3", "inform")
+    reply = await chat.say("不要这个", "deny")
+    assert "可选的分期方案" in reply and chat.awaiting == "plan_choice"  # back to the list
+    reply = await chat.say("其实我每月最多还800", "request_plan")
+    assert "在每月¥800.00以内，最短的分期方案" in reply and "共6期" in reply
+    reply = await chat.say("不行", "deny")
+    assert "可选的分期方案" in reply and chat.awaiting == "plan_choice"
+    reply = await chat.say("算了，我再想想", "deny")
+    assert "没有做任何变更" in reply and chat.awaiting is None
+    assert await services.arrangements.current("CN001") is None
+
+
+async def test_an_unclear_choice_is_asked_again(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("家里出事了", "inform_hardship")
+    reply = await chat.say("嗯嗯", "inform")
+    assert "请回复方案编号" in reply and chat.awaiting == "plan_choice"
+    reply = await chat.say("option 9", "inform")
+    assert "请回复方案编号" in reply
+
+
+async def test_plan_request_before_verification_asks_who_first_then_why(services: Services) -> None:
+    chat = Chat(services, "CN001", verified=False)
+    reply = await chat.say("能分期吗", "request_plan")
+    assert "¥" not in reply and chat.awaiting == "verification"
+    reply = await chat.say("1985年3月12日", "inform")
+    assert "还款困难的原因" in reply and chat.awaiting == "hardship_reason"
+
+
+async def test_a_second_plan_while_one_is_kept_is_refused_with_the_next_due(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("1", "inform")
+    await chat.say("是", "affirm")
+    reply = await Chat(services, "CN001").say("还能再分期吗", "request_plan")
+    assert "您已有一个还款安排：下一期¥1,225.00，应在2026年12月6日前还款。" in reply
+
+
+# --- grace periods ----------------------------------------------------------------------------
+
+
+async def test_en_grace_beyond_the_policy_is_refused_then_the_maximum_is_accepted(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("can i get more time", "request_extension")
+    reply = await chat.say("I was in hospital", "inform_hardship")
+    # 59 days past due: the auto policy's 31-60 bucket allows 7 days.
+    assert "We can give you 7 days: pay $824.74 by December 6, 2026." in reply
+    reply = await chat.say("could I have until december 20", "inform")
+    assert "until December 6, 2026 at the latest" in reply and chat.awaiting == "grace_confirm"
+    reply = await chat.say("december 3 then", "inform")
+    assert "We can give you 4 days: pay $824.74 by December 3, 2026" in reply
+    reply = await chat.say("yes", "affirm")
+    assert "please pay $824.74 by December 3, 2026" in reply
+    account = await services.ledger.get("US001")
+    stops = await services.policy.hard_stops(account, "sms", TODAY)
+    assert "grace arrangement in good standing" in stops
+
+
+async def test_zh_grace_impossible_date(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("被裁员了，能宽限几天吗", "request_extension")
+    reply = await chat.say("2月30号", "inform")
+    assert "日期" in reply and chat.awaiting == "grace_confirm"
+
+
+async def test_broken_plan_returns_the_account_to_reminders(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("1", "inform")
+    await chat.say("是", "affirm")
+    account = await services.ledger.get("CN001")
+    assert "plan arrangement in good standing" in await services.policy.hard_stops(account, "sms", TODAY)
+    later = date(2026, 12, 7)  # the first instalment fell due yesterday and nothing was paid
+    assert not [s for s in await services.policy.hard_stops(account, "sms", later) if "arrangement" in s]
+
+
+# --- family contact consent -------------------------------------------------------------------
+
+
+async def test_consent_then_contact_then_withdrawal(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("1", "inform")
+    await chat.say("是", "affirm")
+    reply = await chat.say("我妈 王秀英 13800001111", "inform")
+    assert "同意请回复" in reply and chat.awaiting == "family_consent"  # no yes yet: asked again
+    assert await services.consents.family_contact("CN001") is None
+    reply = await chat.say("同意", "affirm")
+    record = await services.consents.get("CN001", "family_contact")
+    assert record["status"] == "granted" and record["channel"] == "sms"
+    assert record["wording"].startswith("还有一个问题") and record["wording_version"].startswith(
+        "utter_ask_family_consent#")
+    reply = await chat.say("我妈 王秀英 13800001111", "inform")
+    assert "*******1111" in reply
+    contact = await services.consents.family_contact("CN001")
+    assert contact is not None and contact.phone == "+8613800001111" and "王秀英" in contact.description
+
+    reply = await Chat(services, "CN001", verified=False).say("撤回授权", "withdraw_consent")
+    assert "已撤回您的授权" in reply
+    assert await services.consents.family_contact("CN001") is None
+    assert (await services.consents.get("CN001", "family_contact"))["status"] == "withdrawn"
+
+
+async def test_no_consent_stores_nothing_and_is_not_asked_again(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("lost my job", "inform_hardship")
+    await chat.say("2", "inform")
+    reply = await chat.say("yes", "affirm")
+    assert "may we contact one family member" in reply
+    reply = await chat.say("no thanks", "deny")
+    assert "won't ask for or keep any family contact" in reply
+    assert (await services.consents.get("US001", "family_contact"))["status"] == "declined"
+    assert await services.redis.exists(keys.family_contact("US001")) == 0
+
+
+# --- visits -----------------------------------------------------------------------------------
+
+
+async def _book_zh(chat: Chat, when: str = "周六上午") -> str:
+    reply = await chat.say("我想预约上门核实", "book_visit")
+    assert "身份证、借款合同和收入证明" in reply and chat.awaiting == "visit_place"
+    reply = await chat.say("来我家吧", "inform")
+    assert "家庭住址" in reply and chat.awaiting == "visit_address_consent"
+    reply = await chat.say("同意", "affirm")
+    assert "世纪大道100号" in reply and chat.awaiting == "visit_address"
+    reply = await chat.say("对", "affirm")
+    assert chat.awaiting == "visit_time"
+    reply = await chat.say(when, "inform")
+    assert chat.awaiting == "visit_slot"
+    return reply
+
+
+async def test_zh_booking_reschedule_and_cancel(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await _book_zh(chat)
+    assert "1）2026年12月5日 09:00" in reply
+    reply = await chat.say("第一个", "inform")
+    assert "已预约：2026年12月5日 09:00" in reply and "上海市浦东新区世纪大道100号" in reply
+    booking = await services.bookings.booking_for("CN001")
+    assert booking is not None and len(booking.staff) >= 2
+    for staff in booking.staff:
+        assert staff.name in reply and staff.staff_id in reply
+    consent = await services.consents.get("CN001", "visit_address")
+    assert consent["status"] == "granted"
+
+    reply = await chat.say("能改到下周二下午吗", "reschedule_visit")
+    assert "您已预约2026年12月5日 09:00的走访" in reply and chat.awaiting == "visit_slot"
+    assert "1）2026年12月1日 12:00" in reply  # on a Sunday, 下周二 is the day after tomorrow
+    reply = await chat.say("1", "inform")
+    assert "已预约：2026年12月1日 12:00" in reply
+    moved = await services.bookings.booking_for("CN001")
+    assert moved is not None and moved.slot.start.date() == date(2026, 12, 1)
+    old = await services.bookings.offer("someone-else", "SH", Preference(day=date(2026, 12, 5)), NOW, limit=1)
+    assert old and old[0].start == booking.slot.start  # the old slot is free again
+
+    reply = await chat.say("不用来了", "cancel_visit")
+    assert "已取消2026年12月1日" in reply
+    assert await services.bookings.booking_for("CN001") is None
+
+
+async def test_a_slot_someone_else_just_took_is_explained_and_others_offered(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await _book_zh(chat, "周六上午")
+    draft_slots = await services.bookings.offer("rival", "SH", Preference(day=date(2026, 12, 5)), NOW, limit=1)
+    # The rival cannot take CN001's held slot while the hold lasts: they get the other team or a later one.
+    await services.bookings.release_holds(chat.sender)  # CN001's hold ran out
+    for _ in range(2):  # both teams' 9:00 capacity goes to others
+        taken = await services.bookings.offer(f"rival-{_}", "SH", Preference(day=date(2026, 12, 5)), NOW, limit=1)
+        assert await services.bookings.book(f"rival-{_}", f"R{_}", taken[0], {}) is not None
+    assert draft_slots
+    reply = await chat.say("1", "inform")
+    assert "刚刚被别人预约了" in reply and chat.awaiting == "visit_slot"
+    assert "2026年12月5日 09:00" not in reply.split("刚刚被别人预约了")[1]
+
+
+async def test_address_consent_refused_stores_nothing(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("上门核实怎么约", "book_visit")
+    await chat.say("单位", "inform")
+    reply = await chat.say("不同意", "deny")
+    assert "没有地址无法预约走访" in reply and chat.awaiting == "handoff_offer"
+    assert (await services.consents.get("CN001", "visit_address"))["status"] == "declined"
+    assert await services.bookings.booking_for("CN001") is None
+
+
+async def test_visit_purpose_is_explained_and_leads_to_booking(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await chat.say("上门是干什么的", "ask_visit_purpose")
+    assert "两名我行工作人员" in reply and chat.awaiting == "visit_place"
+
+
+async def test_en_visit_time_in_free_text_uses_the_borrowers_zone(services: Services) -> None:
+    chat = Chat(services, "US001")  # region CA, Pacific time
+    await chat.say("can someone come by to verify", "book_visit")
+    await chat.say("at my office", "inform")
+    await chat.say("ok", "affirm")
+    reply = await chat.say("Acme Logistics, 500 Howard St, San Francisco", "inform")
+    assert chat.awaiting == "visit_time"
+    reply = await chat.say("next Tuesday after 2pm", "inform")
+    assert "1) December 1, 2026, 3:00 PM" in reply  # the first slot after 2pm, Pacific time
+    reply = await chat.say("the second one", "inform")
+    assert "Booked:" in reply and "500 Howard St" in reply
