@@ -32,6 +32,11 @@ SlotChange = tuple[str, Any]
 # "can pay friday", "I can do it by the 10th", "give me till the 20th".
 COMMITTING_INTENTS = {"inform", "pay_now", "request_plan", "nlu_fallback"}
 
+# Free-text answers (an address, a relative's name and number) can look like anything to the
+# classifier, "my mum's place" like a third party; only these leave such a question.
+LEAVING_INTENTS = {"request_human", "stop_contact", "complain", "dispute_debt", "switch_language",
+                   "withdraw_consent", "cancel_visit", "goodbye", "bot_challenge"}
+
 HANDOFF_REASON_BY_INTENT = {
     "request_human": "request_human", "complain": "complaint", "dispute_debt": "dispute",
     "request_plan": "request_plan", "request_extension": "request_extension", "inform_hardship": "hardship",
@@ -57,6 +62,7 @@ class Turn:
     blocked: bool
     services: Services
     channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
+    previous_text: str = ""
     now: datetime = field(default_factory=lambda: utc_now())
     said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
@@ -123,6 +129,11 @@ def previous_user_intent(events: list[dict[str, Any]]) -> str | None:
     return _intent_of(users[-2]) if len(users) >= 2 else None
 
 
+def previous_user_text(events: list[dict[str, Any]]) -> str:
+    users = [e for e in events if e.get("event") == "user"]
+    return (users[-2].get("text") or "") if len(users) >= 2 else ""
+
+
 async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any],
                     latest_message: Mapping[str, Any], events: list[dict[str, Any]]) -> Turn | None:
     """Build the turn from the tracker's parts, or None when the number has no ledger account."""
@@ -137,6 +148,7 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         text=latest_message.get("text") or "",
         intent=_intent_of(dict(latest_message)) or "",
         previous_intent=previous_user_intent(events),
+        previous_text=previous_user_text(events),
         today=local_today(account),
         verified=slots.get("verified_account") == account.account_id,
         channel=(latest_message.get("metadata") or {}).get("channel") or "sms",

@@ -105,8 +105,9 @@ async def attempt_verification(turn: Turn) -> list[SlotChange]:
 
 async def continue_after_verification(turn: Turn) -> list[SlotChange]:
     """Do what the borrower wanted before we asked who they were."""
-    if turn.pending in HARDSHIP_INTENTS:
-        return await hardship.start(turn, HARDSHIP_INTENTS[turn.pending])
+    if turn.pending in HARDSHIP_INTENTS:  # the request itself may say why, or what they can pay a month
+        asked = dataclasses.replace(turn, text=turn.previous_text)
+        return await hardship.start(asked, HARDSHIP_INTENTS[turn.pending])
     if turn.pending in VISIT_INTENTS:
         return await visits.start(turn, turn.pending)
     disclose_balance(turn)

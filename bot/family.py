@@ -9,7 +9,7 @@ outbound contacts them about it.
 from __future__ import annotations
 
 from bot.consent import ConsentMissing, FamilyContact, read_phone
-from bot.conversation import SlotChange, Turn, wording
+from bot.conversation import LEAVING_INTENTS, SlotChange, Turn, wording
 
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope"}
 _DONE: list[SlotChange] = [("awaiting", None), ("pending", None)]
@@ -44,9 +44,9 @@ async def answer_consent(turn: Turn) -> list[SlotChange] | None:
 
 async def answer_contact(turn: Turn) -> list[SlotChange] | None:
     """Store the name and number given, under the consent just granted."""
-    if turn.intent not in ANSWER_INTENTS:
-        return None
     found = read_phone(turn.text)
+    if turn.intent in LEAVING_INTENTS or (found is None and turn.intent not in ANSWER_INTENTS):
+        return None
     if found is None:
         if turn.intent == "deny":
             turn.say("utter_family_contact_skipped")

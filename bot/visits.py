@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot import catalog, keys
 from bot.booking import Booking, Preference, Slot, read_preference
-from bot.conversation import SlotChange, Turn, offer_person, wording
+from bot.conversation import LEAVING_INTENTS, SlotChange, Turn, offer_person, wording
 from bot.dates import ImpossibleDate
 from bot.formatting import long_date, short_time
 from bot.hardship import read_choice_number
@@ -24,9 +24,6 @@ from bot.outbound import Sender, Sent
 from bot.services import Services
 
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope", "book_visit", "reschedule_visit"}
-# An address can look like anything to the classifier; only these leave the question.
-LEAVING_INTENTS = {"request_human", "stop_contact", "complain", "dispute_debt", "wrong_number", "third_party",
-                   "switch_language", "withdraw_consent", "cancel_visit", "goodbye", "bot_challenge"}
 DRAFT_SECONDS = 3600
 _HOME = re.compile(r"家|住|宅|小区|home|house|apartment|flat|my place", re.IGNORECASE)
 _WORK = re.compile(r"单位|公司|办公|上班|工作|厂|店|work|office|job|company|shop|store", re.IGNORECASE)

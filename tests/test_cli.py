@@ -47,3 +47,19 @@ def test_a_missing_file_is_named(test_env: dict[str, str]) -> None:
     result = run_cli(test_env, "import-ledger", "--accounts", "nowhere.csv", "--installments", "b.csv")
     assert result.returncode == 1
     assert result.stderr.strip() == "rejected: nowhere.csv is not a readable file; nothing was imported"
+
+
+def test_the_ledger_view_of_an_account(test_env: dict[str, str]) -> None:
+    import json
+
+    imported = run_cli(test_env, "import-ledger", "--accounts", str(SAMPLES / "accounts.csv"),
+                       "--installments", str(SAMPLES / "installments.csv"))
+    assert imported.returncode == 0, imported.stderr
+    result = run_cli(test_env, "account", "US001", "--as-of", "2026-11-29")
+    assert result.returncode == 0, result.stderr
+    view = json.loads(result.stdout)
+    assert view["overdue"] == {"amount": "824.74", "instalments": 2, "oldest_due": "2026-10-01",
+                               "days_past_due": 59, "bucket": "31-60"}
+    assert "John" not in result.stdout and "+1415" not in result.stdout
+    missing = run_cli(test_env, "account", "NOPE")
+    assert missing.returncode == 1 and missing.stderr.strip() == "no account 'NOPE' in the ledger"

@@ -22,7 +22,7 @@ from bot import conversation, keys
 from bot.booking import Preference
 from bot.privacy import pseudonym
 from bot.services import Services
-from tests.test_actions import PHONES, TODAY, run
+from tests.test_actions import PHONES, TODAY, run, run_with_payloads
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=ZoneInfo("UTC"))  # 10:00 in Shanghai, 18:00 the day before in California
 ACTIONS = {
@@ -325,3 +325,85 @@ async def test_en_visit_time_in_free_text_uses_the_borrowers_zone(services: Serv
     assert "1) December 1, 2026, 3:00 PM" in reply  # the first slot after 2pm, Pacific time
     reply = await chat.say("the second one", "inform")
     assert "Booked:" in reply and "500 Howard St" in reply
+
+
+async def test_the_reason_and_amount_in_the_request_count_after_verification(services: Services) -> None:
+    chat = Chat(services, "US001", verified=False)
+    await chat.say("i got laid off, can i do $250 a month?", "request_plan")
+    reply = await chat.say("4421", "inform")
+    assert "Within $250.00 a month, this is the shortest plan" in reply and chat.awaiting == "plan_confirm"
+    assert (await services.arrangements.reason("US001"))["reason"] == "job_loss"
+
+
+# --- on a call ----------------------------------------------------------------------------------
+
+
+async def test_on_a_call_the_schedule_is_texted_not_read_out(services: Services) -> None:
+    chat = Chat(services, "CN001", channel="voice")
+    await chat.say("我失业了", "inform_hardship")
+    await chat.say("第一个", "inform")
+    texts = await _texts_of_last_turn(services, chat, "是的", "affirm")
+    assert len(texts) == 1 and texts[0].startswith("1. 2026年12月6日 ¥1,225.00\n2. ")
+    assert texts[0].endswith("3. 2027年2月6日 ¥1,225.00")
+
+
+async def _texts_of_last_turn(services: Services, chat: Chat, text: str, intent: str) -> list[str]:
+    """What a voice turn asks the gateway to text; the spoken reply is checked elsewhere."""
+    tracker = Tracker(sender_id=chat.sender, slots=dict(chat.slots),
+                      latest_message={"text": text, "intent": {"name": intent}, "entities": [],
+                                      "metadata": {"channel": chat.channel}},
+                      events=list(chat.events), paused=False, followup_action=None, active_loop={},
+                      latest_action_name="action_listen")
+    _, _, payloads = await run_with_payloads(ACTIONS[intent](), tracker)
+    return [p["sms"] for p in payloads if "sms" in p]
+
+
+async def test_on_a_call_the_booking_and_the_visitors_are_texted(services: Services) -> None:
+    chat = Chat(services, "CN001", channel="voice")
+    await chat.say("我要预约上门", "book_visit")
+    await chat.say("在家", "inform")
+    await chat.say("同意", "affirm")
+    await chat.say("对", "affirm")
+    await chat.say("周六上午", "inform")
+    texts = await _texts_of_last_turn(services, chat, "第一个", "inform")
+    booking = await services.bookings.booking_for("CN001")
+    assert booking is not None and len(texts) == 1
+    assert texts[0].startswith("已预约：2026年12月5日 09:00")
+    for staff in booking.staff:
+        assert f"{staff.name} {staff.staff_id}" in texts[0]
+
+
+# --- what the contact policy makes of them -------------------------------------------------------
+
+
+async def test_a_booked_visit_holds_reminders_back_but_not_its_own_reminder(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await _book_zh(chat)
+    await chat.say("1", "inform")
+    account = await services.ledger.get("CN001")
+    assert "verification visit booked for 2026-12-05" in await services.policy.hard_stops(account, "sms", TODAY)
+    assert not await services.policy.hard_stops(account, "sms", TODAY, purpose="visit_reminder")
+    assert not await services.policy.hard_stops(account, "sms", date(2026, 12, 6))
+
+
+async def test_the_ledger_view_shows_plan_booking_and_consents_without_personal_data(services: Services) -> None:
+    from bot.account_view import account_summary
+
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("1", "inform")
+    await chat.say("是", "affirm")
+    await chat.say("好的", "affirm")
+    await chat.say("老婆 李梅 13912345678", "inform")
+    await _book_zh(Chat(services, "CN001"))
+    summary = await account_summary(services, "CN001", TODAY)
+    assert summary is not None
+    assert summary["overdue"] == {"amount": "3500.00", "instalments": 3, "oldest_due": "2026-09-15",
+                                  "days_past_due": 75, "bucket": "61-90"}
+    assert summary["arrangement"]["kind"] == "plan" and summary["arrangement"]["status"] == "active"
+    assert summary["hardship_reason"] == "job_loss"
+    assert summary["consents"]["family_contact"]["status"] == "granted"
+    assert summary["family_contact"] == "**********5678"
+    flat = str(summary)
+    for private in ("张伟", "13800138000", "13912345678", "世纪大道", "李梅"):
+        assert private not in flat

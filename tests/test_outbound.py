@@ -181,3 +181,42 @@ async def test_a_blocked_send_can_be_taken_later(world: World) -> None:
     assert (await world.sender.sms(borrower, "hello", "k8")).outcome == "blocked"
     await world.services.records.opt_in(conversation)
     assert (await world.sender.sms(borrower, "hello", "k8")).outcome == "queued"
+
+
+async def test_a_visit_tomorrow_is_reminded_once_within_the_policy(world: World) -> None:
+    from bot.booking import Preference
+    from bot.visits import send_reminders
+
+    # Tuesday 1 December 2026, 10:00 in Shanghai; CN001's visit is on Wednesday.
+    now = datetime(2026, 12, 1, 2, 0, tzinfo=ZoneInfo("UTC"))
+    bookings = world.services.bookings
+    [slot] = await bookings.offer("c_test", "SH", Preference(day=now.date() + timedelta(days=1)), now, limit=1)
+    booking = await bookings.book("c_test", "CN001", slot, {"place": "home", "address": "x", "language": "zh"},
+                                  now=now)
+    assert booking is not None
+    borrower = await account(world, "CN001")
+    await world.services.records.promise("CN001", "c_test", now.date() + timedelta(days=5), borrower.installments[0]
+                                         .amount_due)  # a promise holds reminders about the debt, not this one
+    [sent] = await send_reminders(world.services, world.sender, now)
+    assert sent.outcome == "queued"
+    [message] = world.standin.messages
+    assert message["to"] == "+8613800138000" and message["body"].startswith("示例银行提醒：明天2026年12月2日 09:00")
+    for staff in booking.staff:
+        assert f"{staff.name} {staff.staff_id}" in message["body"]
+    [again] = await send_reminders(world.services, world.sender, now)
+    assert again.outcome == "duplicate" and len(world.standin.messages) == 1
+
+
+async def test_a_visit_reminder_respects_an_opt_out(world: World) -> None:
+    from bot.booking import Preference
+    from bot.visits import send_reminders
+
+    now = datetime(2026, 12, 1, 2, 0, tzinfo=ZoneInfo("UTC"))
+    bookings = world.services.bookings
+    [slot] = await bookings.offer("c_test", "SH", Preference(day=now.date() + timedelta(days=1)), now, limit=1)
+    await bookings.book("c_test", "CN001", slot, {"language": "zh"}, now=now)
+    borrower = await account(world, "CN001")
+    await world.services.records.opt_out(pseudonym(borrower.phone, world.settings.hmac_secret), "keyword")
+    [sent] = await send_reminders(world.services, world.sender, now)
+    assert (sent.outcome, sent.reason) == ("blocked", "opted out (keyword)")
+    assert world.standin.messages == []

@@ -128,5 +128,5 @@ async def test_logs_hold_no_personal_data(stack: Settings, stack_folder: Path) -
     logged = "\n".join(path.read_text(encoding="utf-8", errors="replace") for path in stack_folder.glob("*.log"))
     assert "Starting Rasa server on" in logged and "POST /twilio/sms" in logged
     for secret in ("1390000000", "1415555", "1988-06-01", "1988年6月1日", "07/04/1979", "7789", "3321", "王芳",
-                   "Ann Lee", "欠你们多少钱", "how much do i owe"):
+                   "Ann Lee", "欠你们多少钱", "how much do i owe", "漕溪北路", "555-0199", "Amy", "失业"):
         assert secret not in logged, f"{secret!r} found in the logs"
