@@ -280,7 +280,8 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
         return voice.finish([_say(app, "utter_voicemail", language)], language)
     if account is None or conversation_id is None:
         return voice.finish([_say(app, "utter_unknown_sender", language, "voice")], language)
-    message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""))
+    message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""),
+                                                           shortcuts=not await _keys_answer(app, form["CallSid"]))
     if message is None:
         return await _no_answer(app, form, account, language, silences)
     try:
@@ -295,6 +296,15 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
         texts = _opening(app, texts, language)
     await svc.redis.set(keys.last_said(form["CallSid"]), svc.vault.seal(texts), ex=LAST_SAID_TTL_SECONDS)
     return await _act_on_call(app, form["CallSid"], account, language, texts, customs)
+
+
+async def _keys_answer(app: web.Application, call_sid: str) -> bool:
+    """Whether the last turn listed numbered options, so that a key is an answer, not a shortcut."""
+    async with app[SERVICES].redis.pipeline(transaction=True) as tx:
+        tx.get(keys.keys_answer(call_sid))
+        tx.delete(keys.keys_answer(call_sid))
+        listed, _ = await tx.execute()
+    return bool(listed)
 
 
 async def _call_turn(app: web.Application, conversation_id: str, message: str,
@@ -342,6 +352,8 @@ async def _act_on_call(app: web.Application, call_sid: str, account: Any, langua
         await app[SERVICES].redis.expire(keys.call_sms_count(call_sid), LAST_SAID_TTL_SECONDS)
         _send_later(app, account, str(custom["sms"]), f"{call_sid}:sms:{number}", True)
     actions = {c.get("call") for c in customs}
+    if "keys_answer" in actions:
+        await app[SERVICES].redis.set(keys.keys_answer(call_sid), 1, ex=LAST_SAID_TTL_SECONDS)
     agent_phone = app[SERVICES].settings.agent_phone
     if "transfer" in actions and agent_phone:
         return voice.transfer([_say(app, "utter_voice_transfer", language)], language, agent_phone)

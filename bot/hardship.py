@@ -115,6 +115,7 @@ async def start(turn: Turn, want: str) -> list[SlotChange]:
         await _record_reason(turn, reason)
     elif not await _reason_known(turn):
         turn.say("utter_ask_hardship_reason")
+        turn.call_actions.append("keys_answer")
         return [("awaiting", "hardship_reason"), ("pending", want if amount is None else f"{want}:{amount}")]
     return await _offer(turn, want, amount)
 
@@ -179,6 +180,7 @@ async def _list_offers(turn: Turn, offers: list[Offer]) -> list[SlotChange]:
                  first_amount=turn.money(offer.schedule[0].amount), first_due=turn.date(offer.first_due),
                  total=turn.money(offer.total), charges=turn.money(offer.fee + offer.interest))
     turn.say("utter_ask_plan_choice")
+    turn.call_actions.append("keys_answer")
     return [("awaiting", "plan_choice"), ("pending", None)]
 
 

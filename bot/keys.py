@@ -125,3 +125,7 @@ def visit_account(account_id: str) -> str:
 
 def visit_day(day: str) -> str:
     return f"visit:day:{day}"
+
+
+def keys_answer(call_sid: str) -> str:
+    return f"voice:keys-answer:{call_sid}"

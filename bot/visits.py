@@ -199,6 +199,7 @@ async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
     for number, slot in enumerate(slots, start=1):
         turn.say("utter_visit_slot_option", number=number, **_when(turn, slot))
     turn.say("utter_ask_visit_slot")
+    turn.call_actions.append("keys_answer")
     return [("awaiting", "visit_slot"), ("pending", None)]
 
 

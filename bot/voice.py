@@ -43,14 +43,19 @@ def voice_for(language: str) -> Voice:
     return voices().get(language) or voices()["en"]
 
 
-def caller_message(speech: str, digits: str) -> str | None:
-    """What the caller said or keyed, as a message for Rasa; None for "repeat" or nothing."""
+def caller_message(speech: str, digits: str, shortcuts: bool = True) -> str | None:
+    """What the caller said or keyed, as a message for Rasa; None for "repeat" or nothing.
+
+    Args:
+        shortcuts: keys 1 and 2 mean "pay" and "a person"; not while the bot waits for
+            the number of an option it listed.
+    """
     digits = digits.strip().rstrip("#")
     if digits == REPEAT_KEY:
         return None
     if digits:
         # A Chinese ID card can end in X: the caller keys it as *.
-        return KEYPAD.get(digits, digits.replace("*", "X"))
+        return (KEYPAD if shortcuts else {}).get(digits, digits.replace("*", "X"))
     return speech.strip() or None
 
 

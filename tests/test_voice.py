@@ -109,6 +109,16 @@ async def test_keys_become_messages(call: Call, digits: str, message: str) -> No
     assert call.rasa.received[-1]["message"] == message
 
 
+async def test_after_a_numbered_list_a_key_is_the_choice_not_a_shortcut(call: Call) -> None:
+    call.rasa.customs = [{"call": "keys_answer"}]  # the bot listed plans or visit slots
+    await call.post("?turn=1", SpeechResult="我想分期")
+    call.rasa.customs = []
+    await call.post("?turn=1", Digits="2")
+    assert call.rasa.received[-1]["message"] == "2"
+    await call.post("?turn=1", Digits="2")  # the next turn listed nothing: 2 is a person again
+    assert call.rasa.received[-1]["message"] == "/request_human"
+
+
 async def test_speech_is_the_message(call: Call) -> None:
     await call.post("?turn=1", SpeechResult="我下周五还")
     assert call.rasa.received[-1]["message"] == "我下周五还"
