@@ -9,19 +9,19 @@ from __future__ import annotations
 from actions.common import BorrowerAction
 from bot import family, hardship, visits
 from bot.conversation import SlotChange, Turn
-from bot.dialogue import HARDSHIP_INTENTS
 
 
 class ActionHardship(BorrowerAction):
-    """"I can't pay it all", "can I pay monthly", "give me more time": ask why, then offer what the policy allows."""
+    """"I can't pay it all", "can I pay monthly", "give me more time": ask why, then offer what the policy allows.
 
-    requires_verification = True
+    Verification is asked inside the flow, which keeps the reason and amount the request gave.
+    """
 
     def name(self) -> str:
         return "action_hardship"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        return await hardship.start(turn, HARDSHIP_INTENTS.get(turn.intent, "plan"))
+        return await hardship.start(turn, hardship.HARDSHIP_INTENTS.get(turn.intent, "plan"))
 
 
 class ActionVisit(BorrowerAction):

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot import catalog
 from bot.conversation import SlotChange, Turn, load_turn
-from bot.dialogue import gate
+from bot.dialogue import gate, leave_question
 from bot.services import services
 
 
@@ -43,7 +43,7 @@ class BorrowerAction(Action, abc.ABC):
             return []
         changes = await gate(turn, self.requires_verification, self.answers_questions)
         if changes is None:
-            changes = await self.act(turn)
+            changes = leave_question(turn, await self.act(turn))
         utter(dispatcher, domain, turn)
         return [SlotSet(slot, value) for slot, value in changes]
 

@@ -57,7 +57,7 @@ async def _account(args: argparse.Namespace) -> int:
 
     svc = Services(load_settings())
     try:
-        summary = await account_summary(svc, args.account_id, args.as_of or date.today())
+        summary = await account_summary(svc, args.account_id, args.as_of)
     finally:
         await svc.close()
     if summary is None:

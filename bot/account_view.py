@@ -12,17 +12,23 @@ from typing import Any
 
 from bot import keys
 from bot.arrangements import promise_status, status
+from bot.conversation import local_today
 from bot.ledger import overdue
 from bot.plans import bucket, days_past_due
 from bot.privacy import pseudonym
 from bot.services import Services
 
 
-async def account_summary(svc: Services, account_id: str, today: date) -> dict[str, Any] | None:
-    """Everything on record for the account, as plain JSON-safe values; None if no such account."""
+async def account_summary(svc: Services, account_id: str, today: date | None = None) -> dict[str, Any] | None:
+    """Everything on record for the account, as plain JSON-safe values; None if no such account.
+
+    Args:
+        today: the day to judge by; by default today where the borrower lives.
+    """
     account = await svc.ledger.get(account_id)
     if account is None:
         return None
+    today = today or local_today(account)
     due = overdue(account, today)
     dpd = days_past_due(account, today)
     summary: dict[str, Any] = {

@@ -68,9 +68,7 @@ class Arrangements:
         return self.vault.open(sealed) if sealed else None
 
     async def accepted_last_year(self, account_id: str, kind: str) -> int:
-        since = time.time() - YEAR_SECONDS
-        members = await self.redis.zrangebyscore(keys.arrangement_history(account_id), since, "+inf")
-        return sum(1 for m in members if m.decode().startswith(kind + ":"))
+        return await self._count(self.redis, keys.arrangement_history(account_id), kind)
 
     async def accept(self, account: Account, conversation_id: str, offer: Offer, today: date, channel: str,
                      yearly_limit: int) -> dict[str, Any]:
@@ -103,8 +101,9 @@ class Arrangements:
         return record
 
     @staticmethod
-    async def _count(tx: Any, history_key: str, kind: str) -> int:
-        members = await tx.zrangebyscore(history_key, time.time() - YEAR_SECONDS, "+inf")
+    async def _count(redis: Any, history_key: str, kind: str) -> int:
+        """Arrangements of ``kind`` accepted in the last 365 days (``redis`` may be a watching pipeline)."""
+        members = await redis.zrangebyscore(history_key, time.time() - YEAR_SECONDS, "+inf")
         return sum(1 for m in members if m.decode().startswith(kind + ":"))
 
     async def keep_offers(self, conversation_id: str, offers: list[Offer]) -> None:
@@ -123,8 +122,8 @@ class Arrangements:
         record = {"reason": reason, "text": text, "at": int(time.time()), "conversation": conversation_id}
         async with self.redis.pipeline(transaction=True) as tx:
             tx.set(keys.hardship_reason(account_id), self.vault.seal(record))
-            tx.xadd(keys.AUDIT_STREAM, {"event": "hardship_reason", "account_id": account_id, "reason": reason,
-                                        "at": str(record["at"])})
+            # The reason can be health data: it stays in the sealed record, not in the audit stream.
+            tx.xadd(keys.AUDIT_STREAM, {"event": "hardship_reason", "account_id": account_id, "at": str(record["at"])})
             await tx.execute()
 
     async def reason(self, account_id: str) -> dict[str, Any] | None:

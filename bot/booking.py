@@ -265,6 +265,10 @@ class Preference:
     earliest: time | None = None  # a slot fits when it starts at or after this...
     latest: time | None = None  # ...and before this
 
+    def __bool__(self) -> bool:
+        """Whether it names any day or time at all."""
+        return self != Preference()
+
 
 def slots_on(region: Region, day: date) -> list[Slot]:
     """Every slot of a working day: from the day's start, every visit plus travel, ending by its end."""

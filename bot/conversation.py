@@ -27,6 +27,8 @@ from bot.payments import payment_link
 from bot.services import Services
 
 SlotChange = tuple[str, Any]
+# A question answered or dropped: nothing is awaited any more.
+DONE: tuple[SlotChange, ...] = (("awaiting", None), ("pending", None))
 
 # From a verified borrower, these name the day they will pay when they name a coming day:
 # "can pay friday", "I can do it by the 10th", "give me till the 20th".
@@ -62,7 +64,6 @@ class Turn:
     blocked: bool
     services: Services
     channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
-    previous_text: str = ""
     now: datetime = field(default_factory=lambda: utc_now())
     said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
@@ -129,11 +130,6 @@ def previous_user_intent(events: list[dict[str, Any]]) -> str | None:
     return _intent_of(users[-2]) if len(users) >= 2 else None
 
 
-def previous_user_text(events: list[dict[str, Any]]) -> str:
-    users = [e for e in events if e.get("event") == "user"]
-    return (users[-2].get("text") or "") if len(users) >= 2 else ""
-
-
 async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any],
                     latest_message: Mapping[str, Any], events: list[dict[str, Any]]) -> Turn | None:
     """Build the turn from the tracker's parts, or None when the number has no ledger account."""
@@ -148,7 +144,6 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         text=latest_message.get("text") or "",
         intent=_intent_of(dict(latest_message)) or "",
         previous_intent=previous_user_intent(events),
-        previous_text=previous_user_text(events),
         today=local_today(account),
         verified=slots.get("verified_account") == account.account_id,
         channel=(latest_message.get("metadata") or {}).get("channel") or "sms",
@@ -161,13 +156,17 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
     )
 
 
-def refuse_or_ask_verification(turn: Turn) -> list[SlotChange]:
-    """Ask who we are talking to, unless this conversation may not be told anything."""
+def refuse_or_ask_verification(turn: Turn, pending: str | None = None) -> list[SlotChange]:
+    """Ask who we are talking to, unless this conversation may not be told anything.
+
+    Args:
+        pending: what to go on with once verified; the message's intent by default.
+    """
     if turn.locked:
         turn.say("utter_cannot_discuss")
         return []
     turn.say("utter_ask_verification")
-    return [("awaiting", "verification"), ("pending", turn.intent or None)]
+    return [("awaiting", "verification"), ("pending", pending or turn.intent or None)]
 
 
 async def record_paid_claim(turn: Turn) -> list[SlotChange]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import family, hardship, verification, visits
 from bot.conversation import (
+    DONE,
     HANDOFF_REASON_BY_INTENT,
     SlotChange,
     Turn,
@@ -31,7 +32,6 @@ VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affi
                                "pay_now", "greet", "thank", "out_of_scope"}
 # Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
 DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
-HARDSHIP_INTENTS = {"request_plan": "plan", "inform_hardship": "plan", "request_extension": "grace"}
 VISIT_INTENTS = {"book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose"}
 
 Handler = Callable[[Turn], Awaitable[list[SlotChange] | None]]
@@ -83,6 +83,13 @@ async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
     return None
 
 
+def leave_question(turn: Turn, changes: list[SlotChange]) -> list[SlotChange]:
+    """A message that did not answer the flow's question ends it: an "ok" turns later accepts nothing."""
+    if turn.awaiting in QUESTIONS and not any(slot == "awaiting" for slot, _ in changes):
+        return changes + list(DONE)
+    return changes
+
+
 async def attempt_verification(turn: Turn) -> list[SlotChange]:
     """Check the answer; disclose on success, offer a person after the last failure."""
     if turn.locked:
@@ -105,11 +112,10 @@ async def attempt_verification(turn: Turn) -> list[SlotChange]:
 
 async def continue_after_verification(turn: Turn) -> list[SlotChange]:
     """Do what the borrower wanted before we asked who they were."""
-    if turn.pending in HARDSHIP_INTENTS:  # the request itself may say why, or what they can pay a month
-        asked = dataclasses.replace(turn, text=turn.previous_text)
-        return await hardship.start(asked, HARDSHIP_INTENTS[turn.pending])
-    if turn.pending in VISIT_INTENTS:
-        return await visits.start(turn, turn.pending)
+    if (turn.pending or "").startswith("hardship:"):
+        return await hardship.resume(turn, turn.pending or "")
+    if turn.pending in VISIT_INTENTS:  # the message now is the verification answer, not a wish
+        return await visits.start(dataclasses.replace(turn, text=""), turn.pending or "")
     disclose_balance(turn)
     if turn.pending == "pay_now":
         send_payment_link(turn)

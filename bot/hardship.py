@@ -8,14 +8,17 @@ kept in Redis so that "2" or "yes" accepts what they saw.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from bot import sms
 from bot.arrangements import ArrangementRefused, status
-from bot.conversation import SlotChange, Turn, named_date, offer_person
+from bot.choices import read_choice_number
+from bot.conversation import DONE, SlotChange, Turn, named_date, offer_person, refuse_or_ask_verification
 from bot.family import ask_consent_once
 from bot.ledger import overdue
 from bot.plans import (
@@ -29,40 +32,35 @@ from bot.plans import (
     shortest_affordable,
 )
 
+HARDSHIP_INTENTS = {"request_plan": "plan", "inform_hardship": "plan", "request_extension": "grace"}
 # Replies that may answer our questions; anything else goes to its own action.
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope", "request_plan",
-                  "request_extension", "inform_hardship", "promise_to_pay"}
+                  "request_extension", "inform_hardship"}
 # Asked again within this many days, a borrower is not asked for the reason again.
 REASON_KEPT_DAYS = 30
 
+# Checked in this order: "my son is ill" is illness, "family business" business.
 _REASON_WORDS = (
-    ("job_loss", ("失业", "裁员", "被裁", "没工作", "没了工作", "丢了工作", "工作丢", "找不到工作", "倒闭", "辞退",
-                  "开除", "lost my job", "lost job", "laid off", "layoff", "unemployed", "fired", "no job",
-                  "out of work", "redundan", "let go", "lost work")),
-    ("illness", ("病", "住院", "手术", "医院", "受伤", "车祸", "ill", "sick", "hospital", "surgery", "cancer",
-                 "injur", "accident", "medical", "treatment")),
-    ("business", ("生意", "店", "亏", "经营", "客户", "货款", "business", "shop", "store", "customers", "revenue",
-                  "sales", "restaurant", "company is struggling")),
-    ("family_emergency", ("家里", "家人", "去世", "父亲", "母亲", "爸", "妈", "孩子", "老人", "老婆", "老公", "family",
-                          "passed away", "funeral", "died", "my mom", "my dad", "my wife", "my husband", "kid",
-                          "child", "baby")),
-    ("other", ("离婚", "被骗", "其他", "其它", "别的", "divorce", "scam", "other", "something else")),
+    ("job_loss", r"失业|裁员|被裁|没(?:了)?工作|丢了工作|工作丢|找不到工作|倒闭|辞退|开除|"
+                 r"\b(?:lost (?:my |his |her |their |our |the )?(?:job|work)|laid off|layoffs?|unemployed|fired|"
+                 r"no job|out of work|redundan\w*|let go|jobless)\b"),
+    ("illness", r"生病|病了|得病|住院|手术|医院|受伤|车祸|治疗|\b(?:ill(?:ness)?|sick|hospital\w*|surgery|cancer|"
+                r"injur\w*|accident|medical|treatment|chemo)\b"),
+    ("business", r"生意|亏本|亏损|亏了|赔了|经营|店铺|门店|开店|店关|客户|货款|\b(?:business|shop|store|customers|"
+                 r"revenue|sales|restaurant)\b"),
+    ("family_emergency", r"家里出事|家里有事|家人|去世|过世|父亲|母亲|爸爸|妈妈|孩子|老人|老婆|老公|\b(?:family|"
+                         r"passed away|funeral|died|mom|mum|dad|wife|husband|kids?|child(?:ren)?|baby)\b"),
+    ("other", r"离婚|被骗|其他|其它|别的|\b(?:divorce\w*|scam\w*|other|something else)\b"),
 )
 _REASON_BY_NUMBER = {"1": "job_loss", "2": "illness", "3": "business", "4": "family_emergency", "5": "other"}
-_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
-_CHOICE_NUMBER = re.compile(r"^\D{0,12}?([1-9])\D{0,12}$")
-_ORDINAL = re.compile(r"(first|second|third|fourth)|第\s*([一二两三四1-4])")
-_COUNT = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:个月|期|months?|instal+ments?|payments?|mo\b)")
-_CN_COUNTS = {"三": 3, "六": 6, "九": 9, "十二": 12, "二十四": 24, "十八": 18, "两": 2, "二": 2, "四": 4}
+_COUNT = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:个月|期|months?|instal+ments?|payments?|mos?\b)")
+_CN_COUNTS = {"三": 3, "六": 6, "九": 9, "十二": 12, "十八": 18, "二十四": 24}
 
 
 def read_reason(text: str) -> str | None:
     """Which of the known reasons the words give, if any."""
     lowered = text.lower()
-    for reason, words in _REASON_WORDS:
-        if any(word in lowered for word in words):
-            return reason
-    return None
+    return next((reason for reason, words in _REASON_WORDS if re.search(words, lowered)), None)
 
 
 def read_reason_answer(text: str) -> str:
@@ -72,52 +70,80 @@ def read_reason_answer(text: str) -> str:
 
 
 def read_choice(text: str, offers: list[Offer]) -> Offer | None:
-    """The offer the borrower picked: by its number in the list, "the second one", or "6 months"."""
-    lowered = text.lower().strip()
-    counted = _COUNT.search(lowered)
+    """The offer picked: by its number in the list ("2", "the second one") or its length ("6个月", "12")."""
+    number = read_choice_number(text, len(offers))
+    if number:
+        return offers[number - 1]
+    counted = _COUNT.search(text.lower())
+    bare = text.strip().strip(".。")
     if counted:
         value = counted.group(1)
         count = int(value) if value.isdigit() else _CN_COUNTS.get(value)
-        return next((o for o in offers if o.count == count), None)
-    number = read_choice_number(text, len(offers))
-    return offers[number - 1] if number else None
-
-
-def read_choice_number(text: str, choices: int) -> int | None:
-    """The number of the listed option picked: "2", "option 2", "the second one", "第二个"."""
-    lowered = text.lower().strip()
-    ordinal = _ORDINAL.search(lowered)
-    number = _CHOICE_NUMBER.match(lowered)
-    if ordinal:
-        word = ordinal.group(1) or ordinal.group(2)
-        index = _ORDINALS.get(word) or int(word)
+    elif bare.isdigit() and int(bare) > len(offers):  # "12": beyond the list, so a number of months
+        count = int(bare)
     else:
-        index = int(number.group(1)) if number else 0
-    return index if 0 < index <= choices else None
+        return None
+    return next((o for o in offers if o.count == count), None)
 
 
 def _policy(turn: Turn) -> ProductPolicy:
     return turn.services.plan_policy[turn.account.product]
 
 
+@dataclass(frozen=True)
+class Request:
+    """What the borrower asked for and said with it, kept in ``pending`` while we ask who they are or why."""
+
+    want: str  # "plan" or "grace"
+    reason: str | None = None
+    monthly: Decimal | None = None
+    until: date | None = None
+
+    def encode(self) -> str:
+        return ":".join(["hardship", self.want, self.reason or "", str(self.monthly or ""),
+                         self.until.isoformat() if self.until else ""])
+
+    @classmethod
+    def decode(cls, pending: str) -> Request:
+        _, want, reason, monthly, until = (pending.split(":") + [""] * 5)[:5]
+        return cls(want or "plan", reason or None, Decimal(monthly) if monthly else None,
+                   date.fromisoformat(until) if until else None)
+
+
+def read_request(turn: Turn, want: str) -> Request:
+    day, _ = named_date(turn)
+    return Request(want, read_reason(turn.text), read_amount(turn.text, monthly_only=True),
+                   day if day and day > turn.today else None)
+
+
 async def start(turn: Turn, want: str) -> list[SlotChange]:
     """The borrower asked for a plan or more time, or said they cannot pay."""
+    request = read_request(turn, want)
+    if not turn.verified:
+        return refuse_or_ask_verification(turn, pending=request.encode())
+    return await _begin(turn, request, turn.text)
+
+
+async def resume(turn: Turn, pending: str) -> list[SlotChange]:
+    """Go on with the request made before verification (the message now is the verification answer)."""
+    return await _begin(turn, Request.decode(pending), said="")
+
+
+async def _begin(turn: Turn, request: Request, said: str) -> list[SlotChange]:
     if overdue(turn.account, turn.today).count == 0:
         turn.say("utter_no_overdue")
-        return [("awaiting", None), ("pending", None)]
+        return list(DONE)
     current = await turn.services.arrangements.current(turn.account.account_id)
     if current and status(current, turn.account, turn.today) == "active":
         _say_existing(turn, Offer.from_record(current["offer"]))
         return offer_person(turn, "request_plan")
-    amount = read_amount(turn.text)
-    reason = read_reason(turn.text)
-    if reason:
-        await _record_reason(turn, reason)
+    if request.reason:
+        await _record_reason(turn, request.reason, said)
     elif not await _reason_known(turn):
         turn.say("utter_ask_hardship_reason")
         turn.call_actions.append("keys_answer")
-        return [("awaiting", "hardship_reason"), ("pending", want if amount is None else f"{want}:{amount}")]
-    return await _offer(turn, want, amount)
+        return [("awaiting", "hardship_reason"), ("pending", request.encode())]
+    return await _offer(turn, request)
 
 
 def _say_existing(turn: Turn, offer: Offer) -> None:
@@ -131,25 +157,29 @@ async def _reason_known(turn: Turn) -> bool:
     return record is not None and record["at"] > time.time() - REASON_KEPT_DAYS * 86400
 
 
-async def _record_reason(turn: Turn, reason: str) -> None:
-    await turn.services.arrangements.record_reason(turn.account.account_id, turn.conversation_id, reason, turn.text)
+async def _record_reason(turn: Turn, reason: str, said: str) -> None:
+    await turn.services.arrangements.record_reason(turn.account.account_id, turn.conversation_id, reason, said)
     turn.say("utter_hardship_noted")
 
 
 async def answer_reason(turn: Turn) -> list[SlotChange] | None:
-    """The answer to "why can't you pay?"; any reply in the flow counts, unknown ones as "other"."""
-    if turn.intent not in ANSWER_INTENTS and not read_reason(turn.text):
+    """The answer to "why can't you pay?": a listed number or words, unknown ones as "other"; no leaves."""
+    reason = read_reason(turn.text)
+    if turn.intent not in ANSWER_INTENTS and not reason:
         return None
-    want, _, amount = (turn.pending or "plan").partition(":")
-    await _record_reason(turn, read_reason_answer(turn.text))
-    stated = read_amount(turn.text)
-    return await _offer(turn, want, stated if stated is not None else (Decimal(amount) if amount else None))
+    if turn.intent == "deny" and not reason:
+        turn.say("utter_arrangement_declined")
+        return list(DONE)
+    request = Request.decode(turn.pending or "")
+    await _record_reason(turn, read_reason_answer(turn.text), turn.text)
+    monthly = read_amount(turn.text) or request.monthly
+    return await _offer(turn, dataclasses.replace(request, monthly=monthly))
 
 
-async def _offer(turn: Turn, want: str, amount: Decimal | None) -> list[SlotChange]:
-    if want == "grace":
-        return await offer_grace(turn, named_date(turn)[0])
-    return await offer_plans(turn, amount)
+async def _offer(turn: Turn, request: Request) -> list[SlotChange]:
+    if request.want == "grace":
+        return await offer_grace(turn, request.until)
+    return await offer_plans(turn, request.monthly)
 
 
 async def offer_plans(turn: Turn, monthly: Decimal | None) -> list[SlotChange]:
@@ -213,7 +243,7 @@ async def _change_of_mind(turn: Turn, offers: list[Offer]) -> list[SlotChange] |
     """Replies that leave the question: no, more time instead, an amount a month, offers expired."""
     if turn.intent == "deny" and read_choice(turn.text, offers) is None:
         turn.say("utter_arrangement_declined")
-        return [("awaiting", None), ("pending", None)]
+        return list(DONE)
     if turn.intent == "request_extension":
         return await offer_grace(turn, named_date(turn)[0])
     monthly = read_amount(turn.text)
@@ -228,6 +258,9 @@ async def answer_confirm(turn: Turn) -> list[SlotChange] | None:
         return None
     offers = await turn.services.arrangements.shown_offers(turn.conversation_id)
     index = int(turn.pending) if turn.pending and turn.pending.isdigit() else 0
+    chosen = read_choice(turn.text, offers)
+    if chosen is not None and offers.index(chosen) != index:  # "ok, make it 12 then": that one, confirmed again
+        return _ask_to_confirm(turn, chosen, offers.index(chosen))
     if turn.intent == "affirm" and index < len(offers):
         return await _accept(turn, offers[index])
     if turn.intent == "deny" and read_choice(turn.text, offers) is None:
@@ -235,9 +268,6 @@ async def answer_confirm(turn: Turn) -> list[SlotChange] | None:
     changed = await _change_of_mind(turn, offers)
     if changed is not None:
         return changed
-    chosen = read_choice(turn.text, offers)
-    if chosen is not None:
-        return _ask_to_confirm(turn, chosen, offers.index(chosen))
     turn.say("utter_ask_plan_confirm")
     return []
 
@@ -252,10 +282,12 @@ async def offer_grace(turn: Turn, until: date | None) -> list[SlotChange]:
         turn.say("utter_no_grace")
         return await offer_plans(turn, None)
     offer = grace_offer(policy, due.amount, turn.account.currency, dpd, turn.today, used, until=until)
-    if offer is None:  # the day named is beyond what the policy allows
-        turn.say("utter_grace_out_of_range", last_day=turn.date(turn.today + timedelta(days=most)))
-        offer = grace_offer(policy, due.amount, turn.account.currency, dpd, turn.today, used)
-    assert offer is not None
+    if offer is None:  # the day named is beyond what the policy allows: offer the most it does
+        last_day = turn.today + timedelta(days=most)
+        turn.say("utter_grace_out_of_range", last_day=turn.date(last_day))
+        offer = grace_offer(policy, due.amount, turn.account.currency, dpd, turn.today, used, until=last_day)
+        if offer is None:
+            raise RuntimeError(f"policy for {turn.account.product} allows {most} grace days but no offer")
     await turn.services.arrangements.keep_offers(turn.conversation_id, [offer])
     turn.say("utter_grace_offer", days=(offer.first_due - turn.today).days, amount=turn.money(offer.total),
              until=turn.date(offer.first_due))
@@ -277,7 +309,7 @@ async def answer_grace(turn: Turn) -> list[SlotChange] | None:
         return await _accept(turn, offers[0])
     if turn.intent == "deny":
         turn.say("utter_arrangement_declined")
-        return [("awaiting", None), ("pending", None)]
+        return list(DONE)
     if turn.intent == "request_plan" or read_amount(turn.text) is not None:
         return await offer_plans(turn, read_amount(turn.text))
     turn.say("utter_ask_grace_confirm")

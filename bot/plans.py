@@ -476,14 +476,15 @@ def _candidate(text: str, match: re.Match[str]) -> _Candidate | None:
     return _Candidate(value, 2 * monthly + has_currency)
 
 
-def read_amount(text: str) -> Decimal | None:
+def read_amount(text: str, monthly_only: bool = False) -> Decimal | None:
     """The amount of money a borrower states, in Chinese or English; None when unsure.
 
     "我每月只能还800", "每个月八百块", "I can do $150 a month", "1.5k" all give an amount.
     A number next to a currency sign or word, or to a per-month phrase, wins over a bare one;
     counts of months or payments ("6期", "12 payments"), days ("15号", "the 15th"), times
     ("2pm", "3点"), years and numbers over 9 digits never count. Two different amounts at the
-    same level of confidence give None.
+    same level of confidence give None. With ``monthly_only``, only an amount said to be
+    per month counts.
     """
     normal = _normalise(text)
     found = [c for m in _NUMBER.finditer(normal) if (c := _candidate(normal, m))]
@@ -491,6 +492,8 @@ def read_amount(text: str) -> Decimal | None:
     if not found:
         return None
     best = max(c.score for c in found)
+    if monthly_only and best < 2:  # "split the 3000 over 6 months" states no monthly budget
+        return None
     values = {c.value for c in found if c.score == best}
     if len(values) != 1:
         return None

@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 
 from bot import catalog, keys
 from bot.booking import Booking, Preference, Slot, read_preference
-from bot.conversation import LEAVING_INTENTS, SlotChange, Turn, offer_person, wording
+from bot.choices import read_choice_number
+from bot.consent import read_phone
+from bot.conversation import DONE, SlotChange, Turn, offer_person, wording
 from bot.dates import ImpossibleDate
 from bot.formatting import long_date, short_time
-from bot.hardship import read_choice_number
 from bot.outbound import Sender, Sent
 from bot.services import Services
 
@@ -28,7 +29,8 @@ DRAFT_SECONDS = 3600
 _HOME = re.compile(r"家|住|宅|小区|home|house|apartment|flat|my place", re.IGNORECASE)
 _WORK = re.compile(r"单位|公司|办公|上班|工作|厂|店|work|office|job|company|shop|store", re.IGNORECASE)
 _ANYTIME = re.compile(r"都(可以|行)|随时|什么时候都|都方便|any ?time|whenever|any day|don'?t mind", re.IGNORECASE)
-_DONE: list[SlotChange] = [("awaiting", None), ("pending", None)]
+# Intents an address may be classified as ("my mum's flat, 3 Oak Road" can look like a third party).
+ADDRESS_INTENTS = {"inform", "nlu_fallback", "out_of_scope", "book_visit", "reschedule_visit", "third_party"}
 
 
 def read_place(text: str) -> str | None:
@@ -64,7 +66,7 @@ async def start(turn: Turn, intent: str) -> list[SlotChange]:
         turn.say("utter_visit_purpose")
         if booking:
             turn.say("utter_visit_already_booked", **_when(turn, booking.slot))
-            return list(_DONE)
+            return list(DONE)
     elif booking:
         return await _reschedule(turn, booking)
     if not turn.services.bookings.serves(turn.account.region):
@@ -79,21 +81,32 @@ async def start(turn: Turn, intent: str) -> list[SlotChange]:
 async def _cancel(turn: Turn, booking: Booking | None) -> list[SlotChange]:
     if booking is None:
         turn.say("utter_no_visit_booked")
-        return list(_DONE)
+        return list(DONE)
     await turn.services.bookings.cancel(turn.account.account_id)
     turn.say("utter_visit_cancelled", **_when(turn, booking.slot))
-    return list(_DONE)
+    return list(DONE)
 
 
 async def _reschedule(turn: Turn, booking: Booking) -> list[SlotChange]:
-    """Keep the place and address of the booking; ask (or read) the new day and time."""
+    """Keep the place and address of the booking; offer slots for the day named, or ask for one."""
     await _save_draft(turn, **booking.details)
     turn.say("utter_visit_already_booked", **_when(turn, booking.slot))
-    answered = await answer_time(turn)
-    if answered:
-        return answered
+    preference = _wish(turn)
+    if preference:
+        return await offer_slots(turn, preference)
+    if preference is None:
+        return []
     turn.say("utter_ask_visit_time")
     return [("awaiting", "visit_time"), ("pending", None)]
+
+
+def _wish(turn: Turn) -> Preference | None:
+    """The days and times the message names (empty when none), or None after saying a date is impossible."""
+    try:
+        return read_preference(turn.text, turn.language, turn.today)
+    except ImpossibleDate:
+        turn.say("utter_date_impossible")
+        return None
 
 
 async def answer_place(turn: Turn) -> list[SlotChange] | None:
@@ -104,7 +117,7 @@ async def answer_place(turn: Turn) -> list[SlotChange] | None:
     if place is None:
         if turn.intent == "deny":
             turn.say("utter_visit_declined")
-            return list(_DONE)
+            return list(DONE)
         turn.say("utter_ask_visit_place")
         return []
     await _save_draft(turn, place=place, language=turn.language)
@@ -114,11 +127,11 @@ async def answer_place(turn: Turn) -> list[SlotChange] | None:
 
 async def answer_address_consent(turn: Turn) -> list[SlotChange] | None:
     """Yes records the consent (with its wording) and collects the address; no stores nothing."""
-    if turn.intent not in ANSWER_INTENTS or turn.intent not in ("affirm", "deny"):
-        if turn.intent in ANSWER_INTENTS:
-            turn.say(f"utter_ask_address_consent_{turn.pending or 'home'}")
-            return []
+    if turn.intent not in ANSWER_INTENTS:
         return None
+    if turn.intent not in ("affirm", "deny"):
+        turn.say(f"utter_ask_address_consent_{turn.pending or 'home'}")
+        return []
     place = turn.pending if turn.pending in ("home", "work") else "home"
     response = f"utter_ask_address_consent_{place}"
     status = "granted" if turn.intent == "affirm" else "declined"
@@ -135,17 +148,21 @@ async def answer_address_consent(turn: Turn) -> list[SlotChange] | None:
 
 
 async def answer_address(turn: Turn) -> list[SlotChange] | None:
-    """The address typed, or yes to the one on file."""
-    if turn.intent in LEAVING_INTENTS:
-        return None
+    """The address typed (any phone number in it left out), or yes to the one on file; no leaves."""
     on_file = turn.account.address if turn.pending == "home" else ""
+    if turn.intent == "deny":
+        turn.say("utter_visit_declined")
+        return list(DONE)
     if turn.intent == "affirm" and on_file:
         address = on_file
-    elif turn.intent in ("affirm", "deny") or len(turn.text.strip()) < 5:
+    elif turn.intent in ADDRESS_INTENTS:
+        found = read_phone(turn.text)
+        address = (found[1] if found else turn.text).strip()
+    else:
+        return None
+    if len(address) < 5:
         turn.say(f"utter_ask_visit_address_{turn.pending or 'home'}")
         return []
-    else:
-        address = turn.text.strip()
     await _save_draft(turn, address=address)
     turn.say("utter_ask_visit_time")
     return [("awaiting", "visit_time"), ("pending", None)]
@@ -155,21 +172,21 @@ async def answer_time(turn: Turn) -> list[SlotChange] | None:
     """Days and times that suit the borrower: offer the nearest free slots."""
     if turn.intent not in ANSWER_INTENTS:
         return None
-    try:
-        preference = read_preference(turn.text, turn.language, turn.today)
-    except ImpossibleDate:
-        turn.say("utter_date_impossible")
+    preference = _wish(turn)
+    if preference is None:
         return []
-    if preference == Preference() and not _ANYTIME.search(turn.text):
-        if turn.intent in ("book_visit", "reschedule_visit"):
-            return None  # "can we move the visit?": the caller asks for the day
-        if turn.intent == "deny":
-            turn.say("utter_visit_declined")
-            await turn.services.bookings.release_holds(turn.conversation_id)
-            return list(_DONE)
-        turn.say("utter_ask_visit_time")
-        return []
-    return await offer_slots(turn, preference)
+    if preference or _ANYTIME.search(turn.text):
+        return await offer_slots(turn, preference)
+    if turn.intent == "deny":
+        return await _decline(turn)
+    turn.say("utter_ask_visit_time")
+    return []
+
+
+async def _decline(turn: Turn) -> list[SlotChange]:
+    await turn.services.bookings.release_holds(turn.conversation_id)
+    turn.say("utter_visit_declined")
+    return list(DONE)
 
 
 def _preference_record(preference: Preference) -> dict[str, Any]:
@@ -204,20 +221,24 @@ async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
 
 
 async def answer_slot(turn: Turn) -> list[SlotChange] | None:
-    """A slot by its number books it; another day or time offers again; no lets them go."""
+    """A slot's number books it; another day or time offers again; no lets them go."""
     if turn.intent not in ANSWER_INTENTS:
         return None
     draft = await _draft(turn)
     offered = [Slot(turn.account.region, datetime.fromisoformat(start), minutes)
                for start, minutes in draft.get("slots", [])]
     number = read_choice_number(turn.text, len(offered))
-    if number is None:
-        if turn.intent == "deny":
-            await turn.services.bookings.release_holds(turn.conversation_id)
-            turn.say("utter_visit_declined")
-            return list(_DONE)
-        return await answer_time(turn)  # a change of mind: "actually Sunday afternoon"
-    return await _book(turn, offered[number - 1], draft)
+    if number is not None:
+        return await _book(turn, offered[number - 1], draft)
+    preference = _wish(turn)
+    if preference is None:
+        return []
+    if preference:  # a change of mind: "actually Sunday afternoon"
+        return await offer_slots(turn, preference)
+    if turn.intent == "deny":
+        return await _decline(turn)
+    turn.say("utter_ask_visit_slot")
+    return []
 
 
 async def _book(turn: Turn, slot: Slot, draft: dict[str, Any]) -> list[SlotChange]:
@@ -228,18 +249,32 @@ async def _book(turn: Turn, slot: Slot, draft: dict[str, Any]) -> list[SlotChang
         turn.say("utter_visit_slot_taken")
         return await offer_slots(turn, _preference(draft.get("preference")))
     await turn.services.redis.delete(keys.visit_draft(turn.conversation_id))
-    values = {**_when(turn, booking.slot), "address": details.get("address", ""), "staff": staff_line(booking)}
+    values = {**_when(turn, booking.slot), "address": details.get("address", ""),
+              "staff": staff_line(booking, turn.language)}
     turn.say("utter_visit_booked", **values)
     if turn.channel == "voice":  # the names and staff IDs to check at the door, in writing
         turn.send_text("utter_visit_booked", **values)
-    return list(_DONE)
+    return list(DONE)
 
 
-def staff_line(booking: Booking) -> str:
-    return ", ".join(f"{s.name} {s.staff_id}" for s in booking.staff)
+def staff_line(booking: Booking, language: str) -> str:
+    """The visitors' names and staff IDs, to check at the door."""
+    return ("、" if language == "zh" else ", ").join(f"{s.name} {s.staff_id}" for s in booking.staff)
 
 
 # --- the day-before reminder ---------------------------------------------------------------
+
+
+async def _remind(svc: Services, sender: Sender, responses: dict[str, Any], booking: Booking) -> list[Sent]:
+    account = await svc.ledger.get(booking.account_id)
+    if account is None:
+        return []
+    language = booking.details.get("language", account.language)
+    local = booking.slot.start.astimezone(ZoneInfo(account.timezone))
+    body = catalog.render(responses, "utter_visit_reminder", language, "sms",
+                          visit_date=long_date(local.date(), language), visit_time=short_time(local, language),
+                          staff=staff_line(booking, language), bank_phone=svc.settings.bank_phone)
+    return [await sender.sms(account, body, f"visit-reminder:{booking.booking_id}", purpose="visit_reminder")]
 
 
 async def send_reminders(svc: Services, sender: Sender, now: datetime | None = None) -> list[Sent]:
@@ -251,17 +286,9 @@ async def send_reminders(svc: Services, sender: Sender, now: datetime | None = N
     now = now or datetime.now(ZoneInfo("UTC"))
     responses = catalog.load_responses()
     sent = []
-    for day in {(now.astimezone(zone) + timedelta(days=1)).date() for zone in svc.bookings.zones()}:
-        for booking in await svc.bookings.bookings_on(day):
-            account = await svc.ledger.get(booking.account_id)
-            if account is None:
-                continue
-            language = booking.details.get("language", account.language)
-            local = booking.slot.start.astimezone(ZoneInfo(account.timezone))
-            body = catalog.render(responses, "utter_visit_reminder", language, "sms",
-                                  visit_date=long_date(local.date(), language),
-                                  visit_time=short_time(local, language), staff=staff_line(booking),
-                                  bank_phone=svc.settings.bank_phone)
-            sent.append(await sender.sms(account, body, f"visit-reminder:{booking.booking_id}",
-                                         purpose="visit_reminder"))
+    for code, region in svc.bookings.field_teams.regions.items():
+        tomorrow = (now.astimezone(region.zone) + timedelta(days=1)).date()
+        for booking in await svc.bookings.bookings_on(tomorrow):
+            if booking.slot.region == code:
+                sent += await _remind(svc, sender, responses, booking)
     return sent

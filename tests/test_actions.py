@@ -227,12 +227,15 @@ async def test_request_human_needs_no_verification_and_says_when(services: Servi
     assert messages == ["好的，为您转接人工客服。", "工作人员将在工作时间（周一至周五 09:00-18:00）在此回复您。"]
 
 
-@pytest.mark.parametrize(("action", "intent"), [(ActionHardship, "request_plan"), (ActionHardship, "inform_hardship"),
-                                                (ActionHardship, "request_extension"), (ActionVisit, "book_visit"),
-                                                (ActionVisit, "ask_visit_purpose")])
-async def test_plans_and_visits_start_with_verification(services: Services, action: Any, intent: str) -> None:
+@pytest.mark.parametrize(("action", "intent", "pending"), [
+    (ActionHardship, "request_plan", "hardship:plan:job_loss::"),
+    (ActionHardship, "inform_hardship", "hardship:plan:job_loss::"),
+    (ActionHardship, "request_extension", "hardship:grace:job_loss::"),
+    (ActionVisit, "book_visit", "book_visit"), (ActionVisit, "ask_visit_purpose", "ask_visit_purpose")])
+async def test_plans_and_visits_start_with_verification(services: Services, action: Any, intent: str,
+                                                        pending: str) -> None:
     events, messages = await run(action(), make_tracker(services, "CN001", "我失业了 没钱还", intent))
-    assert events == [SlotSet("awaiting", "verification"), SlotSet("pending", intent)]
+    assert events == [SlotSet("awaiting", "verification"), SlotSet("pending", pending)]
     assert_discloses_nothing(messages)
 
 
@@ -367,7 +370,7 @@ async def test_paying_now_gets_the_link_not_a_promise_for_today(services: Servic
 async def test_asking_for_more_time_until_a_day_asks_why_before_any_offer(services: Services) -> None:
     events, messages = await run(ActionHardship(), make_tracker(
         services, "CN001", "能不能宽限到12月10号", "request_extension", verified=True))
-    assert events == [SlotSet("awaiting", "hardship_reason"), SlotSet("pending", "grace")]
+    assert events == [SlotSet("awaiting", "hardship_reason"), SlotSet("pending", "hardship:grace:::2026-12-10")]
     assert await services.records.get_promise("CN001") is None
 
 

@@ -16,7 +16,10 @@ import pytest
 from rasa_sdk import Tracker
 
 from actions.arrangements import ActionHardship, ActionVisit, ActionWithdrawConsent
+from actions.balance import ActionBalance
 from actions.handoff import ActionAffirm, ActionDeny, ActionHandOff
+from actions.payment import ActionPromiseToPay
+from actions.smalltalk import ActionThank
 from actions.verification import ActionVerify
 from bot import conversation, keys
 from bot.booking import Preference
@@ -30,7 +33,8 @@ ACTIONS = {
     "book_visit": ActionVisit, "reschedule_visit": ActionVisit, "cancel_visit": ActionVisit,
     "ask_visit_purpose": ActionVisit, "withdraw_consent": ActionWithdrawConsent,
     "affirm": ActionAffirm, "deny": ActionDeny, "inform": ActionVerify, "nlu_fallback": ActionVerify,
-    "request_human": ActionHandOff,
+    "request_human": ActionHandOff, "ask_balance": ActionBalance, "promise_to_pay": ActionPromiseToPay,
+    "thank": ActionThank,
 }
 
 
@@ -407,3 +411,93 @@ async def test_the_ledger_view_shows_plan_booking_and_consents_without_personal_
     flat = str(summary)
     for private in ("张伟", "13800138000", "13912345678", "世纪大道", "李梅"):
         assert private not in flat
+
+
+# --- replies that are not what they first look like -----------------------------------------------
+
+
+async def test_an_ok_turns_after_the_question_accepts_nothing(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("2", "inform")
+    reply = await chat.say("我现在一共欠多少？", "ask_balance")
+    assert "¥3,500.00" in reply and chat.awaiting is None
+    await chat.say("好的", "affirm")
+    assert await services.arrangements.current("CN001") is None
+
+
+async def test_consent_is_not_taken_from_a_later_ok(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("1", "inform")
+    await chat.say("是", "affirm")
+    assert chat.awaiting == "family_consent"
+    await chat.say("谢谢", "thank")
+    await chat.say("好的", "affirm")
+    assert await services.consents.get("CN001", "family_contact") is None
+
+
+async def test_yes_with_another_plan_named_confirms_that_plan_first(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("2", "inform")
+    reply = await chat.say("好的，那就12期吧", "affirm")
+    assert "共12期" in reply and chat.awaiting == "plan_confirm"
+    assert await services.arrangements.current("CN001") is None
+    await chat.say("确认", "affirm")
+    assert (await services.arrangements.current("CN001"))["offer"]["count"] == 12
+
+
+async def test_the_request_survives_a_failed_verification_attempt(services: Services) -> None:
+    chat = Chat(services, "US001", verified=False)
+    await chat.say("i got laid off, can i do $250 a month?", "request_plan")
+    assert "try again" in (await chat.say("4422", "inform")).lower() or chat.awaiting == "verification"
+    reply = await chat.say("4421", "inform")
+    assert "Within $250.00 a month" in reply
+    assert (await services.arrangements.reason("US001"))["text"] == ""  # the request's words were not kept
+
+
+async def test_a_promise_during_the_plan_choice_is_a_promise(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    reply = await chat.say("算了，我12月4号一次性还清", "promise_to_pay")
+    assert "2026年12月4日" in reply and chat.awaiting is None
+    assert (await services.records.get_promise("CN001"))["date"] == "2026-12-04"
+
+
+async def test_no_to_the_reason_question_leaves_the_flow(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("can i split my payments", "request_plan")
+    reply = await chat.say("no thanks, forget it", "deny")
+    assert "nothing has been changed" in reply and chat.awaiting is None
+    assert await services.arrangements.reason("US001") is None
+
+
+async def test_a_time_with_digits_is_a_new_wish_not_a_slot_number(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await _book_zh(chat)
+    reply = await chat.say("还是周四下午3点以后吧", "inform")
+    assert "2026年12月3日 15:00" in reply and chat.awaiting == "visit_slot"
+    assert await services.bookings.booking_for("CN001") is None
+
+
+async def test_a_question_instead_of_an_address_is_not_stored_as_one(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("can someone come by to verify", "book_visit")
+    await chat.say("at my office", "inform")
+    await chat.say("ok", "affirm")
+    reply = await chat.say("how much do I owe right now?", "ask_balance")
+    assert "$824.74" in reply and chat.awaiting is None
+    reply = await chat.say("Acme, 500 Pine St SF, my cell 415-555-9999", "inform")
+    assert "555-9999" not in reply
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("I will pay later", None), ("too many bills this month", None), ("just kidding", None), ("幸亏还有点存款", None),
+    ("my mother lost her job", "job_loss"), ("I was ill", "illness"), ("my kid is sick", "illness"),
+    ("the shop closed", "business"), ("家里老人去世了", "family_emergency"), ("离婚了", "other"),
+])
+def test_reasons_are_whole_words(text: str, reason: str | None) -> None:
+    from bot.hardship import read_reason
+
+    assert read_reason(text) == reason
