@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import catalog, keys
-from bot.booking import Booking, Preference, Slot, read_preference
+from bot.booking import Booking, Slot
 from bot.choices import read_choice_number
 from bot.consent import read_phone
 from bot.conversation import DONE, SlotChange, Turn, offer_person, wording
@@ -23,6 +23,7 @@ from bot.dates import ImpossibleDate
 from bot.formatting import long_date, short_time
 from bot.outbound import Sender, Sent
 from bot.services import Services
+from bot.visit_times import Preference, read_preference
 
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope", "book_visit", "reschedule_visit"}
 DRAFT_SECONDS = 3600

@@ -35,8 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import keys  # noqa: E402
-from bot.booking import Bookings, FieldTeams, Preference, Region, Slot, Staff, Team, candidate_slots  # noqa: E402
+from bot.booking import Bookings, FieldTeams, Region, Slot, Staff, Team, candidate_slots  # noqa: E402
 from bot.privacy import Vault  # noqa: E402
+from bot.visit_times import Preference  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 REGION = Region(code="BENCH", timezone="Asia/Shanghai", working_days=frozenset(range(7)), day_start=clock(9),

@@ -25,7 +25,6 @@ from bot.booking import (
     Bookings,
     FieldTeams,
     FieldTeamsError,
-    Preference,
     Region,
     Slot,
     Staff,
@@ -33,11 +32,11 @@ from bot.booking import (
     candidate_slots,
     closeness,
     load_field_teams,
-    read_preference,
     slots_on,
 )
 from bot.dates import ImpossibleDate
 from bot.services import Services
+from bot.visit_times import Preference, read_preference
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")

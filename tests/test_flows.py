@@ -22,9 +22,9 @@ from actions.payment import ActionPromiseToPay
 from actions.smalltalk import ActionThank
 from actions.verification import ActionVerify
 from bot import conversation, keys
-from bot.booking import Preference
 from bot.privacy import pseudonym
 from bot.services import Services
+from bot.visit_times import Preference
 from tests.test_actions import PHONES, TODAY, run, run_with_payloads
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=ZoneInfo("UTC"))  # 10:00 in Shanghai, 18:00 the day before in California

@@ -184,7 +184,7 @@ async def test_a_blocked_send_can_be_taken_later(world: World) -> None:
 
 
 async def test_a_visit_tomorrow_is_reminded_once_within_the_policy(world: World) -> None:
-    from bot.booking import Preference
+    from bot.visit_times import Preference
     from bot.visits import send_reminders
 
     # Tuesday 1 December 2026, 10:00 in Shanghai; CN001's visit is on Wednesday.
@@ -208,7 +208,7 @@ async def test_a_visit_tomorrow_is_reminded_once_within_the_policy(world: World)
 
 
 async def test_a_visit_reminder_respects_an_opt_out(world: World) -> None:
-    from bot.booking import Preference
+    from bot.visit_times import Preference
     from bot.visits import send_reminders
 
     now = datetime(2026, 12, 1, 2, 0, tzinfo=ZoneInfo("UTC"))
