@@ -1,8 +1,9 @@
 """Verification visits: field teams, free slots, and bookings that never clash.
 
 Field teams per region live in policy/field_teams.yml. A slot is one visit time in a region;
-its capacity is the number of teams there. Offering slots holds a team on each for a few Borrowers' wishes are read by bot/visit_times.py.
-minutes while the borrower decides; booking takes a team for good.
+its capacity is the number of teams there. Offering slots holds a team on each for a few
+minutes while the borrower decides; booking takes a team for good. Borrowers' wishes are read
+by bot/visit_times.py.
 
 Every change to slots is one Lua script in Redis, because each is a check-and-set across
 several keys that must not interleave with another borrower's: "is a team still free on this
