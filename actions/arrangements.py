@@ -40,10 +40,9 @@ class ActionWithdrawConsent(BorrowerAction):
     """Withdraw consent to keep a family contact and delete it.
 
     No verification: withdrawing is the borrower's right at any time, and the
-    reply says nothing about the loan.
+    reply says nothing about the loan. While the consent question is open, the
+    question takes the message (see bot/family.py).
     """
-
-    answers_questions = False
 
     def name(self) -> str:
         return "action_withdraw_consent"

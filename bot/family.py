@@ -9,23 +9,24 @@ outbound contacts them about it.
 from __future__ import annotations
 
 from bot.consent import ConsentMissing, FamilyContact, read_phone
-from bot.conversation import LEAVING_INTENTS, SlotChange, Turn, wording
+from bot.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, wording
 
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope"}
-_DONE: list[SlotChange] = [("awaiting", None), ("pending", None)]
+# "我同意你们保存我妈的电话" reads like a withdrawal to the classifier: while we ask, it is no answer.
+UNCLEAR_INTENTS = {"withdraw_consent", "book_visit"}
 
 
 async def ask_consent_once(turn: Turn) -> list[SlotChange]:
     """Ask for consent to keep a family contact, unless the borrower already answered once."""
     if await turn.services.consents.get(turn.account.account_id, "family_contact") is not None:
-        return list(_DONE)
+        return list(DONE)
     turn.say("utter_ask_family_consent")
     return [("awaiting", "family_consent"), ("pending", None)]
 
 
 async def answer_consent(turn: Turn) -> list[SlotChange] | None:
     """Yes records the consent and asks for the contact; no records the refusal and stores nothing."""
-    if turn.intent not in ANSWER_INTENTS:
+    if turn.intent not in ANSWER_INTENTS | UNCLEAR_INTENTS:
         return None
     if turn.intent in ("affirm", "deny"):
         status = "granted" if turn.intent == "affirm" else "declined"
@@ -37,7 +38,7 @@ async def answer_consent(turn: Turn) -> list[SlotChange] | None:
         return [("awaiting", "family_contact"), ("pending", None)]
     if turn.intent == "deny":
         turn.say("utter_family_consent_declined")
-        return list(_DONE)
+        return list(DONE)
     turn.say("utter_ask_family_consent")  # a contact before a yes is not consent: ask again
     return []
 
@@ -50,7 +51,7 @@ async def answer_contact(turn: Turn) -> list[SlotChange] | None:
     if found is None:
         if turn.intent == "deny":
             turn.say("utter_family_contact_skipped")
-            return list(_DONE)
+            return list(DONE)
         turn.say("utter_family_contact_unclear")
         return []
     contact = FamilyContact(*found)
@@ -59,7 +60,7 @@ async def answer_contact(turn: Turn) -> list[SlotChange] | None:
     except ConsentMissing:
         return await ask_consent_once(turn)
     turn.say("utter_family_contact_saved", masked_phone=contact.masked_phone)
-    return list(_DONE)
+    return list(DONE)
 
 
 async def withdraw(turn: Turn) -> list[SlotChange]:
@@ -67,4 +68,4 @@ async def withdraw(turn: Turn) -> list[SlotChange]:
     withdrawn = await turn.services.consents.withdraw(turn.account.account_id, "family_contact",
                                                       turn.conversation_id, turn.channel)
     turn.say("utter_consent_withdrawn" if withdrawn else "utter_no_consent_on_record")
-    return list(_DONE)
+    return list(DONE)

@@ -230,6 +230,16 @@ async def test_consent_then_contact_then_withdrawal(services: Services) -> None:
     assert (await services.consents.get("CN001", "family_contact"))["status"] == "withdrawn"
 
 
+async def test_a_consent_that_reads_like_a_withdrawal_is_asked_again(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("1", "inform")
+    await chat.say("是", "affirm")
+    reply = await chat.say("我同意你们保存我妈的电话", "withdraw_consent")
+    assert "同意请回复" in reply and chat.awaiting == "family_consent"
+    assert await services.consents.get("CN001", "family_contact") is None
+
+
 async def test_no_consent_stores_nothing_and_is_not_asked_again(services: Services) -> None:
     chat = Chat(services, "US001")
     await chat.say("lost my job", "inform_hardship")
