@@ -14,20 +14,15 @@ import argparse
 import asyncio
 import os
 import platform
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from datetime import time as clock
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import redis as sync_redis
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
@@ -38,36 +33,12 @@ from bot import keys  # noqa: E402
 from bot.booking import Bookings, FieldTeams, Region, Slot, Staff, Team, candidate_slots  # noqa: E402
 from bot.privacy import Vault  # noqa: E402
 from bot.visit_times import Preference  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from tests.conftest import redis_server  # noqa: E402
 
 REGION = Region(code="BENCH", timezone="Asia/Shanghai", working_days=frozenset(range(7)), day_start=clock(9),
                 day_end=clock(18), visit_minutes=60, travel_buffer_minutes=30,
                 teams=tuple(Team(f"BENCH-T{n}", (Staff(f"Officer {n}A", f"B-{n}A"), Staff(f"Officer {n}B", f"B-{n}B")))
                             for n in (1, 2)))
-
-
-@contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A fresh redis-server like the tests' (tests/conftest.py), stopped on exit."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed; `make redis-server` installs it")
-    port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                                "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL)
-    client = sync_redis.Redis(port=port)
-    try:
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except sync_redis.ConnectionError:
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
 
 
 def percentile(values: list[float], share: float) -> float:

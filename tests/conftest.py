@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -31,28 +32,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A fresh redis-server on a free port with AOF on, its URL while it runs; stopped on exit."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed; `make setup` installs it")
+    port = free_port()
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
+                                "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL)
+    client = sync_redis.Redis(port=port)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except sync_redis.ConnectionError:
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server on a free port, with AOF on, for the whole session."""
+    """A real redis-server for the whole session."""
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed; `make test` installs it")
-    port = free_port()
-    data = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
-         "--appendonly", "yes", "--save", ""],
-        stdout=subprocess.DEVNULL,
-    )
-    client = sync_redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except sync_redis.ConnectionError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 def make_env(redis_url: str, **overrides: str) -> dict[str, str]:

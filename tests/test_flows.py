@@ -74,6 +74,13 @@ class Chat:
         return self.slots["awaiting"]
 
 
+async def _accept_first_plan(chat: Chat) -> str:
+    """CN001 says why, picks the first plan and says yes; the last reply asks about a family contact."""
+    await chat.say("失业了", "inform_hardship")
+    await chat.say("1", "inform")
+    return await chat.say("是", "affirm")
+
+
 # --- plans ------------------------------------------------------------------------------------
 
 
@@ -158,9 +165,7 @@ async def test_plan_request_before_verification_asks_who_first_then_why(services
 
 async def test_a_second_plan_while_one_is_kept_is_refused_with_the_next_due(services: Services) -> None:
     chat = Chat(services, "CN001")
-    await chat.say("失业了", "inform_hardship")
-    await chat.say("1", "inform")
-    await chat.say("是", "affirm")
+    await _accept_first_plan(chat)
     reply = await Chat(services, "CN001").say("还能再分期吗", "request_plan")
     assert "您已有一个还款安排：下一期¥1,225.00，应在2026年12月6日前还款。" in reply
 
@@ -194,9 +199,7 @@ async def test_zh_grace_impossible_date(services: Services) -> None:
 
 async def test_broken_plan_returns_the_account_to_reminders(services: Services) -> None:
     chat = Chat(services, "CN001")
-    await chat.say("失业了", "inform_hardship")
-    await chat.say("1", "inform")
-    await chat.say("是", "affirm")
+    await _accept_first_plan(chat)
     account = await services.ledger.get("CN001")
     assert "plan arrangement in good standing" in await services.policy.hard_stops(account, "sms", TODAY)
     later = date(2026, 12, 7)  # the first instalment fell due yesterday and nothing was paid
@@ -208,9 +211,7 @@ async def test_broken_plan_returns_the_account_to_reminders(services: Services) 
 
 async def test_consent_then_contact_then_withdrawal(services: Services) -> None:
     chat = Chat(services, "CN001")
-    await chat.say("失业了", "inform_hardship")
-    await chat.say("1", "inform")
-    await chat.say("是", "affirm")
+    await _accept_first_plan(chat)
     reply = await chat.say("我妈 王秀英 13800001111", "inform")
     assert "同意请回复" in reply and chat.awaiting == "family_consent"  # no yes yet: asked again
     assert await services.consents.family_contact("CN001") is None
@@ -232,9 +233,7 @@ async def test_consent_then_contact_then_withdrawal(services: Services) -> None:
 
 async def test_a_consent_that_reads_like_a_withdrawal_is_asked_again(services: Services) -> None:
     chat = Chat(services, "CN001")
-    await chat.say("失业了", "inform_hardship")
-    await chat.say("1", "inform")
-    await chat.say("是", "affirm")
+    await _accept_first_plan(chat)
     reply = await chat.say("我同意你们保存我妈的电话", "withdraw_consent")
     assert "同意请回复" in reply and chat.awaiting == "family_consent"
     assert await services.consents.get("CN001", "family_contact") is None
@@ -404,9 +403,7 @@ async def test_the_ledger_view_shows_plan_booking_and_consents_without_personal_
     from bot.account_view import account_summary
 
     chat = Chat(services, "CN001")
-    await chat.say("失业了", "inform_hardship")
-    await chat.say("1", "inform")
-    await chat.say("是", "affirm")
+    await _accept_first_plan(chat)
     await chat.say("好的", "affirm")
     await chat.say("老婆 李梅 13912345678", "inform")
     await _book_zh(Chat(services, "CN001"))
@@ -438,9 +435,7 @@ async def test_an_ok_turns_after_the_question_accepts_nothing(services: Services
 
 async def test_consent_is_not_taken_from_a_later_ok(services: Services) -> None:
     chat = Chat(services, "CN001")
-    await chat.say("失业了", "inform_hardship")
-    await chat.say("1", "inform")
-    await chat.say("是", "affirm")
+    await _accept_first_plan(chat)
     assert chat.awaiting == "family_consent"
     await chat.say("谢谢", "thank")
     await chat.say("好的", "affirm")
