@@ -263,7 +263,7 @@ async def answer_confirm(turn: Turn) -> list[SlotChange] | None:
         return _ask_to_confirm(turn, chosen, offers.index(chosen))
     if turn.intent == "affirm" and index < len(offers):
         return await _accept(turn, offers[index])
-    if turn.intent == "deny" and read_choice(turn.text, offers) is None:
+    if turn.intent == "deny" and chosen is None:
         return await offer_plans(turn, None)  # "no": choose again, from everything allowed
     changed = await _change_of_mind(turn, offers)
     if changed is not None:
