@@ -7,6 +7,7 @@ door; message bodies are never logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import catalog, keys, sms, voice
+from bot import catalog, keys, sms, visits, voice
 from bot.contact_policy import Attempt
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
@@ -61,11 +62,35 @@ def init_app(settings: Settings) -> web.Application:
     app[SERVICES] = Services(settings)
     app[RESPONSES] = catalog.load_responses()
     app.cleanup_ctx.append(_clients)
+    app.cleanup_ctx.append(_visit_reminders)
     app.router.add_post("/twilio/sms", sms_webhook)
     app.router.add_post("/twilio/status", status_callback)
     app.router.add_post("/twilio/voice", voice_webhook)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+async def _visit_reminders(app: web.Application) -> AsyncIterator[None]:
+    """Text tomorrow's visits their reminder every few minutes, in the background."""
+    minutes = app[SERVICES].settings.visit_reminder_minutes
+    stop = asyncio.Event()
+    task = asyncio.create_task(_remind_visits_every(app, minutes * 60, stop)) if minutes else None
+    yield
+    if task:
+        # The event, not only the cancel: redis-py can swallow a cancellation inside a command.
+        stop.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _remind_visits_every(app: web.Application, seconds: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await visits.send_reminders(app[SERVICES], app[SENDER])
+        except Exception as exc:  # a failed round must not stop the next one
+            log.error("visit reminders failed: %s", type(exc).__name__)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _clients(app: web.Application) -> AsyncIterator[None]:

@@ -8,7 +8,9 @@ as Rasa would carry them. Today is Sunday 29 November 2026.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +24,7 @@ from actions.payment import ActionPromiseToPay
 from actions.smalltalk import ActionThank
 from actions.verification import ActionVerify
 from bot import conversation, keys
+from bot.arrangements import promise_status
 from bot.privacy import pseudonym
 from bot.services import Services
 from bot.visit_times import Preference
@@ -506,3 +509,25 @@ def test_reasons_are_whole_words(text: str, reason: str | None) -> None:
     from bot.hardship import read_reason
 
     assert read_reason(text) == reason
+
+
+async def test_a_promise_holds_reminders_until_broken_and_not_once_kept(services: Services) -> None:
+    account = await services.ledger.get("CN001")
+    assert account is not None
+    await services.records.promise("CN001", "c_x", date(2026, 12, 3), account.installments[1].amount_due,
+                                   paid_before=Decimal("1500.00"))
+    assert [s for s in await services.policy.hard_stops(account, "sms", TODAY) if "promise" in s]
+    assert not [s for s in await services.policy.hard_stops(account, "sms", date(2026, 12, 4)) if "promise" in s]
+    paid = dataclasses.replace(account, installments=tuple(
+        dataclasses.replace(i, amount_paid=i.amount_due) if i.installment_no == 2 else i
+        for i in account.installments))
+    assert promise_status(await services.records.get_promise("CN001"), paid, TODAY) == "kept"
+
+
+async def test_a_family_contacts_number_is_a_stranger_to_the_bot(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await _accept_first_plan(chat)
+    await chat.say("好的", "affirm")
+    await chat.say("我妈 王秀英 13800001111", "inform")
+    relative = pseudonym("+8613800001111", services.settings.hmac_secret)
+    assert await services.ledger.for_conversation(relative) is None  # they hear the unknown-sender answer

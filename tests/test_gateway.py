@@ -6,6 +6,7 @@ what it receives; the whole path with the real Rasa is in tests/integration.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
@@ -240,3 +241,24 @@ async def test_a_malformed_status_callback_is_400(client: TestClient, services: 
                                                   form: dict[str, str]) -> None:
     response = await client.post("/twilio/status", data=form, headers=signed_status(services.settings, form))
     assert response.status == 400
+
+
+@pytest.mark.parametrize("minutes", [0, 30])
+async def test_the_gateway_runs_visit_reminder_rounds_unless_switched_off(
+        services: Services, rasa: tuple[FakeRasa, str], monkeypatch: pytest.MonkeyPatch, minutes: int) -> None:
+    from bot import visits
+
+    rounds: list[Any] = []
+
+    async def one_round(svc: Services, sender: Any) -> list[Any]:
+        rounds.append(sender)
+        return []
+
+    monkeypatch.setattr(visits, "send_reminders", one_round)
+    settings = dataclasses.replace(services.settings, rasa_url=rasa[1], visit_reminder_minutes=minutes)
+    async with TestClient(TestServer(init_app(settings))):
+        for _ in range(50):
+            if rounds:
+                break
+            await asyncio.sleep(0.02)
+    assert len(rounds) == (1 if minutes else 0)  # one round at start, the next in 30 minutes
