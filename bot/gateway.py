@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 SEEN_TTL_SECONDS = 7 * 24 * 3600
+REPLY_KEPT_SECONDS = 30 * 24 * 3600
 # A turn that crashed midway must not block Twilio's retry for long.
 IN_PROGRESS_TTL_SECONDS = 60
 RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
@@ -205,6 +207,8 @@ async def _reply(app: web.Application, conversation_id: str, body: str) -> list[
     account = await svc.ledger.for_conversation(conversation_id)
     language = await svc.records.language(conversation_id) or (
         account.language if account else ("zh" if _CJK.search(body) else "en"))
+    if account is not None:  # a reply, whatever it says: campaigns call only those who did not reply
+        await svc.redis.set(keys.last_reply(account.account_id), int(time.time()), ex=REPLY_KEPT_SECONDS)
     word = sms.keyword(body)
     if word:
         return [await _keyword_reply(app, conversation_id, word, language)]

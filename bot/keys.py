@@ -129,3 +129,8 @@ def visit_day(day: str) -> str:
 
 def keys_answer(call_sid: str) -> str:
     return f"voice:keys-answer:{call_sid}"
+
+
+def last_reply(account_id: str) -> str:
+    """Epoch seconds of the borrower's last inbound SMS (campaigns call only those who did not reply)."""
+    return f"contact:last-reply:{account_id}"

@@ -262,3 +262,13 @@ async def test_the_gateway_runs_visit_reminder_rounds_unless_switched_off(
                 break
             await asyncio.sleep(0.02)
     assert len(rounds) == (1 if minutes else 0)  # one round at start, the next in 30 minutes
+
+
+async def test_a_reply_from_a_borrower_is_timed_for_campaigns(client: TestClient, services: Services,
+                                                              rasa: tuple[FakeRasa, str]) -> None:
+    from bot import keys
+
+    await post_sms(client, services.settings, CN_PHONE, "STOP")
+    assert int(await services.redis.get(keys.last_reply("CN001"))) > 0
+    await post_sms(client, services.settings, "+447700900123", "hello")  # a stranger has no account to time
+    assert await services.redis.keys("contact:last-reply:*") == [b"contact:last-reply:CN001"]
