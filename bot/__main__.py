@@ -10,12 +10,16 @@ import secrets
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet
 
 from bot.envfile import load_env_file
 from bot.privacy import MaskingFilter
 from bot.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +51,45 @@ async def _import_ledger(args: argparse.Namespace) -> int:
         await svc.close()
     print(f"imported {accounts} account(s) and {rows} instalment row(s)")
     return 0
+
+
+def _screen(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from bot import screening
+
+    for path in (args.accounts, args.installments):
+        if not path.is_file():
+            print(f"rejected: {path} is not a readable file; nothing was written", file=sys.stderr)
+            return 1
+    root = ROOT / "var" / "screening"
+    out = args.out or root / f"{(args.as_of or date.today()).isoformat()}-{datetime.now():%H%M%S}"
+    load = None if args.no_records else lambda ids: asyncio.run(_screening_facts(ids, args.as_of))
+    try:
+        outputs = screening.run(args.accounts, args.installments, out, args.as_of, load,
+                                previous=screening.latest_run(out.parent, exclude=out))
+    except screening.ScreeningInputError as exc:
+        print(f"rejected: {exc}", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    except (screening.StrategyError, FileExistsError) as exc:
+        print(f"rejected: {exc}", file=sys.stderr)
+        return 1
+    for path in (outputs.collection_list, outputs.summary, outputs.report, *outputs.charts):
+        print(path)
+    return 0
+
+
+async def _screening_facts(account_ids: list[str], as_of: date | None) -> pl.DataFrame:
+    from bot.screening import load_facts
+    from bot.services import Services
+
+    svc = Services(load_settings())
+    try:
+        return await load_facts(svc, account_ids, as_of)
+    finally:
+        await svc.close()
 
 
 async def _account(args: argparse.Namespace) -> int:
@@ -164,6 +207,74 @@ def _new_key(_: argparse.Namespace) -> int:
     return 0
 
 
+async def _campaign(args: argparse.Namespace) -> int:
+    import json
+
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from bot import campaign
+    from bot.services import Services
+
+    svc = Services(load_settings())
+    try:
+        if args.action == "list":
+            for found in await campaign.list_campaigns(svc):
+                print(f"{found['campaign_id']}  {found['day']}  {found['accounts']:>8} accounts  {found['name']}")
+            return 0
+        if args.action == "status":
+            try:
+                print(json.dumps(await campaign.campaign_status(svc, args.campaign_id), ensure_ascii=False, indent=2))
+            except KeyError:
+                print(f"no campaign {args.campaign_id!r}; `python -m bot campaign list` shows them", file=sys.stderr)
+                return 1
+            return 0
+        if not args.list.is_file():
+            print(f"rejected: {args.list} is not a readable file; nothing was planned", file=sys.stderr)
+            return 1
+        try:
+            segment = campaign.parse_segment(args.segment)
+            config = campaign.load_config(os.environ)
+            if args.dry_run:
+                for preview in await campaign.preview_campaign(svc, args.list, segment, config):
+                    target, decision = preview.target, preview.decision
+                    answer = "" if decision is None else ("allowed: " if decision.allowed else "blocked: ") + \
+                        decision.reason.removeprefix("allowed: ")
+                    print(f"{target.account_id}\t{preview.channel}\t{preview.when}\t{target.strategy}"
+                          f"\tpriority {target.priority:g}\t{answer}")
+                return 0
+            queue = await create_pool(RedisSettings.from_dsn(svc.settings.redis_url))
+            try:
+                planned = await campaign.plan_campaign(svc, args.list, segment, args.name, queue)
+            finally:
+                await queue.close()
+        except campaign.CampaignListError as exc:
+            print(f"rejected: {exc}", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            print(f"rejected: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        await svc.close()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(planned.counts.items()))
+    print(f"campaign {planned.campaign_id} ({planned.name}): {counts or 'no accounts'}; "
+          f"{planned.enqueued} job(s) enqueued; `python -m bot campaign status {planned.campaign_id}`")
+    return 0
+
+
+def _worker(_: argparse.Namespace) -> int:
+    from bot.worker import run
+
+    try:
+        run()
+    except ValueError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     imp.add_argument("--accounts", type=Path, required=True)
     imp.add_argument("--installments", type=Path, required=True)
     imp.set_defaults(handler=lambda a: asyncio.run(_import_ledger(a)))
+    scr = commands.add_parser("screen", help="rank accounts into a collection list with a strategy each, and a report")
+    scr.add_argument("--accounts", type=Path, required=True)
+    scr.add_argument("--installments", type=Path, required=True)
+    scr.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD; default: today in each borrower's zone")
+    scr.add_argument("--out", type=Path, help="default: var/screening/<as-of or today>-<HHMMSS>")
+    scr.add_argument("--no-records", action="store_true", help="skip promises, plans and contacts kept in Redis")
+    scr.set_defaults(handler=_screen)
     view = commands.add_parser("account", help="show an account's ledger view: amounts, arrangements, bookings")
     view.add_argument("account_id")
     view.add_argument("--as-of", type=date.fromisoformat)
@@ -195,6 +313,20 @@ def main(argv: list[str] | None = None) -> int:
     env.add_argument("--path", type=Path, default=ROOT / ".env")
     env.set_defaults(handler=_init_env)
     commands.add_parser("new-key", help="print a new DATA_KEYS key").set_defaults(handler=_new_key)
+    camp = commands.add_parser("campaign", help="plan a reminder campaign from a collection list; its status")
+    camp_actions = camp.add_subparsers(dest="action", required=True)
+    plan = camp_actions.add_parser("plan", help="schedule contacts per strategy for the workers")
+    plan.add_argument("--list", type=Path, required=True, help="the collection list CSV from `screen`")
+    plan.add_argument("--segment", action="append", default=[], metavar="COLUMN=V1,V2",
+                      help="keep rows whose COLUMN is one of the values; repeat for more columns")
+    plan.add_argument("--name")
+    plan.add_argument("--dry-run", action="store_true", help="show who would be contacted, when and why; send nothing")
+    camp_actions.add_parser("status", help="planned, sent, delivered, failed, blocked, replies") \
+        .add_argument("campaign_id")
+    camp_actions.add_parser("list", help="every campaign, newest first")
+    camp.set_defaults(handler=lambda a: asyncio.run(_campaign(a)))
+    commands.add_parser("worker", help="run a campaign worker (arq); start as many as needed") \
+        .set_defaults(handler=_worker)
     args = parser.parse_args(argv)
     load_env_file(Path(os.environ.get("BOT_ENV_FILE", ROOT / ".env")))
     _logging()

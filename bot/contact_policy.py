@@ -151,12 +151,13 @@ class ContactPolicy:
         return sorted(set(found)) or [self._default]
 
     async def decide(self, account: Account, channel: str, now: datetime | None = None,
-                     purpose: str = "reminder") -> Decision:
+                     purpose: str = "reminder", record: bool = True) -> Decision:
         """Decide for this account and channel now, and record the decision with its reason.
 
         Args:
             purpose: "reminder" (about the debt) or "visit_reminder" (about a visit the
                 borrower booked, which arrangements and bookings do not hold back).
+            record: False for a preview (a campaign's dry run): nothing is written.
         """
         now = now or datetime.now(ZoneInfo("UTC"))
         today = now.astimezone(ZoneInfo(account.timezone)).date()
@@ -165,7 +166,8 @@ class ContactPolicy:
         decisions = [evaluate(self._rules[j], now, account.timezone, channel, attempts, stops)
                      for j in self.jurisdictions(account)]
         blocked = [d for d in decisions if not d.allowed]
-        return await self.record(account, channel, now, blocked[0] if blocked else decisions[0])
+        decision = blocked[0] if blocked else decisions[0]
+        return await self.record(account, channel, now, decision) if record else decision
 
     async def record(self, account: Account, channel: str, now: datetime, decision: Decision) -> Decision:
         """Write a decision with its reason to the decisions stream."""

@@ -134,3 +134,24 @@ def keys_answer(call_sid: str) -> str:
 def last_reply(account_id: str) -> str:
     """Epoch seconds of the borrower's last inbound SMS (campaigns call only those who did not reply)."""
     return f"contact:last-reply:{account_id}"
+
+
+CAMPAIGNS = "campaign:index"
+
+
+def campaign(campaign_id: str) -> str:
+    return f"campaign:meta:{campaign_id}"
+
+
+def campaign_contacts(campaign_id: str) -> str:
+    """Hash ``<account_id>:<kind>`` -> the contact's state, reason, sid and time (JSON)."""
+    return f"campaign:contacts:{campaign_id}"
+
+
+def campaign_rate(sender: str, epoch_second: int) -> str:
+    """Messages a sender number was given in one second, across all workers (the bank's number)."""
+    return f"campaign:rate:{sender}:{epoch_second}"
+
+
+def campaign_daily(sender: str, day: str) -> str:
+    return f"campaign:daily:{sender}:{day}"

@@ -318,6 +318,11 @@ class Ledger:
         sealed = await self._redis.get(keys.account(account_id))
         return _from_record(self._vault.open(sealed)) if sealed else None
 
+    async def get_many(self, account_ids: list[str]) -> dict[str, Account]:
+        """The stored accounts among ``account_ids`` (one round trip), by id."""
+        sealed = await self._redis.mget([keys.account(i) for i in account_ids]) if account_ids else []
+        return {i: _from_record(self._vault.open(s)) for i, s in zip(account_ids, sealed, strict=True) if s}
+
     async def for_conversation(self, conversation_id: str) -> Account | None:
         """The account whose phone number has this pseudonym, or None."""
         account_id = await self._redis.get(keys.account_by_pseudonym(conversation_id))

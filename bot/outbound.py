@@ -53,8 +53,12 @@ class Sender:
 
     def __init__(self, client: Client, settings: Settings, policy: ContactPolicy, redis: Any,
                  retries: int = 4, backoff_seconds: float = 0.5,
-                 clock: Callable[[], datetime] = lambda: datetime.now(ZoneInfo("UTC"))) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(ZoneInfo("UTC")),
+                 lock_seconds: float = 60, throttle: Callable[[], Awaitable[Any]] | None = None) -> None:
+        """``throttle``, if given, is awaited right before each request to Twilio (a campaign's rate limit)."""
         self._client = client
+        self._lock_seconds = lock_seconds
+        self._throttle = throttle
         self._clock = clock
         self._settings = settings
         self._policy = policy
@@ -98,7 +102,8 @@ class Sender:
             return Sent("duplicate", f"outbox key {outbox_key} was already taken")
         # One account's decision and its recorded attempt are one step: two workers must not
         # both see "5 calls today" and place the 6th and 7th.
-        async with self._redis.lock(keys.outbound_lock(account.account_id), timeout=60, blocking_timeout=30):
+        async with self._redis.lock(keys.outbound_lock(account.account_id), timeout=self._lock_seconds,
+                                    blocking_timeout=self._lock_seconds / 2):
             now = self._clock()
             if requested:
                 decision = await self._policy.record(account, channel, now,
@@ -113,19 +118,28 @@ class Sender:
         return Sent("queued", decision.reason, created.sid)
 
     async def _create_once(self, create: Callable[[], Awaitable[Any]], outbox_key: str) -> Any:
-        """Create the message or call; free the outbox key only when Twilio surely refused it."""
+        """Create the message or call; free the outbox key only when Twilio surely refused it.
+
+        The key reads "pending" until the request may leave and "sending" from then on, so a
+        job rerun after its worker died can tell "never sent" from "maybe sent".
+        """
         try:
-            return await self._with_backoff(create)
+            return await self._with_backoff(create, outbox_key)
         except TwilioRestException:
             await self._redis.delete(keys.outbox(outbox_key))  # refused: a later run may take it
             raise
         except BaseException:
             # No answer: Twilio may have taken it. Keep the key so nothing is sent twice.
-            await self._redis.set(keys.outbox(outbox_key), "uncertain", ex=OUTBOX_TTL_SECONDS)
+            # (Stopped while still throttled, the key stays "pending": nothing left.)
+            if await self._redis.get(keys.outbox(outbox_key)) == b"sending":
+                await self._redis.set(keys.outbox(outbox_key), "uncertain", ex=OUTBOX_TTL_SECONDS)
             raise
 
-    async def _with_backoff(self, create: Callable[[], Awaitable[Any]]) -> Any:
+    async def _with_backoff(self, create: Callable[[], Awaitable[Any]], outbox_key: str) -> Any:
         for attempt in range(self._retries + 1):
+            if self._throttle is not None:
+                await self._throttle()
+            await self._redis.set(keys.outbox(outbox_key), "sending", ex=OUTBOX_TTL_SECONDS)
             try:
                 return await create()
             except TwilioRestException as exc:

@@ -16,7 +16,7 @@ from bot.privacy import Vault
 
 HANDOFF_REASONS = (
     "request_human", "complaint", "dispute", "fallback", "verification_failed", "already_paid",
-    "request_plan", "request_extension", "hardship", "visit",
+    "request_plan", "request_extension", "hardship", "visit", "campaign_review",
 )
 # Reasons that also stop outbound reminders until a person lifts the hold.
 HOLDING_REASONS = {"dispute", "already_paid"}

@@ -39,6 +39,7 @@ class Options:
     model: Path = ROOT / "models"
     endpoints: Path = ROOT / "endpoints.yml"
     ledger: tuple[Path, Path] | None = None
+    worker: bool = True
 
 
 @dataclass
@@ -177,7 +178,7 @@ async def _import_ledger(env: dict[str, str], ledger: tuple[Path, Path]) -> None
 
 
 async def start_all(options: Options, base_env: dict[str, str] | None = None) -> Stack:
-    """Start redis (unless REDIS_URL is set), the action server, Rasa and the gateway."""
+    """Start redis (unless REDIS_URL is set), the action server, Rasa, the gateway and a campaign worker."""
     stack = Stack()
     own_redis = "REDIS_URL" not in (os.environ if base_env is None else base_env)
     env = component_env(options, base_env)
@@ -198,6 +199,8 @@ async def start_all(options: Options, base_env: dict[str, str] | None = None) ->
             await _start_standin(stack, options, env)
         await stack.start("gateway", [sys.executable, "-m", "bot", "gateway"], env, options.log_dir)
         await _wait_for(lambda: _http_ready(f"http://127.0.0.1:{options.gateway_port}/healthz"), stack, "gateway")
+        if options.worker:  # campaigns' contacts; more workers on more machines share the same queue
+            await stack.start("worker", [sys.executable, "-m", "bot", "worker"], env, options.log_dir)
     except BaseException:
         await stack.stop()
         raise
@@ -243,6 +246,9 @@ def _banner(options: Options) -> str:
         "    .venv/bin/python -m bot chat --phone +8613800138000   (Chinese; verify with 1985年3月12日 or 561X)",
         "    .venv/bin/python -m bot chat --phone +14155550123     (English; verify with 07/04/1979 or 4421)",
         "  no TWILIO_ACCOUNT_SID: outbound SMS and calls go to the local Twilio stand-in",
+        "  screen the sample ledger and run a campaign on its collection list:",
+        "    .venv/bin/python -m bot screen --accounts samples/accounts.csv --installments samples/installments.csv",
+        "    .venv/bin/python -m bot campaign plan --list var/screening/<run>/collection_list.csv --dry-run",
         "  stop with Ctrl-C",
         "",
     ])
