@@ -68,10 +68,14 @@ def stack_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def options(stack_folder: Path) -> Options:
-    """Free ports for every component; no Twilio account, so the stand-in runs too."""
+    """Free ports for every component; no Twilio account, so the stand-in runs too.
+
+    No campaign worker: this stack lives all session on the Redis the unit tests share, and a
+    worker would take their queued jobs (tests/test_campaign_worker.py runs its own).
+    """
     return Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                    standin_port=free_port(), var_dir=stack_folder, log_dir=stack_folder,
-                   ledger=_write_ledger(stack_folder, LEDGER_DAY))
+                   ledger=_write_ledger(stack_folder, LEDGER_DAY), worker=False)
 
 
 @pytest.fixture(scope="session")
