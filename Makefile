@@ -73,7 +73,7 @@ bench: setup
 	$(PY) scripts/bench_turns.py --turns 20 --turns 200 --calls 20 --out docs/benchmarks.md
 	$(PY) scripts/bench_booking.py --attempts 1000 --out docs/benchmarks-booking.md
 	$(PY) scripts/bench_screening.py --accounts 1000000 --seed 7 --out docs/benchmarks-screening.md
-	$(PY) scripts/bench_campaign.py --accounts 100000 --out docs/benchmarks-campaign.md
+	$(PY) scripts/bench_campaign.py --accounts 100000 --workers 2 --out docs/benchmarks-campaign.md
 
 # Cross-validated intent F1 per language (slow: trains the model once per fold).
 cv: $(VENV)/.installed
