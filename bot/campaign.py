@@ -381,7 +381,7 @@ class Runner:
     sender: Sender
     queue: Any  # an ArqRedis, to enqueue follow-up calls
     config: CampaignConfig
-    responses: dict[str, Any] = field(default_factory=catalog.load_responses)
+    responses: dict[str, Any] = field(default_factory=catalog.responses)
     clock: Callable[[], float] = time.time
 
     def __post_init__(self) -> None:

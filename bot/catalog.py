@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,12 @@ def render(responses: Mapping[str, Any], name: str, language: str, channel: str 
     """Fill a response's {placeholders}; unknown ones are left as written."""
     template = pick(responses, name, language, channel)
     return string.Formatter().vformat(template, (), _KeepMissing(values))
+
+
+@lru_cache(maxsize=1)
+def responses() -> dict[str, Any]:
+    """The domain file's responses, read once per process."""
+    return load_responses()
 
 
 def load_responses(path: Path = DOMAIN_FILE) -> dict[str, Any]:

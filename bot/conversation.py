@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,8 +63,8 @@ class Turn:
     failures: int
     blocked: bool
     services: Services
+    now: datetime
     channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
-    now: datetime = field(default_factory=lambda: utc_now())
     said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
     texts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
@@ -100,14 +99,9 @@ class Turn:
         return long_date(day, self.language)
 
 
-@lru_cache(maxsize=1)
-def _responses() -> dict[str, Any]:
-    return catalog.load_responses()
-
-
 def wording(turn: Turn, response: str) -> str:
     """The exact text ``response`` shows this borrower, for records that must keep what was said."""
-    return catalog.render(_responses(), response, turn.language, turn.channel,
+    return catalog.render(catalog.responses(), response, turn.language, turn.channel,
                           bank_phone=turn.services.settings.bank_phone)
 
 

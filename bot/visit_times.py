@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from bot.dates import find_date, normalise_chinese
 
@@ -21,6 +22,21 @@ class Preference:
     weekdays: frozenset[int] = frozenset()  # Monday is 0
     earliest: time | None = None  # a slot fits when it starts at or after this...
     latest: time | None = None  # ...and before this
+
+    def to_record(self) -> dict[str, Any]:
+        """JSON-safe, for a draft kept while the borrower decides."""
+        return {"day": self.day.isoformat() if self.day else None, "weekdays": sorted(self.weekdays),
+                "earliest": self.earliest.isoformat() if self.earliest else None,
+                "latest": self.latest.isoformat() if self.latest else None}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any] | None) -> Preference:
+        if not record:
+            return cls()
+        return cls(day=date.fromisoformat(record["day"]) if record["day"] else None,
+                   weekdays=frozenset(record["weekdays"]),
+                   earliest=time.fromisoformat(record["earliest"]) if record["earliest"] else None,
+                   latest=time.fromisoformat(record["latest"]) if record["latest"] else None)
 
     def __bool__(self) -> bool:
         """Whether it names any day or time at all."""

@@ -10,7 +10,7 @@ What the borrower told us so far is kept sealed in a draft for the hour.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -190,28 +190,12 @@ async def _decline(turn: Turn) -> list[SlotChange]:
     return list(DONE)
 
 
-def _preference_record(preference: Preference) -> dict[str, Any]:
-    return {"day": preference.day.isoformat() if preference.day else None,
-            "weekdays": sorted(preference.weekdays),
-            "earliest": preference.earliest.isoformat() if preference.earliest else None,
-            "latest": preference.latest.isoformat() if preference.latest else None}
-
-
-def _preference(record: dict[str, Any] | None) -> Preference:
-    if not record:
-        return Preference()
-    return Preference(day=date.fromisoformat(record["day"]) if record["day"] else None,
-                      weekdays=frozenset(record["weekdays"]),
-                      earliest=time.fromisoformat(record["earliest"]) if record["earliest"] else None,
-                      latest=time.fromisoformat(record["latest"]) if record["latest"] else None)
-
-
 async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
     slots = await turn.services.bookings.offer(turn.conversation_id, turn.account.region, preference, turn.now)
     if not slots:
         turn.say("utter_no_visit_slots")
         return offer_person(turn, "book_visit")
-    await _save_draft(turn, preference=_preference_record(preference),
+    await _save_draft(turn, preference=preference.to_record(),
                       slots=[[s.start.isoformat(), s.minutes] for s in slots])
     turn.say("utter_visit_slots")
     for number, slot in enumerate(slots, start=1):
@@ -248,7 +232,7 @@ async def _book(turn: Turn, slot: Slot, draft: dict[str, Any]) -> list[SlotChang
                                                 now=turn.now)
     if booking is None:
         turn.say("utter_visit_slot_taken")
-        return await offer_slots(turn, _preference(draft.get("preference")))
+        return await offer_slots(turn, Preference.from_record(draft.get("preference")))
     await turn.services.redis.delete(keys.visit_draft(turn.conversation_id))
     values = {**_when(turn, booking.slot), "address": details.get("address", ""),
               "staff": staff_line(booking, turn.language)}
@@ -285,7 +269,7 @@ async def send_reminders(svc: Services, sender: Sender, now: datetime | None = N
     blocks now (say, at night) is tried again on the next run.
     """
     now = now or datetime.now(ZoneInfo("UTC"))
-    responses = catalog.load_responses()
+    responses = catalog.responses()
     sent = []
     for code, region in svc.bookings.field_teams.regions.items():
         tomorrow = (now.astimezone(region.zone) + timedelta(days=1)).date()
