@@ -155,3 +155,8 @@ def campaign_rate(sender: str, epoch_second: int) -> str:
 
 def campaign_daily(sender: str, day: str) -> str:
     return f"campaign:daily:{sender}:{day}"
+
+
+def agent_outcomes(account_id: str) -> str:
+    """Newest first: how agents closed the account's handed-off conversations (sealed JSON)."""
+    return f"agent:outcomes:{account_id}"
