@@ -264,6 +264,43 @@ async def _campaign(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _agent(args: argparse.Namespace) -> int:
+    """Console accounts: add (password from stdin or asked twice), list, remove."""
+    import getpass
+
+    from bot.agents import AgentError
+    from bot.services import Services
+
+    svc = Services(_local_settings())
+    try:
+        if args.action == "list":
+            for username in await svc.agents.usernames():
+                print(f"{username}\t{await svc.agents.role(username)}")
+            return 0
+        if args.action == "remove":
+            if not await svc.agents.remove(args.username):
+                print(f"no account named {args.username!r}", file=sys.stderr)
+                return 1
+            print(f"removed {args.username}; their sessions end at their next request")
+            return 0
+        if args.password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass("password: ")
+            if getpass.getpass("again: ") != password:
+                print("the passwords differ; nothing was created", file=sys.stderr)
+                return 1
+        try:
+            await svc.agents.add(args.username, password, args.role)
+        except AgentError as exc:
+            print(f"rejected: {exc}", file=sys.stderr)
+            return 1
+    finally:
+        await svc.close()
+    print(f"created {args.role} {args.username}; sign in at {svc.settings.public_base_url}/agent/")
+    return 0
+
+
 def _worker(_: argparse.Namespace) -> int:
     from bot.worker import run
 
@@ -325,6 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         .add_argument("campaign_id")
     camp_actions.add_parser("list", help="every campaign, newest first")
     camp.set_defaults(handler=lambda a: asyncio.run(_campaign(a)))
+    agent = commands.add_parser("agent", help="console accounts: add, list, remove")
+    agent_actions = agent.add_subparsers(dest="action", required=True)
+    add = agent_actions.add_parser("add", help="create an account with a role")
+    add.add_argument("username")
+    add.add_argument("--role", choices=("agent", "supervisor"), required=True)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    agent_actions.add_parser("list", help="every account and its role")
+    agent_actions.add_parser("remove", help="delete an account").add_argument("username")
+    agent.set_defaults(handler=lambda a: asyncio.run(_agent(a)))
     commands.add_parser("worker", help="run a campaign worker (arq); start as many as needed") \
         .set_defaults(handler=_worker)
     args = parser.parse_args(argv)

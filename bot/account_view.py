@@ -1,13 +1,14 @@
 """The ledger view of one account: what is owed and what was agreed, for people at the bank.
 
 It shows what an agent needs to follow up (amounts, instalments, promises, plans,
-bookings, consents, contact holds) and no name, phone number or address: those
-stay behind the console's roles.
+bookings, consents, contact holds, how agents closed earlier conversations) and no
+name, phone number or address: those stay behind the console's roles. Nor does it
+show agents' notes, free text that may hold any of them.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Any
 
 from bot import keys
@@ -17,6 +18,8 @@ from bot.ledger import overdue
 from bot.plans import bucket, days_past_due
 from bot.privacy import pseudonym
 from bot.services import Services
+
+OUTCOMES_SHOWN = 5
 
 
 async def account_summary(svc: Services, account_id: str, today: date | None = None) -> dict[str, Any] | None:
@@ -54,7 +57,16 @@ async def account_summary(svc: Services, account_id: str, today: date | None = N
     conversation = pseudonym(account.phone, svc.settings.hmac_secret)
     summary["contact_holds"] = sorted(k.decode() for k in await svc.redis.hkeys(keys.hold(account_id)))
     summary["opted_out"] = await svc.records.is_opted_out(conversation)
+    summary["agent_outcomes"] = await _agent_outcomes(svc, account_id)
     return summary
+
+
+async def _agent_outcomes(svc: Services, account_id: str) -> list[dict[str, Any]]:
+    """The newest closes by agents, newest first, without their notes."""
+    sealed = await svc.redis.lrange(keys.agent_outcomes(account_id), 0, OUTCOMES_SHOWN - 1)
+    records = [svc.vault.open(s) for s in sealed]
+    return [{"outcome": r["outcome"], "at": datetime.fromtimestamp(r["at"], timezone.utc).isoformat(),
+             "agent": r["agent"], "reason": r["reason"]} for r in records]
 
 
 async def _visit_and_consents(svc: Services, account_id: str) -> dict[str, Any]:

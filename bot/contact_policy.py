@@ -155,8 +155,10 @@ class ContactPolicy:
         """Decide for this account and channel now, and record the decision with its reason.
 
         Args:
-            purpose: "reminder" (about the debt) or "visit_reminder" (about a visit the
-                borrower booked, which arrangements and bookings do not hold back).
+            purpose: "reminder" (about the debt), "visit_reminder" (about a visit the
+                borrower booked, which arrangements and bookings do not hold back) or
+                "agent_reply" (an agent answering in a handed-off conversation: opt-outs
+                and hours apply, holds and arrangements do not).
             record: False for a preview (a campaign's dry run): nothing is written.
         """
         now = now or datetime.now(ZoneInfo("UTC"))
@@ -186,6 +188,8 @@ class ContactPolicy:
         source = opt_out.get(b"source", b"").decode()
         if source and (source != "keyword" or channel == "sms"):
             stops.append(f"opted out ({source})")
+        if purpose == "agent_reply":  # a person answering the borrower's own messages: only an opt-out stops it
+            return stops
         holds = {k.decode() for k in await self._redis.hkeys(keys.hold(account.account_id))}
         stops += [f"{_HOLD_WORDS.get(h, h)} under review" for h in sorted(holds)]
         if await self._redis.exists(keys.handoff(conversation)):

@@ -23,10 +23,12 @@ from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import catalog, keys, sms, visits, voice
+from bot import catalog, console, keys, sms, transcripts, visits, voice
+from bot.appkeys import HTTP, PENDING, RESPONSES, SENDER, SERVICES
 from bot.contact_policy import Attempt
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
+from bot.records import console_notice
 from bot.services import Services
 from bot.settings import Settings
 
@@ -45,13 +47,8 @@ _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _IN_PROGRESS = b"in-progress"
 
-SERVICES = web.AppKey("services", Services)
-HTTP = web.AppKey("http", aiohttp.ClientSession)
-SENDER = web.AppKey("sender", Sender)
-PENDING: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending")
 VOICE_TURN_URL = "/twilio/voice?turn=1"
 LAST_SAID_TTL_SECONDS = 3600
-RESPONSES: web.AppKey[dict[str, Any]] = web.AppKey("responses")
 
 
 class RasaUnavailable(Exception):
@@ -69,6 +66,7 @@ def init_app(settings: Settings) -> web.Application:
     app.router.add_post("/twilio/status", status_callback)
     app.router.add_post("/twilio/voice", voice_webhook)
     app.router.add_get("/healthz", healthz)
+    console.add_to(app)
     return app
 
 
@@ -210,6 +208,8 @@ async def _reply(app: web.Application, conversation_id: str, body: str) -> list[
     if account is not None:  # a reply, whatever it says: campaigns call only those who did not reply
         await svc.redis.set(keys.last_reply(account.account_id), int(time.time()), ex=REPLY_KEPT_SECONDS)
     word = sms.keyword(body)
+    if account is not None and await svc.handoffs.holder(conversation_id):
+        return await _to_agent(app, conversation_id, body, word, language)
     if word:
         return [await _keyword_reply(app, conversation_id, word, language)]
     if account is None:
@@ -220,6 +220,28 @@ async def _reply(app: web.Application, conversation_id: str, body: str) -> list[
         return []
     texts, _ = await _rasa_turn(app, conversation_id, body, "sms")
     return texts
+
+
+async def _to_agent(app: web.Application, conversation_id: str, body: str, word: str | None,
+                    language: str) -> list[str]:
+    """An agent holds the conversation: the message goes to their console, not to the bot.
+
+    It is recorded in the tracker (which predicts nothing from it) and announced to the
+    console; STOP and the other keywords still work and are recorded too.
+
+    Raises:
+        web.HTTPServiceUnavailable: Rasa did not record it; Twilio's retry will bring it again.
+    """
+    events = [transcripts.user_event(body, "sms")] if body.strip() else []
+    replies = [await _keyword_reply(app, conversation_id, word, language)] if word else []
+    events += [transcripts.bot_event(text) for text in replies]
+    try:
+        if events:
+            await transcripts.append(app[HTTP], app[SERVICES].settings, conversation_id, events)
+    except transcripts.TrackerUnavailable:
+        raise web.HTTPServiceUnavailable(text="conversation service unavailable, retry later") from None
+    await app[SERVICES].redis.publish(keys.CONSOLE_EVENTS, console_notice("message", conversation_id))
+    return replies
 
 
 async def _keyword_reply(app: web.Application, conversation_id: str, word: str, language: str) -> str:
@@ -309,6 +331,8 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
         return voice.finish([_say(app, "utter_voicemail", language)], language)
     if account is None or conversation_id is None:
         return voice.finish([_say(app, "utter_unknown_sender", language, "voice")], language)
+    if await svc.handoffs.holder(conversation_id):  # an agent is on it by SMS: no second bot conversation
+        return _with_agent(app, language)
     message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""),
                                                            shortcuts=not await _keys_answer(app, form["CallSid"]))
     if message is None:
@@ -325,6 +349,13 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
         texts = _opening(app, texts, language)
     await svc.redis.set(keys.last_said(form["CallSid"]), svc.vault.seal(texts), ex=LAST_SAID_TTL_SECONDS)
     return await _act_on_call(app, form["CallSid"], account, language, texts, customs)
+
+
+def _with_agent(app: web.Application, language: str) -> str:
+    agent_phone = app[SERVICES].settings.agent_phone
+    if agent_phone:
+        return voice.transfer([_say(app, "utter_voice_transfer", language)], language, agent_phone)
+    return voice.finish([_say(app, "utter_voice_with_agent", language)], language)
 
 
 async def _keys_answer(app: web.Application, call_sid: str) -> bool:

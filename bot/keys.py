@@ -160,3 +160,34 @@ def campaign_daily(sender: str, day: str) -> str:
 def agent_outcomes(account_id: str) -> str:
     """Newest first: how agents closed the account's handed-off conversations (sealed JSON)."""
     return f"agent:outcomes:{account_id}"
+
+
+# --- the agent console ---------------------------------------------------------------------------
+
+AGENTS = "agent:usernames"
+HANDOFF_HELD = "handoff:held"
+# Pub/sub channel: what changed (a conversation id and a kind, never a message), for live pages.
+CONSOLE_EVENTS = "console:events"
+
+
+def agent(username: str) -> str:
+    return f"agent:user:{username}"
+
+
+def agent_session(token_digest: str) -> str:
+    return f"agent:session:{token_digest}"
+
+
+def login_failures(kind: str, digest: str) -> str:
+    """Failed logins in the window, per username or client address (both hashed)."""
+    return f"agent:login-failures:{kind}:{digest}"
+
+
+def tracker_archive(conversation_id: str) -> str:
+    """Every event of the conversation, sealed, appended by bot.tracker_store (the transcript)."""
+    return f"tracker:archive:{conversation_id}"
+
+
+def tracker(conversation_id: str) -> str:
+    """The live Rasa tracker, sealed (bot.tracker_store)."""
+    return f"tracker:{conversation_id}"

@@ -5,6 +5,7 @@ Each write is one Redis transaction; records holding personal data are sealed.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -23,6 +24,11 @@ HOLDING_REASONS = {"dispute", "already_paid"}
 _PRIORITY = {"complaint": 1, "dispute": 1, "verification_failed": 2, "already_paid": 2}
 # Failed verification locks disclosure for a day; so does a third party or a wrong number on the line.
 LOCK_SECONDS = 24 * 3600
+
+
+def console_notice(kind: str, conversation_id: str) -> str:
+    """A notice for live console pages: which conversation changed and how; the page fetches the rest."""
+    return json.dumps({"type": kind, "conversation": conversation_id})
 
 
 @dataclass(frozen=True)
@@ -61,15 +67,18 @@ class Records:
         if reason not in HANDOFF_REASONS:
             raise ValueError(f"unknown handoff reason {reason!r}")
         now = int(time.time())
+        held = await self.redis.hexists(keys.handoff(conversation_id), "agent")
         async with self.redis.pipeline(transaction=True) as tx:
             tx.hsetnx(keys.handoff(conversation_id), "since", now)
             tx.hset(keys.handoff(conversation_id), mapping={
                 "account_id": account_id, "reason": reason, "priority": _PRIORITY.get(reason, 3),
             })
-            tx.zadd(keys.HANDOFF_QUEUE, {conversation_id: now}, nx=True)
+            if not held:  # an agent already has it: it does not wait again
+                tx.zadd(keys.HANDOFF_QUEUE, {conversation_id: now}, nx=True)
             if reason in HOLDING_REASONS:
                 tx.hset(keys.hold(account_id), reason, now)
             await self._audit(tx, "handoff", conversation=conversation_id, reason=reason)
+            tx.publish(keys.CONSOLE_EVENTS, console_notice("queue", conversation_id))
             await tx.execute()
 
     async def flag_number(self, conversation_id: str, reason: str, stop_contact: bool) -> None:

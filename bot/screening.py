@@ -52,11 +52,19 @@ CAPS = ("days_cap", "amount_cap", "streak_cap")
 LIST_COLUMNS = (
     "account_id", "region", "language", "product", "currency", "bucket", "days_past_due", "overdue_amount",
     "on_time_rate", "paid_ratio", "longest_streak", "current_streak", "broken_promises", "broken_plans",
-    "contact_attempts", "replied", "priority", "strategy", "reasons",
+    "contact_attempts", "replied", "agent_outcome", "priority", "strategy", "reasons",
 )
 FACT_COLUMNS = {
     "broken_promises": pl.Int64, "broken_plans": pl.Int64, "contact_attempts": pl.Int64,
     "answered_contacts": pl.Int64, "replied": pl.Boolean, "hardship": pl.Boolean, "broken_promise_on": pl.Date,
+    "agent_outcome": pl.String,
+}
+# How an agent closed a handed-off conversation (bot.keys.agent_outcomes); any other code reads as "other",
+# so that nothing but these codes can reach the collection list.
+AGENT_OUTCOMES = ("promise", "plan", "dispute_opened", "wrong_number", "no_contact", "other")
+_OUTCOME_REASONS = {
+    "promise": "agent: promise recorded", "plan": "agent: plan agreed",
+    "dispute_opened": "agent: dispute opened", "wrong_number": "agent: wrong number on file",
 }
 MAX_LISTED_ERRORS = 100
 # Above this many bytes of input, a progress bar is worth showing.
@@ -567,6 +575,7 @@ def _reasons_expr() -> pl.Expr:
         pl.when((attempts > 0) & ~pl.col("contact_success")).then(
             pl.format("{} {}, none answered", attempts, _plural(attempts, "contact attempt", "contact attempts"))),
         pl.when(pl.col("replied")).then(pl.lit("has replied to us")),
+        pl.col("agent_outcome").replace_strict(_OUTCOME_REASONS, default=None, return_dtype=pl.String),
     ]
     return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
@@ -588,10 +597,11 @@ def _choose(strategies: Strategies, field_name: str) -> pl.Expr:
 
 async def load_facts(services: Any, account_ids: list[str], as_of: date | None = None,
                      batch_size: int = 500) -> pl.DataFrame:
-    """Promises, arrangements, contact attempts, replies and hardships per account, from Redis.
+    """Promises, arrangements, contact attempts, replies, hardships and agents' outcomes per account, from Redis.
 
     Reads in pipelined batches; an account's ledger record is opened only when it has a promise or an
-    arrangement to judge (kept or broken is read from what was paid since, by bot.arrangements).
+    arrangement to judge (kept or broken is read from what was paid since, by bot.arrangements). Only the
+    newest agent outcome counts.
 
     Args:
         services: a bot.services.Services.
@@ -603,6 +613,9 @@ async def load_facts(services: Any, account_ids: list[str], as_of: date | None =
     return pl.DataFrame(rows, schema={"account_id": pl.String, **FACT_COLUMNS})
 
 
+_READS_PER_ACCOUNT = 6  # the commands _facts_batch pipelines for each account
+
+
 async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> list[dict[str, Any]]:
     async with services.redis.pipeline(transaction=False) as pipe:
         for account_id in ids:
@@ -611,8 +624,9 @@ async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> lis
             pipe.hvals(keys.contact_attempts(account_id))
             pipe.exists(keys.last_reply(account_id))
             pipe.exists(keys.hardship_reason(account_id))
+            pipe.lindex(keys.agent_outcomes(account_id), 0)
         replies = await pipe.execute()
-    per_account = [replies[i:i + 5] for i in range(0, len(replies), 5)]
+    per_account = [replies[i:i + _READS_PER_ACCOUNT] for i in range(0, len(replies), _READS_PER_ACCOUNT)]
     judged = [i for i, (promise, plan, *_) in zip(ids, per_account, strict=True) if promise or plan]
     ledger = await _accounts(services, judged)
     return [_fact_row(services.vault, account_id, reply, ledger.get(account_id), as_of)
@@ -626,9 +640,10 @@ async def _accounts(services: Any, ids: list[str]) -> dict[str, Any]:
 def _fact_row(vault: Any, account_id: str, reply: list[Any], account: Any, as_of: date | None) -> dict[str, Any]:
     from bot.arrangements import promise_status, status
 
-    promise_sealed, plan_sealed, attempts, replied, hardship = reply
+    promise_sealed, plan_sealed, attempts, replied, hardship, outcome_sealed = reply
     row: dict[str, Any] = {"account_id": account_id, "broken_promises": 0, "broken_plans": 0,
-                           "replied": bool(replied), "hardship": bool(hardship), "broken_promise_on": None}
+                           "replied": bool(replied), "hardship": bool(hardship), "broken_promise_on": None,
+                           "agent_outcome": _agent_outcome(vault, outcome_sealed)}
     records = [json.loads(a) for a in attempts]
     row["contact_attempts"] = len(records)
     row["answered_contacts"] = sum(1 for r in records if r.get("answered"))
@@ -642,6 +657,14 @@ def _fact_row(vault: Any, account_id: str, reply: list[Any], account: Any, as_of
     if plan_sealed and status(vault.open(plan_sealed), account, today) == "broken":
         row["broken_plans"] = 1
     return row
+
+
+def _agent_outcome(vault: Any, sealed: bytes | None) -> str | None:
+    """The outcome code of a sealed record (never its note); None when there is none."""
+    if not sealed:
+        return None
+    outcome = vault.open(sealed).get("outcome")
+    return outcome if outcome in AGENT_OUTCOMES else "other"
 
 
 # --- outputs -------------------------------------------------------------------------------------

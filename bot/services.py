@@ -7,10 +7,12 @@ from functools import cached_property
 
 import redis.asyncio as aioredis
 
+from bot.agents import Agents
 from bot.arrangements import Arrangements
 from bot.booking import Bookings, load_field_teams
 from bot.consent import Consents
 from bot.contact_policy import ContactPolicy
+from bot.handoffs import Handoffs
 from bot.ledger import Ledger
 from bot.plans import ProductPolicy, load_plan_policy
 from bot.privacy import Vault
@@ -55,6 +57,14 @@ class Services:
     @cached_property
     def plan_policy(self) -> dict[str, ProductPolicy]:
         return load_plan_policy()
+
+    @cached_property
+    def handoffs(self) -> Handoffs:
+        return Handoffs(self.redis, self.vault, self.records)
+
+    @cached_property
+    def agents(self) -> Agents:
+        return Agents(self.redis)
 
     @cached_property
     def bookings(self) -> Bookings:

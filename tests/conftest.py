@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -119,9 +119,13 @@ class FakeRasa:
         self.up = True
         self.garbage: bytes | None = None
         self.customs: list[dict[str, Any]] = []
+        self.events: dict[str, list[dict[str, Any]]] = {}  # appended through the tracker API
+        # Called with what the tracker API appended, to stand in for the tracker store's archive.
+        self.archive: Callable[[str, list[dict[str, Any]]], Awaitable[None]] | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
+        app.router.add_post("/conversations/{conversation}/tracker/events", self.tracker_events)
         app.router.add_post("/webhooks/rest/webhook", self.webhook)
         app.router.add_get("/status", self.status)
         app.router.add_get("/health", self.status)
@@ -141,6 +145,15 @@ class FakeRasa:
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response({"model_file": "models/x.tar.gz"}, status=200 if self.up else 503)
+
+    async def tracker_events(self, request: web.Request) -> web.Response:
+        if not self.up:
+            return web.Response(status=500)
+        conversation, events = request.match_info["conversation"], await request.json()
+        self.events.setdefault(conversation, []).extend(events)
+        if self.archive is not None:
+            await self.archive(conversation, events)
+        return web.json_response({"sender_id": conversation})
 
 
 @pytest.fixture

@@ -393,3 +393,44 @@ async def test_load_facts_reads_promises_arrangements_contacts_and_replies(servi
     assert result["CN001"]["strategy"] == "agent_review"
     assert "broke a promise on 20 November 2026" in result["CN001"]["reasons"]
     assert result["CN002"]["hardship"] is True
+
+
+def outcome(code: str, at: int, note: str = "") -> dict[str, Any]:
+    return {"outcome": code, "at": at, "agent": "li.agent", "conversation": "c_test", "reason": "dispute",
+            "note": note}
+
+
+async def test_load_facts_takes_the_newest_agent_outcome_and_screening_gives_its_reason(services: Any) -> None:
+    today = date(2026, 11, 29)
+    for account_id, code, at in (("CN001", "promise", 1_790_000_000), ("CN001", "wrong_number", 1_790_000_100),
+                                 ("CN002", "dispute_opened", 1_790_000_000), ("US001", "shouted", 1_790_000_000)):
+        record = outcome(code, at, note="rang +8613800138000, spoke to 张伟")
+        await services.redis.lpush(keys.agent_outcomes(account_id), services.vault.seal(record))
+
+    facts = await load_facts(services, ["CN001", "CN002", "US001", "US002"], as_of=today, batch_size=3)
+    assert dict(facts.select("account_id", "agent_outcome").iter_rows()) == \
+        {"CN001": "wrong_number", "CN002": "dispute_opened", "US001": "other", "US002": None}
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    frames = read_ledger(samples / "accounts.csv", samples / "installments.csv", today=today)
+    result = {r["account_id"]: r for r in screen(*frames, as_of=today, facts=facts, strategies=STRATEGIES).to_dicts()}
+    assert result["CN001"]["reasons"].endswith("; agent: wrong number on file")
+    assert result["CN002"]["reasons"].endswith("; agent: dispute opened")
+    assert "agent:" not in result["US001"]["reasons"] + result["US002"]["reasons"]
+
+
+def test_agent_outcomes_reach_the_reasons_and_the_collection_list(tmp_path: Path) -> None:
+    accounts = [account_row(a, i) for i, a in enumerate(("PROMISE", "PLAN", "NONE"), start=1)]
+    rows = [unpaid_days_ago(a, 20) for a in ("PROMISE", "PLAN", "NONE")]
+    facts = pl.DataFrame({"account_id": ["PROMISE", "PLAN"], "agent_outcome": ["promise", "plan"]})
+    frames = read_ledger(*ledger_files(tmp_path, accounts, rows), today=READ_DAY)
+    result = screen(*frames, as_of=AS_OF, facts=facts, strategies=STRATEGIES)
+    reasons = dict(result.select("account_id", "reasons").iter_rows())
+    assert reasons == {"PROMISE": "20 days overdue; 100.00 CNY unpaid; paid 0% of the 1 instalment due so far; "
+                                  "agent: promise recorded",
+                       "PLAN": "20 days overdue; 100.00 CNY unpaid; paid 0% of the 1 instalment due so far; "
+                               "agent: plan agreed",
+                       "NONE": "20 days overdue; 100.00 CNY unpaid; paid 0% of the 1 instalment due so far"}
+    listed = pl.read_csv(write_outputs(result, tmp_path / "run").collection_list)
+    assert dict(listed.select("account_id", "agent_outcome").iter_rows()) == \
+        {"PROMISE": "promise", "PLAN": "plan", "NONE": None}

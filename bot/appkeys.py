@@ -1,0 +1,18 @@
+"""The objects a gateway process shares between its webhooks and the console."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.outbound import Sender
+from bot.services import Services
+
+SERVICES = web.AppKey("services", Services)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+SENDER = web.AppKey("sender", Sender)
+PENDING: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending")
+RESPONSES: web.AppKey[dict[str, Any]] = web.AppKey("responses")

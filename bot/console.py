@@ -1,0 +1,523 @@
+"""The agent console under /agent/: sign in, the live queue, a conversation, reply, hand back, close.
+
+Server-rendered Jinja2 pages (autoescaped: borrowers' words are shown, never run) and a
+little JavaScript that listens on a WebSocket for notices and refetches the part
+that changed. Every page but the login needs a session; every form carries the
+session's CSRF token; an agent sees and acts only on conversations they hold,
+a supervisor on all. Each view of a borrower's data and each action is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlparse
+from zoneinfo import ZoneInfo
+
+import jinja2
+import redis.exceptions
+from aiohttp import WSMsgType, web
+from twilio.base.exceptions import TwilioRestException
+
+from bot import catalog, keys, transcripts
+from bot.account_view import account_summary
+from bot.agents import LoginRefused, Session
+from bot.appkeys import HTTP, SENDER, SERVICES
+from bot.arrangements import total_paid
+from bot.conversation import local_today
+from bot.handoffs import OUTCOMES, Item
+from bot.ledger import Account, overdue
+from bot.records import HANDOFF_REASONS, console_notice
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE = "__Host-console"
+LOGIN_COOKIE = "__Host-console-login"
+CONVERSATION = r"{conversation:c_[0-9a-f]{32}}"
+_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+QUICK_REPLIES = ("utter_agent_hello", "utter_agent_verify", "utter_agent_checking", "utter_agent_options",
+                 "utter_agent_back_to_bot", "utter_agent_goodbye")
+MAX_REPLY_CHARACTERS = 450
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def add_to(app: web.Application) -> None:
+    """Serve the console under /agent/ in the gateway's application.
+
+    (Routes on the gateway itself, not a sub-application: aiohttp 3.9 cannot resolve
+    sub-applications with the pinned yarl.)
+    """
+    app.middlewares.extend([_security_headers, _signed_in, _csrf])
+    app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
+    app[SOCKETS] = set()
+    app.on_shutdown.append(_close_sockets)  # type: ignore[arg-type]  # aiohttp 3.9 mistypes Signal
+    app.router.add_get("/agent", to_queue)
+    app.router.add_get("/agent/login", login_page)
+    app.router.add_post("/agent/login", login)
+    app.router.add_post("/agent/logout", logout)
+    app.router.add_get("/agent/", queue_page)
+    app.router.add_get("/agent/queue/rows", queue_rows)
+    app.router.add_get("/agent/ws", notices)
+    app.router.add_get(f"/agent/c/{CONVERSATION}", conversation_page)
+    app.router.add_get(f"/agent/c/{CONVERSATION}/transcript", transcript_part)
+    app.router.add_post(f"/agent/c/{CONVERSATION}/claim", claim)
+    app.router.add_post(f"/agent/c/{CONVERSATION}/reply", reply)
+    app.router.add_post(f"/agent/c/{CONVERSATION}/handback", hand_back)
+    app.router.add_post(f"/agent/c/{CONVERSATION}/close", close)
+    app.router.add_post(f"/agent/c/{CONVERSATION}/reassign", reassign)
+    app.router.add_static("/agent/static", HERE / "static")
+
+
+async def to_queue(_: web.Request) -> web.Response:
+    """``/agent`` without its slash."""
+    raise web.HTTPMovedPermanently("/agent/")
+
+
+# --- middlewares: headers, sign-in, CSRF --------------------------------------------------------
+
+
+def _console(request: web.Request) -> bool:
+    return request.path == "/agent" or request.path.startswith("/agent/")
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not _console(request):
+        return await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    except redis.exceptions.RedisError as exc:
+        log.error("console: redis unavailable: %s", type(exc).__name__)
+        response = web.HTTPServiceUnavailable(text="storage unavailable, try again shortly")
+    if not response.prepared:
+        response.headers.update(SECURITY_HEADERS)
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+_OPEN_PATHS = ("/agent/login", "/agent/static/")
+
+
+@web.middleware
+async def _signed_in(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No page without a live session: pages redirect to the login, everything else is 401."""
+    if not _console(request) or request.path == "/agent" or request.path.startswith(_OPEN_PATHS):
+        return await handler(request)
+    session = await _svc(request).agents.session(request.cookies.get(SESSION_COOKIE, ""))
+    if session is None:
+        if request.method == "GET" and not request.path.endswith(("/rows", "/transcript", "/ws")):
+            raise web.HTTPSeeOther("/agent/login")
+        raise web.HTTPUnauthorized(text="sign in first")
+    request["session"] = session
+    return await handler(request)
+
+
+@web.middleware
+async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every form posts its CSRF token; a browser's Origin, when sent, must be ours."""
+    if not _console(request):
+        return await handler(request)
+    if request.method == "GET":
+        if request.path == "/agent/ws" and not _same_origin(request):
+            raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+        return await handler(request)
+    if not _same_origin(request):
+        raise web.HTTPForbidden(text="cross-origin form refused")
+    form = await request.post()
+    sent = str(form.get("csrf", ""))
+    # Before sign-in the token is a cookie's twin (double submit); after, the session's.
+    login_form = request.path == "/agent/login"
+    expected = request.cookies.get(LOGIN_COOKIE, "") if login_form else request["session"].csrf
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        raise web.HTTPForbidden(text="the form is stale or forged: reload the page and try again")
+    return await handler(request)
+
+
+def _same_origin(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:  # non-browser clients; the CSRF token still applies to forms
+        return True
+    ours = {f"{request.scheme}://{request.host}", _origin(_svc(request).settings.public_base_url)}
+    return origin in ours
+
+
+def _origin(url: str) -> str:
+    parsed = urlparse(url)
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def _svc(request: web.Request) -> Services:
+    return request.config_dict[SERVICES]
+
+
+def _session(request: web.Request) -> Session:
+    session: Session = request["session"]
+    return session
+
+
+# --- signing in and out ------------------------------------------------------------------------
+
+
+async def login_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
+    token = secrets.token_urlsafe(32)
+    response = _render(request, "login.html", status=status, csrf=token, error=error)
+    response.set_cookie(LOGIN_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    username, password = str(form.get("username", "")).strip().lower(), str(form.get("password", ""))
+    try:
+        token = await _svc(request).agents.login(username, password, request.remote or "unknown")
+    except LoginRefused as refused:
+        log.info("console login refused (%s)", "locked" if refused.locked else "wrong credentials")
+        return await login_page(request, str(refused), status=429 if refused.locked else 401)
+    response = web.HTTPSeeOther("/agent/")
+    response.set_cookie(SESSION_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/")
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    await _svc(request).agents.logout(request.cookies.get(SESSION_COOKIE, ""), _session(request).username)
+    response = web.HTTPSeeOther("/agent/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+
+async def queue_page(request: web.Request) -> web.Response:
+    session = _session(request)
+    await _audit(request, "view_queue")
+    context = await _queue_context(request)
+    agents = await _svc(request).agents.usernames() if session.supervisor else []
+    return _render(request, "queue.html", agents=agents, reasons=HANDOFF_REASONS, flash=request.query.get("m", ""),
+                   **context)
+
+
+async def queue_rows(request: web.Request) -> web.Response:
+    return _render(request, "queue_rows.html", **await _queue_context(request))
+
+
+async def _queue_context(request: web.Request) -> dict[str, Any]:
+    """Waiting items for everyone; held ones only the holder's own, or all of them for a supervisor."""
+    session = _session(request)
+    reason, priority = request.query.get("reason", ""), request.query.get("priority", "")
+    items = [i for i in await _svc(request).handoffs.items()
+             if (not reason or i.reason == reason) and (not priority or str(i.priority) == priority)
+             and (i.agent is None or session.supervisor or i.agent == session.username)]
+    return {"waiting": [i for i in items if i.agent is None], "held": [i for i in items if i.agent is not None],
+            "now": time.time(), "reason": reason, "priority": priority}
+
+
+async def notices(request: web.Request) -> web.WebSocketResponse:
+    """Live notices (a conversation id and a kind, no personal data) until the page closes."""
+    socket = web.WebSocketResponse(heartbeat=30)
+    await socket.prepare(request)
+    request.app[SOCKETS].add(socket)
+    pubsub = _svc(request).redis.pubsub()
+    await pubsub.subscribe(keys.CONSOLE_EVENTS)
+    forwarding = asyncio.create_task(_forward(request, pubsub, socket))
+    try:
+        async for message in socket:  # the page says nothing; this waits for it to go
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        forwarding.cancel()
+        await asyncio.gather(forwarding, return_exceptions=True)
+        await pubsub.close()
+        request.app[SOCKETS].discard(socket)
+    return socket
+
+
+async def _forward(request: web.Request, pubsub: Any, socket: web.WebSocketResponse) -> None:
+    session, svc = _session(request), _svc(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    while not socket.closed:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+        if await svc.agents.session(token, refresh=False) is None:
+            await socket.close(message=b"signed out")
+            return
+        if message is None:
+            continue
+        notice = json.loads(message["data"])
+        # Someone else's conversation: not even that it moved.
+        if notice["type"] == "message" and not session.supervisor and (
+                await svc.handoffs.holder(notice["conversation"]) != session.username):
+            continue
+        await socket.send_str(json.dumps(notice))
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets: set[web.WebSocketResponse] = app[SOCKETS]
+    for socket in list(sockets):
+        await socket.close(message=b"server shutting down")
+
+
+# --- one conversation --------------------------------------------------------------------------
+
+
+async def _viewable(request: web.Request) -> tuple[str, Item | None, Account]:
+    """The conversation, its handoff item and account, if this session may see them.
+
+    Raises:
+        web.HTTPForbidden: an agent asking for a conversation they do not hold.
+        web.HTTPNotFound: no such borrower.
+    """
+    conversation_id = request.match_info["conversation"]
+    session, svc = _session(request), _svc(request)
+    item = await svc.handoffs.item(conversation_id)
+    if not session.supervisor and (item is None or item.agent != session.username):
+        await _audit(request, "denied", conversation=conversation_id)
+        raise web.HTTPForbidden(text="this conversation is not yours: claim it from the queue first")
+    account = await svc.ledger.for_conversation(conversation_id)
+    if account is None:
+        raise web.HTTPNotFound(text="no borrower has this conversation")
+    return conversation_id, item, account
+
+
+async def conversation_page(request: web.Request) -> web.Response:
+    conversation_id, item, account = await _viewable(request)
+    svc, session = _svc(request), _session(request)
+    await _audit(request, "view_conversation", conversation=conversation_id, account_id=account.account_id)
+    language = await svc.records.language(conversation_id) or account.language
+    verified = await _verified(svc, conversation_id, account)
+    return _render(
+        request, "conversation.html", conversation=conversation_id, item=item, language=language,
+        verified=verified, borrower=_borrower(account, session, verified),
+        summary=await account_summary(svc, account.account_id), outcomes=await svc.handoffs.outcomes(
+            account.account_id), contact=await _contact(svc, account),
+        entries=await transcripts.read(svc.redis, svc.vault, conversation_id), zone=ZoneInfo(account.timezone),
+        quick_replies=_quick_replies(request, language, session.username), nonce=secrets.token_urlsafe(16),
+        outcome_codes=OUTCOMES, agents=await svc.agents.usernames() if session.supervisor else [],
+        mine=item is not None and item.agent == session.username, flash=request.query.get("m", ""),
+        max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days,
+    )
+
+
+async def transcript_part(request: web.Request) -> web.Response:
+    conversation_id, _, account = await _viewable(request)
+    svc = _svc(request)
+    await _audit(request, "view_transcript", conversation=conversation_id, account_id=account.account_id)
+    return _render(request, "transcript.html", entries=await transcripts.read(svc.redis, svc.vault, conversation_id),
+                   zone=ZoneInfo(account.timezone))
+
+
+async def _verified(svc: Services, conversation_id: str, account: Account) -> bool:
+    """Whether the borrower passed verification in the current session (the live tracker's slot)."""
+    sealed = await svc.redis.get(keys.tracker(conversation_id))
+    if not sealed:
+        return False
+    verified = None
+    for event in svc.vault.open(sealed).get("events", []):
+        if event.get("event") == "slot" and event.get("name") == "verified_account":
+            verified = event.get("value")
+        elif event.get("event") == "session_started":
+            verified = None
+    return verified == account.account_id
+
+
+def _borrower(account: Account, session: Session, verified: bool) -> dict[str, str]:
+    """Who the borrower is, as far as the role needs: agents see a masked number and no address
+    detail, and the name only once the borrower is verified; verification answers are never shown."""
+    if session.supervisor:
+        return {"name": account.name, "phone": account.phone, "address": account.address or "-"}
+    return {"name": account.name if verified else "(verify first)", "phone": "*" * 6 + account.phone[-4:],
+            "address": (account.address[:3] + "…") if account.address else "-"}
+
+
+async def _contact(svc: Services, account: Account) -> dict[str, Any]:
+    """Recent contact attempts and what the contact policy would say about a reminder now."""
+    attempts = await svc.policy.attempts(account.account_id)
+    decisions = {channel: await svc.policy.decide(account, channel, record=False) for channel in ("sms", "call")}
+    return {"attempts": attempts[-10:], "decisions": decisions}
+
+
+def _quick_replies(request: web.Request, language: str, agent: str) -> list[tuple[str, str]]:
+    settings = _svc(request).settings
+    return [(name, catalog.render(catalog.responses(), name, language, "sms", agent_name=agent,
+                                  bank_phone=settings.bank_phone, agent_hours=settings.agent_hours))
+            for name in QUICK_REPLIES]
+
+
+# --- actions on a conversation -----------------------------------------------------------------
+
+
+async def claim(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation"]
+    svc, session = _svc(request), _session(request)
+    if not await svc.handoffs.claim(conversation_id, session.username):
+        raise _back_to_queue("Someone else took that conversation, or it is no longer waiting.")
+    await _tell_rasa(request, conversation_id, [transcripts.control_event("pause")])
+    raise web.HTTPSeeOther(f"/agent/c/{conversation_id}")
+
+
+async def reply(request: web.Request) -> web.Response:
+    """Send the agent's words to the borrower by SMS, through the contact policy, once per form."""
+    conversation_id, account = await _held(request)
+    form = await request.post()
+    text, nonce = str(form.get("text", "")).strip(), str(form.get("nonce", ""))
+    if not text or len(text) > MAX_REPLY_CHARACTERS or not _NONCE.fullmatch(nonce):
+        raise _back(conversation_id, f"Write a reply of 1 to {MAX_REPLY_CHARACTERS} characters.")
+    svc, session = _svc(request), _session(request)
+    try:
+        sent = await request.config_dict[SENDER].sms(account, text, f"agent:{conversation_id}:{nonce}",
+                                                     purpose="agent_reply")
+    except ValueError as exc:  # more than three SMS segments
+        raise _back(conversation_id, str(exc)) from None
+    except TwilioRestException as exc:
+        log.error("agent reply refused by Twilio: %s", exc.code)
+        raise _back(conversation_id, f"Twilio refused the message (error {exc.code}); nothing was sent.") from None
+    await _audit(request, "reply", conversation=conversation_id, outcome=sent.outcome)
+    if sent.outcome == "blocked":
+        raise _back(conversation_id, f"Not sent: {sent.reason}.")
+    if sent.outcome == "queued":
+        await _tell_rasa(request, conversation_id, [transcripts.agent_event(text, session.username)])
+        await svc.redis.publish(keys.CONSOLE_EVENTS, console_notice("message", conversation_id))
+    raise _back(conversation_id, "Sent." if sent.outcome == "queued" else "That reply was already sent.")
+
+
+async def hand_back(request: web.Request) -> web.Response:
+    conversation_id, _ = await _held(request)
+    if not await _svc(request).handoffs.hand_back(conversation_id, _session(request).username):
+        raise _back_to_queue("That conversation is no longer yours.")
+    await _tell_rasa(request, conversation_id, [transcripts.control_event("resume"), *transcripts.forget_questions()])
+    raise _back_to_queue("Handed back to the bot.")
+
+
+async def close(request: web.Request) -> web.Response:
+    """Close with an outcome code and a note; a promise outcome records the promised day."""
+    conversation_id, account = await _held(request)
+    svc, session = _svc(request), _session(request)
+    form = await request.post()
+    outcome, note = str(form.get("outcome", "")), str(form.get("note", "")).strip()
+    item = await svc.handoffs.item(conversation_id)
+    if item is None:
+        raise _back_to_queue("That conversation is no longer yours.")
+    try:
+        promise = _promise(form, account, svc.settings.promise_max_days) if outcome == "promise" else None
+        closed = await svc.handoffs.close(item, session.username, outcome, note, promise)
+    except ValueError as exc:
+        raise _back(conversation_id, str(exc)) from None
+    if not closed:
+        raise _back_to_queue("That conversation is no longer yours.")
+    if form.get("lift_holds") and outcome != "dispute_opened":
+        await svc.redis.delete(keys.hold(account.account_id))
+        await _audit(request, "holds_lifted", account_id=account.account_id)
+    await _tell_rasa(request, conversation_id, [transcripts.control_event("resume"), *transcripts.forget_questions()])
+    raise _back_to_queue(f"Closed: {outcome.replace('_', ' ')}.")
+
+
+def _promise(form: Any, account: Account, max_days: int) -> tuple[date, Any, Any]:
+    """The promised day from the close form, within the same window the bot allows.
+
+    Raises:
+        ValueError: no date, not a real date, or outside today .. today + max_days.
+    """
+    try:
+        day = date.fromisoformat(str(form.get("promise_date", "")))
+    except ValueError:
+        raise ValueError("a promise outcome needs the promised date (YYYY-MM-DD)") from None
+    today = local_today(account)
+    if not today <= day <= today + timedelta(days=max_days):
+        raise ValueError(f"the promised date must be from {today.isoformat()} to {max_days} days later")
+    return day, overdue(account, today).amount, total_paid(account)
+
+
+async def reassign(request: web.Request) -> web.Response:
+    conversation_id = request.match_info["conversation"]
+    svc, session = _svc(request), _session(request)
+    if not session.supervisor:
+        await _audit(request, "denied", conversation=conversation_id)
+        raise web.HTTPForbidden(text="only supervisors reassign conversations")
+    form = await request.post()
+    to_agent = str(form.get("agent", ""))
+    if to_agent not in await svc.agents.usernames():
+        raise _back_to_queue("No such agent.")
+    if not await svc.handoffs.reassign(conversation_id, to_agent, session.username):
+        raise _back_to_queue("Only a conversation someone holds can be reassigned.")
+    raise _back_to_queue(f"Reassigned to {to_agent}.")
+
+
+async def _held(request: web.Request) -> tuple[str, Account]:
+    """The conversation and account, if this session's agent holds it (supervisors reassign to themselves first).
+
+    Raises:
+        web.HTTPForbidden: someone else holds it, or nobody does.
+    """
+    conversation_id = request.match_info["conversation"]
+    svc, session = _svc(request), _session(request)
+    if await svc.handoffs.holder(conversation_id) != session.username:
+        await _audit(request, "denied", conversation=conversation_id)
+        raise web.HTTPForbidden(text="only the agent holding this conversation can act on it")
+    account = await svc.ledger.for_conversation(conversation_id)
+    if account is None:
+        raise web.HTTPNotFound(text="no borrower has this conversation")
+    return conversation_id, account
+
+
+async def _tell_rasa(request: web.Request, conversation_id: str, events: list[dict[str, Any]]) -> None:
+    """Record the change in the conversation's tracker; if Rasa is down, the console goes on."""
+    with contextlib.suppress(transcripts.TrackerUnavailable):
+        await transcripts.append(request.config_dict[HTTP], _svc(request).settings, conversation_id, events)
+
+
+def _back(conversation_id: str, message: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/agent/c/{conversation_id}?" + _query(message))
+
+
+def _back_to_queue(message: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther("/agent/?" + _query(message))
+
+
+def _query(message: str) -> str:
+    return urlencode({"m": message})
+
+
+# --- rendering and audit -----------------------------------------------------------------------
+
+
+def _render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+    session = request.get("session")
+    html = request.app[TEMPLATES].get_template(template).render(
+        session=session, csrf=context.pop("csrf", session.csrf if session else ""), when=_when, **context)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def _when(moment: datetime | float, zone: ZoneInfo | None = None) -> str:
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, ZoneInfo("UTC"))
+    return moment.astimezone(zone or ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M %Z")
+
+
+async def _audit(request: web.Request, event: str, **fields: str) -> None:
+    await _svc(request).redis.xadd(keys.AUDIT_STREAM, {
+        "event": event, "at": str(int(time.time())), "agent": _session(request).username, **fields})
