@@ -55,7 +55,7 @@ SECURITY_HEADERS = {
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make browsers send Origin: null on our own forms
     "Cache-Control": "no-store",
 }
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
@@ -147,6 +147,7 @@ async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPForbidden(text="cross-origin WebSocket refused")
         return await handler(request)
     if not _same_origin(request):
+        log.warning("console: cross-origin form refused (%s)", request.path)
         raise web.HTTPForbidden(text="cross-origin form refused")
     form = await request.post()
     sent = str(form.get("csrf", ""))
@@ -154,6 +155,8 @@ async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     login_form = request.path == "/agent/login"
     expected = request.cookies.get(LOGIN_COOKIE, "") if login_form else request["session"].csrf
     if not sent or not expected or not hmac.compare_digest(sent, expected):
+        log.warning("console: form without a valid CSRF token refused (%s; %s)", request.path,
+                    "no token sent" if not sent else "no cookie" if not expected else "mismatch")
         raise web.HTTPForbidden(text="the form is stale or forged: reload the page and try again")
     return await handler(request)
 

@@ -65,7 +65,7 @@ def _entry(event: dict[str, Any]) -> Entry | None:
 def user_event(text: str, channel: str) -> dict[str, Any]:
     """A borrower's message recorded while an agent holds the conversation (no NLU, no reply)."""
     return {"event": "user", "text": text, "timestamp": time.time(), "metadata": {"channel": channel},
-            "parse_data": {"text": text, "intent": {"name": None, "confidence": 0.0}, "entities": []}}
+            "parse_data": {"text": text, "intent": {}, "entities": []}}  # Rasa needs one; no intent: not parsed
 
 
 def agent_event(text: str, agent: str) -> dict[str, Any]:

@@ -9,21 +9,32 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import jsonschema
 import pytest
 import redis as sync_redis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.fernet import Fernet
+from rasa.shared.core.events import Event
+from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 
 from bot import services as services_module
 from bot.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+
+
+def daytime_zone(now: datetime | None = None) -> str:
+    """An Etc/GMT zone where it is now between 10:00 and 17:59 (Etc/GMT-8 is UTC+8)."""
+    hour = (now or datetime.now(ZoneInfo("UTC"))).hour
+    offset = next(o for o in range(-12, 15) if 10 <= (hour + o) % 24 <= 17)
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
 def free_port() -> int:
@@ -150,6 +161,12 @@ class FakeRasa:
         if not self.up:
             return web.Response(status=500)
         conversation, events = request.match_info["conversation"], await request.json()
+        try:
+            jsonschema.validate(events, EVENTS_SCHEMA)  # what Rasa's API checks first
+        except jsonschema.ValidationError as error:
+            return web.json_response({"message": str(error)}, status=400)
+        for event in events:
+            Event.from_parameters(event)  # then builds; a malformed event is a 500 there too
         self.events.setdefault(conversation, []).extend(events)
         if self.archive is not None:
             await self.archive(conversation, events)

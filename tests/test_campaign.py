@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -45,16 +44,10 @@ from bot.outbound import Sender, twilio_client
 from bot.privacy import pseudonym
 from bot.services import Services
 from bot.settings import Settings
+from tests.conftest import daytime_zone
 
 RESPONSES = catalog.load_responses()
 HEADER = "account_id,bucket,days_past_due,strategy,priority,overdue_amount\n"
-
-
-def daytime_zone(now: datetime | None = None) -> str:
-    """An Etc/GMT zone where it is now between 10:00 and 17:59 (Etc/GMT-8 is UTC+8)."""
-    hour = (now or datetime.now(ZoneInfo("UTC"))).hour
-    offset = next(o for o in range(-12, 15) if 10 <= (hour + o) % 24 <= 17)
-    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
 def write_ledger(folder: Path, count: int, zone: str, first: int = 0) -> tuple[Path, Path]:

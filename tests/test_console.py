@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
+from argon2 import PasswordHasher
 
-from bot import keys, twilio_standin
+from bot import agents, keys, twilio_standin
 from bot.agents import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USERNAME
 from bot.chat import messages_in, signed_sms
 from bot.console import SESSION_COOKIE
@@ -47,7 +49,11 @@ class World:
 
 
 @pytest.fixture
-async def world(services: Services, rasa: tuple[FakeRasa, str], tmp_path: Path) -> AsyncIterator[World]:
+async def world(services: Services, rasa: tuple[FakeRasa, str], tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    # Cheap argon2 parameters for speed here; the console runs with the library's defaults.
+    monkeypatch.setattr(agents, "PasswordHasher", functools.partial(PasswordHasher, time_cost=1, memory_cost=1024))
+    services.__dict__.pop("agents", None)
     await services.ledger.import_files(*write_ledger(tmp_path, 4, daytime_zone()), date.today())
     for username, role in (("alice", "agent"), ("bob", "agent"), ("sue", "supervisor")):
         await services.agents.add(username, PASSWORD, role)

@@ -6,6 +6,8 @@
   const page = document.body.dataset.page;
   const conversation = document.body.dataset.conversation;
   const live = document.getElementById("live");
+  let submitting = false;  // a form on its way: its own redirect decides the next page
+  document.addEventListener("submit", function () { submitting = true; });
 
   async function refresh(url, id) {
     const response = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
@@ -29,6 +31,9 @@
   }
 
   function onNotice(notice) {
+    if (submitting) {
+      return;
+    }
     if (page === "queue") {
       refreshQueue();
     } else if (page === "conversation" && notice.conversation === conversation) {

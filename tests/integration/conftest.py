@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -16,14 +16,17 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as ChromeService
 
 from bot.chat import messages_in, signed_sms
 from bot.settings import Settings, load_settings
 from bot.supervisor import Options, Stack, start_all
-from tests.conftest import free_port, make_env
+from tests.conftest import daytime_zone, free_port, make_env
 
 ZH_BIRTH, EN_BIRTH = date(1988, 6, 1), date(1979, 7, 4)
-LEDGER_DAY = date.today()  # due dates are written relative to this day
+LEDGER_DAY = date.today()
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # due dates are written relative to this day
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,12 @@ def _write_ledger(folder: Path, today: date) -> tuple[Path, Path]:
                              (today - timedelta(days=40)).isoformat()])
                 iw.writerow([account, 3, (today - timedelta(days=15)).isoformat(), "1000.00", "0.00", ""])
                 iw.writerow([account, 4, (today + timedelta(days=15)).isoformat(), "1000.00", "0.00", ""])
+        # Two borrowers where it is daytime now, for the console's replies (sent only within contact hours).
+        zone = daytime_zone()
+        for n, language in enumerate(("en", "zh")):
+            aw.writerow([f"D{n}", "Day Borrower", f"+86137990000{n:02d}", language, zone, "consumer", "CNY", "5566",
+                         EN_BIRTH.isoformat(), "", "", "SH"])
+            iw.writerow([f"D{n}", 1, (today - timedelta(days=20)).isoformat(), "500.00", "0.00", ""])
     return accounts, installments
 
 
@@ -99,6 +108,12 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 _zh_numbers, _en_numbers = iter(range(10)), iter(range(10))
 
 
+@pytest.fixture(scope="session")
+def daytime() -> tuple[Borrower, Borrower]:
+    """The English and the Chinese borrower whose local time is daytime during the run."""
+    return Borrower("+8613799000000", "en"), Borrower("+8613799000001", "zh")
+
+
 @pytest.fixture
 def zh() -> Borrower:
     return Borrower(f"+86139000000{next(_zh_numbers):02d}", "zh")
@@ -118,3 +133,19 @@ async def text(http: aiohttp.ClientSession, settings: Settings, borrower: Borrow
         return "\n".join(messages_in(await response.text()))
 
 
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium from Debian's packages, driven by its chromedriver (`make test` installs both)."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1366,900",
+                 "--lang=en-US"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=ChromeService(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
