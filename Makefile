@@ -11,12 +11,12 @@ PYTHON310 ?= $(shell for p in python3.10 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/
 MODEL := models/collections.tar.gz
 TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml
 
-.PHONY: help setup run test unit integration stories heldout validate lint bench cv train clean
+.PHONY: help setup browser run test unit integration stories heldout validate lint bench cv train clean screenshots
 
 help:
 	@echo "make run    set up (venv, redis-server, model, .env) and start the bot with sample data"
 	@echo "make test   set up the same and run every test"
-	@echo "make lint | bench | cv | train | clean"
+	@echo "make lint | bench | cv | train | screenshots | clean"
 
 $(VENV)/.installed: requirements.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (pyenv install 3.10.13) or set PYTHON310=/path/to/python3.10"; exit 1; }
@@ -28,6 +28,12 @@ $(VENV)/.installed: requirements.txt
 redis-server:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+# The console's browser tests: Debian's Chromium and its driver, and a CJK font for the screenshots.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || { \
+	  echo "installing chromium, chromium-driver and fonts-wqy-microhei"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-wqy-microhei >/dev/null; }
 
 .env: | $(VENV)/.installed
 	$(PY) -m bot init-env
@@ -50,8 +56,12 @@ validate: $(VENV)/.installed
 unit: $(VENV)/.installed redis-server
 	$(PY) -m pytest -q tests --ignore=tests/integration
 
-integration: setup
+integration: setup browser
 	$(PY) -m pytest -q tests/integration
+
+# Retake the console screenshots under docs/ from the browser test.
+screenshots: setup browser
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/integration/test_console_browser.py
 
 stories: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/stories
@@ -61,7 +71,7 @@ heldout: $(MODEL)
 	$(RASA) test nlu --nlu tests/nlu --model $(MODEL) --successes --out results/heldout >/dev/null
 	$(PY) scripts/heldout.py results/heldout --min-f1 0.9
 
-test: setup validate
+test: setup browser validate
 	$(PY) -m pytest -q tests
 	$(MAKE) --no-print-directory stories heldout
 

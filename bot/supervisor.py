@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -177,6 +178,26 @@ async def _import_ledger(env: dict[str, str], ledger: tuple[Path, Path]) -> None
         raise RuntimeError("the sample ledger did not import")
 
 
+DEMO_ACCOUNTS = (("agent1", "agent"), ("supervisor1", "supervisor"))
+
+
+async def _console_accounts(options: Options) -> Path:
+    """Console accounts for a newcomer to sign in with, created once; their passwords in a private file."""
+    path = options.var_dir / "console-accounts.txt"
+    for username, role in DEMO_ACCOUNTS:
+        password = secrets.token_urlsafe(12)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "agent", "add", username, "--role", role, "--password-stdin",
+            cwd=ROOT, env=component_env(options), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await process.communicate(password.encode() + b"\n")
+        if process.returncode == 0:  # not created when it already exists: the file has its password
+            with path.open("a", encoding="utf-8") as file:
+                file.write(f"{username}\t{role}\t{password}\n")
+            path.chmod(0o600)
+    return path
+
+
 async def start_all(options: Options, base_env: dict[str, str] | None = None) -> Stack:
     """Start redis (unless REDIS_URL is set), the action server, Rasa, the gateway and a campaign worker."""
     stack = Stack()
@@ -223,7 +244,8 @@ async def run_until_stopped(options: Options) -> int:
         return 0
     stopping.cancel()
     stack = starting.result()
-    print(_banner(options), flush=True)
+    accounts = await _console_accounts(options)
+    print(_banner(options, accounts), flush=True)
     while not stop.is_set() and stack.dead() is None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 1)
@@ -235,7 +257,7 @@ async def run_until_stopped(options: Options) -> int:
     return 0
 
 
-def _banner(options: Options) -> str:
+def _banner(options: Options, accounts: Path) -> str:
     base = f"http://127.0.0.1:{options.gateway_port}"
     return "\n".join([
         "",
@@ -245,6 +267,8 @@ def _banner(options: Options) -> str:
         "  talk to it as a sample borrower:",
         "    .venv/bin/python -m bot chat --phone +8613800138000   (Chinese; verify with 1985年3月12日 or 561X)",
         "    .venv/bin/python -m bot chat --phone +14155550123     (English; verify with 07/04/1979 or 4421)",
+        f"  agent console: {base}/agent/  (accounts and passwords in {accounts}; add one with",
+        "    .venv/bin/python -m bot agent add NAME --role agent|supervisor)",
         "  no TWILIO_ACCOUNT_SID: outbound SMS and calls go to the local Twilio stand-in",
         "  screen the sample ledger and run a campaign on its collection list:",
         "    .venv/bin/python -m bot screen --accounts samples/accounts.csv --installments samples/installments.csv",

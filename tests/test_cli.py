@@ -63,3 +63,31 @@ def test_the_ledger_view_of_an_account(test_env: dict[str, str]) -> None:
     assert "John" not in result.stdout and "+1415" not in result.stdout
     missing = run_cli(test_env, "account", "NOPE")
     assert missing.returncode == 1 and missing.stderr.strip() == "no account 'NOPE' in the ledger"
+
+
+def run_with_input(env: dict[str, str], text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env={"PATH": "/usr/bin:/bin", **env},
+                          capture_output=True, text=True, timeout=60, input=text)
+
+
+def test_agent_accounts_are_added_listed_and_removed(test_env: dict[str, str]) -> None:
+    added = run_with_input(test_env, "a sufficiently long pass\n", "agent", "add", "carol", "--role", "supervisor",
+                           "--password-stdin")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("created supervisor carol; sign in at https://bot.example-bank.test/agent/")
+    again = run_with_input(test_env, "another long password\n", "agent", "add", "carol", "--role", "agent",
+                           "--password-stdin")
+    assert (again.returncode, again.stderr.strip()) == (1, "rejected: an account named 'carol' already exists")
+    assert "carol\tsupervisor" in run_cli(test_env, "agent", "list").stdout
+    assert run_cli(test_env, "agent", "remove", "carol").returncode == 0
+    assert "carol" not in run_cli(test_env, "agent", "list").stdout
+    assert run_cli(test_env, "agent", "remove", "carol").returncode == 1
+
+
+def test_a_short_password_or_bad_name_creates_nothing(test_env: dict[str, str]) -> None:
+    short = run_with_input(test_env, "short\n", "agent", "add", "dave", "--role", "agent", "--password-stdin")
+    assert (short.returncode, short.stderr.strip()) == (1, "rejected: password must be at least 12 characters")
+    bad = run_with_input(test_env, "a sufficiently long pass\n", "agent", "add", "Dave Smith", "--role", "agent",
+                         "--password-stdin")
+    assert bad.returncode == 1 and "username must be" in bad.stderr
+    assert run_cli(test_env, "agent", "add", "erin", "--role", "admin").returncode == 2  # argparse: no such role
