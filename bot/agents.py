@@ -67,7 +67,7 @@ class Agents:
         self._redis = redis
         self._hasher = hasher or PasswordHasher()
         # Checked against when the username is unknown, so that timing does not tell which names exist.
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        self._dummy_hash = ""
 
     async def add(self, username: str, password: str, role: str) -> None:
         """Create an account.
@@ -111,7 +111,10 @@ class Agents:
             await self._audit("login_locked", username)
             raise LoginRefused(locked=True)
         record = await self._redis.hgetall(keys.agent(username)) if USERNAME.fullmatch(username) else {}
-        if not await asyncio.to_thread(self._verify, record.get(b"password", b"").decode(), password):
+        if not self._dummy_hash:
+            self._dummy_hash = await asyncio.to_thread(self._hasher.hash, secrets.token_hex(16))
+        hashed = record.get(b"password", b"").decode() if b"role" in record else ""  # half-created: no login
+        if not await asyncio.to_thread(self._verify, hashed, password):
             await self._failed(counters, username)
             raise LoginRefused(locked=False)
         await self._redis.delete(counters[0])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -35,9 +36,10 @@ from bot.agents import LoginRefused, Session
 from bot.appkeys import HTTP, SENDER, SERVICES
 from bot.arrangements import total_paid
 from bot.conversation import local_today
-from bot.handoffs import OUTCOMES, Item
+from bot.handoffs import OUTCOMES, Item, check_outcome
 from bot.ledger import Account, overdue
-from bot.records import HANDOFF_REASONS, console_notice
+from bot.privacy import mask_text
+from bot.records import HANDOFF_REASONS, HOLDING_REASONS, console_notice
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -128,9 +130,10 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
     """No page without a live session: pages redirect to the login, everything else is 401."""
     if not _console(request) or request.path == "/agent" or request.path.startswith(_OPEN_PATHS):
         return await handler(request)
-    session = await _svc(request).agents.session(request.cookies.get(SESSION_COOKIE, ""))
+    background = request.path.endswith(("/rows", "/transcript", "/ws"))  # the page refreshing itself
+    session = await _svc(request).agents.session(request.cookies.get(SESSION_COOKIE, ""), refresh=not background)
     if session is None:
-        if request.method == "GET" and not request.path.endswith(("/rows", "/transcript", "/ws")):
+        if request.method == "GET" and not background:
             raise web.HTTPSeeOther("/agent/login")
         raise web.HTTPUnauthorized(text="sign in first")
     request["session"] = session
@@ -152,9 +155,9 @@ async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     form = await request.post()
     sent = str(form.get("csrf", ""))
     # Before sign-in the token is a cookie's twin (double submit); after, the session's.
-    login_form = request.path == "/agent/login"
-    expected = request.cookies.get(LOGIN_COOKIE, "") if login_form else request["session"].csrf
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
+    session = request.get("session")
+    expected = request.cookies.get(LOGIN_COOKIE, "") if session is None else session.csrf
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         log.warning("console: form without a valid CSRF token refused (%s; %s)", request.path,
                     "no token sent" if not sent else "no cookie" if not expected else "mismatch")
         raise web.HTTPForbidden(text="the form is stale or forged: reload the page and try again")
@@ -218,12 +221,10 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def queue_page(request: web.Request) -> web.Response:
-    session = _session(request)
+    """The queue: waiting conversations, and those held (one's own, or everyone's for a supervisor)."""
     await _audit(request, "view_queue")
     context = await _queue_context(request)
-    agents = await _svc(request).agents.usernames() if session.supervisor else []
-    return _render(request, "queue.html", agents=agents, reasons=HANDOFF_REASONS, flash=request.query.get("m", ""),
-                   **context)
+    return _render(request, "queue.html", reasons=HANDOFF_REASONS, flash=request.query.get("m", ""), **context)
 
 
 async def queue_rows(request: web.Request) -> web.Response:
@@ -262,6 +263,15 @@ async def notices(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _forward(request: web.Request, pubsub: Any, socket: web.WebSocketResponse) -> None:
+    """Forward notices; on any failure close the socket, so that the page reconnects rather than go stale."""
+    try:
+        await _forward_notices(request, pubsub, socket)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the page must know it is no longer live
+        log.error("console notices stopped: %s", type(exc).__name__)
+        await socket.close(message=b"notices unavailable")
+
+
+async def _forward_notices(request: web.Request, pubsub: Any, socket: web.WebSocketResponse) -> None:
     session, svc = _session(request), _svc(request)
     token = request.cookies.get(SESSION_COOKIE, "")
     while not socket.closed:
@@ -318,7 +328,7 @@ async def conversation_page(request: web.Request) -> web.Response:
         verified=verified, borrower=_borrower(account, session, verified),
         summary=await account_summary(svc, account.account_id), outcomes=await svc.handoffs.outcomes(
             account.account_id), contact=await _contact(svc, account),
-        entries=await transcripts.read(svc.redis, svc.vault, conversation_id), zone=ZoneInfo(account.timezone),
+        entries=await _entries(request, conversation_id), zone=ZoneInfo(account.timezone),
         quick_replies=_quick_replies(request, language, session.username), nonce=secrets.token_urlsafe(16),
         outcome_codes=OUTCOMES, agents=await svc.agents.usernames() if session.supervisor else [],
         mine=item is not None and item.agent == session.username, flash=request.query.get("m", ""),
@@ -328,10 +338,19 @@ async def conversation_page(request: web.Request) -> web.Response:
 
 async def transcript_part(request: web.Request) -> web.Response:
     conversation_id, _, account = await _viewable(request)
-    svc = _svc(request)
     await _audit(request, "view_transcript", conversation=conversation_id, account_id=account.account_id)
-    return _render(request, "transcript.html", entries=await transcripts.read(svc.redis, svc.vault, conversation_id),
+    return _render(request, "transcript.html", entries=await _entries(request, conversation_id),
                    zone=ZoneInfo(account.timezone))
+
+
+async def _entries(request: web.Request, conversation_id: str) -> list[transcripts.Entry]:
+    """The transcript; for agents, digits that look like phone numbers, ID digits or birth dates masked
+    (a borrower's verification answers are not for every agent to read)."""
+    svc = _svc(request)
+    entries = await transcripts.read(svc.redis, svc.vault, conversation_id)
+    if _session(request).supervisor:
+        return entries
+    return [dataclasses.replace(e, text=mask_text(e.text)) if e.who == "borrower" else e for e in entries]
 
 
 async def _verified(svc: Services, conversation_id: str, account: Account) -> bool:
@@ -409,11 +428,28 @@ async def reply(request: web.Request) -> web.Response:
 
 
 async def hand_back(request: web.Request) -> web.Response:
+    """Give the conversation back to the bot, which answers the borrower's next message."""
     conversation_id, _ = await _held(request)
-    if not await _svc(request).handoffs.hand_back(conversation_id, _session(request).username):
-        raise _back_to_queue("That conversation is no longer yours.")
-    await _tell_rasa(request, conversation_id, [transcripts.control_event("resume"), *transcripts.forget_questions()])
+    svc = _svc(request)
+    async with svc.redis.lock(keys.route_lock(conversation_id), timeout=30, blocking_timeout=30):
+        await _resume_bot(request, conversation_id)
+        if not await svc.handoffs.hand_back(conversation_id, _session(request).username):
+            raise _back_to_queue("That conversation is no longer yours.")
     raise _back_to_queue("Handed back to the bot.")
+
+
+async def _resume_bot(request: web.Request, conversation_id: str) -> None:
+    """Unpause the Rasa conversation before letting go: a paused one would never answer again.
+
+    Raises:
+        web.HTTPSeeOther: back to the conversation, still held, when Rasa is unavailable.
+    """
+    try:
+        await transcripts.append(request.config_dict[HTTP], _svc(request).settings, conversation_id,
+                                 [transcripts.control_event("resume"), *transcripts.forget_questions()])
+    except transcripts.TrackerUnavailable:
+        raise _back(conversation_id, "The bot is unavailable right now; the conversation stays yours. "
+                                     "Try again in a minute.") from None
 
 
 async def close(request: web.Request) -> web.Response:
@@ -427,15 +463,16 @@ async def close(request: web.Request) -> web.Response:
         raise _back_to_queue("That conversation is no longer yours.")
     try:
         promise = _promise(form, account, svc.settings.promise_max_days) if outcome == "promise" else None
-        closed = await svc.handoffs.close(item, session.username, outcome, note, promise)
+        check_outcome(outcome, note, promise)
     except ValueError as exc:
         raise _back(conversation_id, str(exc)) from None
-    if not closed:
-        raise _back_to_queue("That conversation is no longer yours.")
-    if form.get("lift_holds") and outcome != "dispute_opened":
-        await svc.redis.delete(keys.hold(account.account_id))
-        await _audit(request, "holds_lifted", account_id=account.account_id)
-    await _tell_rasa(request, conversation_id, [transcripts.control_event("resume"), *transcripts.forget_questions()])
+    async with svc.redis.lock(keys.route_lock(conversation_id), timeout=30, blocking_timeout=30):
+        await _resume_bot(request, conversation_id)
+        if not await svc.handoffs.close(item, session.username, outcome, note, promise):
+            raise _back_to_queue("That conversation is no longer yours.")
+    if form.get("lift_holds") and item.reason in HOLDING_REASONS and outcome != "dispute_opened":
+        await svc.redis.hdel(keys.hold(account.account_id), item.reason)  # this case's hold, no other
+        await _audit(request, "hold_lifted", account_id=account.account_id, reason=item.reason)
     raise _back_to_queue(f"Closed: {outcome.replace('_', ' ')}.")
 
 

@@ -209,7 +209,10 @@ async def _reply(app: web.Application, conversation_id: str, body: str) -> list[
         await svc.redis.set(keys.last_reply(account.account_id), int(time.time()), ex=REPLY_KEPT_SECONDS)
     word = sms.keyword(body)
     if account is not None and await svc.handoffs.holder(conversation_id):
-        return await _to_agent(app, conversation_id, body, word, language)
+        # Under the lock an agent lets go under: the message is the agent's, or the bot's, never neither's.
+        async with svc.redis.lock(keys.route_lock(conversation_id), timeout=30, blocking_timeout=30):
+            if await svc.handoffs.holder(conversation_id):
+                return await _to_agent(app, conversation_id, body, word, language)
     if word:
         return [await _keyword_reply(app, conversation_id, word, language)]
     if account is None:

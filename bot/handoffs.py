@@ -128,12 +128,7 @@ class Handoffs:
         Raises:
             ValueError: an unknown outcome, an over-long note, or a promise outcome without a promise.
         """
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
-        if len(note) > MAX_NOTE_LENGTH:
-            raise ValueError(f"the note is longer than {MAX_NOTE_LENGTH} characters")
-        if (outcome == "promise") != (promise is not None):
-            raise ValueError("a promise outcome needs the promised date")
+        check_outcome(outcome, note, promise)
         released = await self._release(keys=[keys.handoff(item.conversation_id), keys.HANDOFF_HELD],
                                        args=[item.conversation_id, agent])
         if not released:
@@ -172,6 +167,16 @@ class Handoffs:
                                         "conversation": conversation_id, **fields})
             tx.publish(keys.CONSOLE_EVENTS, console_notice("queue", conversation_id))
             await tx.execute()
+
+
+def check_outcome(outcome: str, note: str, promise: object | None) -> None:
+    """Raises ValueError unless the outcome is known, the note fits, and a promise comes with a promise outcome."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
+    if len(note) > MAX_NOTE_LENGTH:
+        raise ValueError(f"the note is longer than {MAX_NOTE_LENGTH} characters")
+    if (outcome == "promise") != (promise is not None):
+        raise ValueError("a promise outcome needs the promised date")
 
 
 def _item(conversation_id: str, record: dict[bytes, bytes]) -> Item:

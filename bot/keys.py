@@ -191,3 +191,8 @@ def tracker_archive(conversation_id: str) -> str:
 def tracker(conversation_id: str) -> str:
     """The live Rasa tracker, sealed (bot.tracker_store)."""
     return f"tracker:{conversation_id}"
+
+
+def route_lock(conversation_id: str) -> str:
+    """Held while an inbound SMS is routed to an agent, and while an agent lets the conversation go."""
+    return f"lock:route:{conversation_id}"

@@ -26,6 +26,15 @@ _PRIORITY = {"complaint": 1, "dispute": 1, "verification_failed": 2, "already_pa
 LOCK_SECONDS = 24 * 3600
 
 
+# KEYS: item, queue. ARGV: conversation, now, account, reason, priority. One step, so that an agent
+# letting go at the same moment cannot leave an item that is neither waiting nor held.
+_QUEUE = """
+redis.call('HSETNX', KEYS[1], 'since', ARGV[2])
+redis.call('HSET', KEYS[1], 'account_id', ARGV[3], 'reason', ARGV[4], 'priority', ARGV[5])
+if redis.call('HEXISTS', KEYS[1], 'agent') == 0 then redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1]) end
+"""
+
+
 def console_notice(kind: str, conversation_id: str) -> str:
     """A notice for live console pages: which conversation changed and how; the page fetches the rest."""
     return json.dumps({"type": kind, "conversation": conversation_id})
@@ -67,14 +76,9 @@ class Records:
         if reason not in HANDOFF_REASONS:
             raise ValueError(f"unknown handoff reason {reason!r}")
         now = int(time.time())
-        held = await self.redis.hexists(keys.handoff(conversation_id), "agent")
+        await self.redis.eval(_QUEUE, 2, keys.handoff(conversation_id), keys.HANDOFF_QUEUE, conversation_id, now,
+                              account_id, reason, _PRIORITY.get(reason, 3))
         async with self.redis.pipeline(transaction=True) as tx:
-            tx.hsetnx(keys.handoff(conversation_id), "since", now)
-            tx.hset(keys.handoff(conversation_id), mapping={
-                "account_id": account_id, "reason": reason, "priority": _PRIORITY.get(reason, 3),
-            })
-            if not held:  # an agent already has it: it does not wait again
-                tx.zadd(keys.HANDOFF_QUEUE, {conversation_id: now}, nx=True)
             if reason in HOLDING_REASONS:
                 tx.hset(keys.hold(account_id), reason, now)
             await self._audit(tx, "handoff", conversation=conversation_id, reason=reason)

@@ -4,14 +4,15 @@ The transcript is read from the tracker store's archive (every event ever, seale
 see bot.tracker_store), so it spans sessions and channels. Messages that pass
 while an agent holds the conversation are appended to the Rasa tracker through
 the HTTP API (``POST /conversations/<id>/tracker/events``), which records them
-without predicting a bot reply, so the transcript stays whole.
+without predicting a bot reply, so the transcript stays whole. The events carry
+no timestamp: Rasa stamps them under its lock, so the archive (which appends
+what is newer than its last event) never skips one that raced another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -64,29 +65,28 @@ def _entry(event: dict[str, Any]) -> Entry | None:
 
 def user_event(text: str, channel: str) -> dict[str, Any]:
     """A borrower's message recorded while an agent holds the conversation (no NLU, no reply)."""
-    return {"event": "user", "text": text, "timestamp": time.time(), "metadata": {"channel": channel},
+    return {"event": "user", "text": text, "metadata": {"channel": channel},
             "parse_data": {"text": text, "intent": {}, "entities": []}}  # Rasa needs one; no intent: not parsed
 
 
 def agent_event(text: str, agent: str) -> dict[str, Any]:
     """An agent's reply, marked as theirs."""
-    return {"event": "bot", "text": text, "timestamp": time.time(), "metadata": {"agent": agent}}
+    return {"event": "bot", "text": text, "metadata": {"agent": agent}}
 
 
 def bot_event(text: str) -> dict[str, Any]:
     """What the gateway itself answered (a STOP confirmation) while an agent held the conversation."""
-    return {"event": "bot", "text": text, "timestamp": time.time()}
+    return {"event": "bot", "text": text}
 
 
 def control_event(kind: str) -> dict[str, Any]:
     """``pause`` when an agent takes over, ``resume`` when the bot has it back."""
-    return {"event": kind, "timestamp": time.time()}
+    return {"event": kind}
 
 
 def forget_questions() -> list[dict[str, Any]]:
     """A question the bot asked before the agent took over is stale when it gets the conversation back."""
-    now = time.time()
-    return [{"event": "slot", "name": name, "value": None, "timestamp": now} for name in ("awaiting", "pending")]
+    return [{"event": "slot", "name": name, "value": None} for name in ("awaiting", "pending")]
 
 
 async def append(http: aiohttp.ClientSession, settings: Settings, conversation_id: str,

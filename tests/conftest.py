@@ -168,8 +168,8 @@ class FakeRasa:
         for event in events:
             Event.from_parameters(event)  # then builds; a malformed event is a 500 there too
         self.events.setdefault(conversation, []).extend(events)
-        if self.archive is not None:
-            await self.archive(conversation, events)
+        if self.archive is not None:  # Rasa stamps the events it is given
+            await self.archive(conversation, [{"timestamp": time.time(), **e} for e in events])
         return web.json_response({"sender_id": conversation})
 
 

@@ -24,6 +24,7 @@ LONGEST = {
     "until": "September 30, 2026", "masked_phone": "**********0100",
     "address": "4501 Market Street, Suite 2200, San Francisco, CA 94105", "visit_date": "September 30, 2026",
     "visit_time": "10:30 AM", "staff": "Alexandra Montgomery CA-0417, Christopher Fitzgerald CA-0522",
+    "agent_name": "m" * 32,  # a console username at its longest
 }
 # Responses that are only placeholders, filled with text already in the borrower's language.
 LANGUAGE_NEUTRAL = {"utter_schedule", "utter_visit_slot_option"}
