@@ -30,7 +30,7 @@ import redis.exceptions
 from aiohttp import WSMsgType, web
 from twilio.base.exceptions import TwilioRestException
 
-from bot import catalog, keys, transcripts
+from bot import catalog, keys, transcripts, verification
 from bot.account_view import account_summary
 from bot.agents import LoginRefused, Session
 from bot.appkeys import HTTP, SENDER, SERVICES
@@ -86,6 +86,7 @@ def add_to(app: web.Application) -> None:
     app.router.add_get(f"/agent/c/{CONVERSATION}/transcript", transcript_part)
     app.router.add_post(f"/agent/c/{CONVERSATION}/claim", claim)
     app.router.add_post(f"/agent/c/{CONVERSATION}/reply", reply)
+    app.router.add_post(f"/agent/c/{CONVERSATION}/verify", verify)
     app.router.add_post(f"/agent/c/{CONVERSATION}/handback", hand_back)
     app.router.add_post(f"/agent/c/{CONVERSATION}/close", close)
     app.router.add_post(f"/agent/c/{CONVERSATION}/reassign", reassign)
@@ -425,6 +426,34 @@ async def reply(request: web.Request) -> web.Response:
         await _tell_rasa(request, conversation_id, [transcripts.agent_event(text, session.username)])
         await svc.redis.publish(keys.CONSOLE_EVENTS, console_notice("message", conversation_id))
     raise _back(conversation_id, "Sent." if sent.outcome == "queued" else "That reply was already sent.")
+
+
+async def verify(request: web.Request) -> web.Response:
+    """Check the borrower's latest message as a verification answer, the same way the bot does.
+
+    The agent never sees the birth date or ID digits: the server compares, and a failure
+    counts towards the same 3-attempt, 24-hour lock as the bot's.
+    """
+    conversation_id, account = await _held(request)
+    svc = _svc(request)
+    if await svc.records.disclosure_blocked(conversation_id):
+        raise _back(conversation_id, "Someone other than the borrower was on this number today: no disclosure.")
+    if await svc.records.verification_failures(account.account_id) >= verification.MAX_ATTEMPTS:
+        raise _back(conversation_id, "Verification is locked for 24 hours after 3 failed attempts.")
+    said = [e for e in await transcripts.read(svc.redis, svc.vault, conversation_id) if e.who == "borrower"]
+    if not said or not verification.matches(account, verification.read_answer(said[-1].text)):
+        failures = await svc.records.verification_failed(account.account_id)
+        await _audit(request, "verify", conversation=conversation_id, outcome="failed")
+        raise _back(conversation_id, f"The borrower's last message does not verify them "
+                                     f"({failures} of {verification.MAX_ATTEMPTS} attempts).")
+    try:
+        await transcripts.append(request.config_dict[HTTP], svc.settings, conversation_id,
+                                 [{"event": "slot", "name": "verified_account", "value": account.account_id}])
+    except transcripts.TrackerUnavailable:
+        raise _back(conversation_id, "The bot is unavailable right now; try again in a minute.") from None
+    await svc.records.verification_passed(account.account_id)
+    await _audit(request, "verify", conversation=conversation_id, outcome="passed")
+    raise _back(conversation_id, "Verified: the borrower's answer matches the ledger.")
 
 
 async def hand_back(request: web.Request) -> web.Response:

@@ -208,7 +208,8 @@ async def test_no_endpoint_answers_without_a_session(world: World) -> None:
     conversation = await handed_off(world)
     pages = ["/agent/", f"/agent/c/{conversation}"]
     parts = ["/agent/queue/rows", f"/agent/c/{conversation}/transcript", "/agent/ws"]
-    posts = [f"/agent/c/{conversation}/{action}" for action in ("claim", "reply", "handback", "close", "reassign")]
+    posts = [f"/agent/c/{conversation}/{action}"
+             for action in ("claim", "reply", "verify", "handback", "close", "reassign")]
     posts.append("/agent/logout")
     for path in pages:
         response = await world.client.get(path, allow_redirects=False)
@@ -296,6 +297,7 @@ async def test_an_agent_cannot_read_or_act_on_a_conversation_another_agent_holds
     assert (await bob.get(base + "/transcript")).status == 403
     assert (await bob.post(base + "/reply", text="hello", nonce="n" * 20)).status == 403
     assert (await bob.post(base + "/handback")).status == 403
+    assert (await bob.post(base + "/verify")).status == 403
     assert (await bob.post(base + "/close", outcome="other", note="")).status == 403
     assert (await bob.post(base + "/reassign", agent="bob")).status == 403
     assert (await bob.post(base + "/claim")).headers["Location"].startswith("/agent/?")
@@ -303,7 +305,7 @@ async def test_an_agent_cannot_read_or_act_on_a_conversation_another_agent_holds
     assert world.standin.messages == []
     rows = await (await bob.get("/agent/queue/rows")).text()
     assert "T00000" not in rows  # not even listed for him
-    assert [e["event"] for e in await audit_events(world)].count("denied") == 6
+    assert [e["event"] for e in await audit_events(world)].count("denied") == 7
 
 
 async def test_an_agent_cannot_read_a_waiting_conversation_before_claiming_it(world: World) -> None:
@@ -561,3 +563,26 @@ async def test_agents_read_verification_answers_masked_supervisors_in_full(world
     for_agent = await (await desk.get(f"/agent/c/{conversation}/transcript")).text()
     assert "1980-01-01" not in for_agent and "1234" not in for_agent and "my birthday is ***" in for_agent
     assert "1980-01-01, ID ends 1234" in await (await sue.get(f"/agent/c/{conversation}/transcript")).text()
+
+
+async def test_an_agent_verifies_the_borrower_without_seeing_the_answer(world: World) -> None:
+    desk, conversation = await claimed(world)
+    await sms(world, 0, "it is 1981-02-02")
+    failed = await desk.post(f"/agent/c/{conversation}/verify")
+    assert flash(failed) == "The borrower's last message does not verify them (1 of 3 attempts)."
+    await sms(world, 0, "sorry, 1980-01-01")
+    passed = await desk.post(f"/agent/c/{conversation}/verify")
+    assert flash(passed) == "Verified: the borrower's answer matches the ledger."
+    assert world.rasa.events[conversation][-1] == {"event": "slot", "name": "verified_account", "value": EN_ACCOUNT}
+    assert await world.services.records.verification_failures(EN_ACCOUNT) == 0
+
+
+async def test_agent_verification_shares_the_bots_lock(world: World) -> None:
+    desk, conversation = await claimed(world)
+    await sms(world, 0, "1234 or 5678 or 9999")  # a guess at several is a failed attempt
+    for _ in range(3):
+        await desk.post(f"/agent/c/{conversation}/verify")
+    await sms(world, 0, "1980-01-01")
+    locked = await desk.post(f"/agent/c/{conversation}/verify")
+    assert flash(locked).startswith("Verification is locked for 24 hours")
+    assert not any(e.get("name") == "verified_account" for e in world.rasa.events[conversation])
