@@ -18,7 +18,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from bot import keys
+from bot import audit, keys
 
 ROLES = ("agent", "supervisor")
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
@@ -88,8 +88,7 @@ class Agents:
         async with self._redis.pipeline(transaction=True) as tx:
             tx.hset(keys.agent(username), mapping={"role": role, "created": int(time.time())})
             tx.sadd(keys.AGENTS, username)
-            tx.xadd(keys.AUDIT_STREAM, {"event": "agent_added", "at": str(int(time.time())), "agent": username,
-                                        "role": role})
+            audit.record(tx, "agent_added", agent=username, role=role)
             await tx.execute()
 
     async def role(self, username: str) -> str | None:
@@ -182,4 +181,4 @@ class Agents:
         return bool(removed)
 
     async def _audit(self, event: str, username: str) -> None:
-        await self._redis.xadd(keys.AUDIT_STREAM, {"event": event, "at": str(int(time.time())), "agent": username})
+        await audit.record(self._redis, event, agent=username)

@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.exceptions import WatchError
 
-from bot import keys
+from bot import audit, keys
 from bot.ledger import Account
 from bot.plans import Offer
 from bot.privacy import Vault
@@ -93,8 +93,8 @@ class Arrangements:
                 tx.set(current_key, self.vault.seal(record))
                 tx.zadd(history_key, {f"{offer.kind}:{record['id']}": record["accepted_at"]})
                 tx.delete(keys.arrangement_offers(conversation_id))
-                tx.xadd(keys.AUDIT_STREAM, {"event": f"{offer.kind}_accepted", "account_id": account.account_id,
-                                            "conversation": conversation_id, "at": str(record["accepted_at"])})
+                audit.record(tx, f"{offer.kind}_accepted", at=record["accepted_at"], account_id=account.account_id,
+                             conversation=conversation_id)
                 await tx.execute()
         except WatchError as error:
             raise ArrangementRefused("the account changed while accepting; try again") from error
@@ -123,7 +123,7 @@ class Arrangements:
         async with self.redis.pipeline(transaction=True) as tx:
             tx.set(keys.hardship_reason(account_id), self.vault.seal(record))
             # The reason can be health data: it stays in the sealed record, not in the audit stream.
-            tx.xadd(keys.AUDIT_STREAM, {"event": "hardship_reason", "account_id": account_id, "at": str(record["at"])})
+            audit.record(tx, "hardship_reason", at=record["at"], account_id=account_id)
             await tx.execute()
 
     async def reason(self, account_id: str) -> dict[str, Any] | None:

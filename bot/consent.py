@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bot import keys
-from bot.privacy import Vault
+from bot import audit, keys
+from bot.privacy import Vault, mask_phone
 
 PURPOSES = ("family_contact", "visit_address")
 
@@ -39,7 +39,7 @@ class FamilyContact:
 
     @property
     def masked_phone(self) -> str:
-        return "*" * (len(self.phone) - 4) + self.phone[-4:]
+        return mask_phone(self.phone)
 
 
 def read_phone(text: str) -> tuple[str, str] | None:
@@ -113,8 +113,8 @@ class Consents:
             tx.hset(keys.consent(account_id), purpose, self.vault.seal(record))
             if delete:
                 tx.delete(delete)
-            tx.xadd(keys.AUDIT_STREAM, {"event": event, "account_id": account_id, "purpose": purpose,
-                                        "wording_version": record["wording_version"], "at": str(int(time.time()))})
+            audit.record(tx, event, account_id=account_id, purpose=purpose,
+                         wording_version=record["wording_version"])
             await tx.execute()
 
     async def save_family_contact(self, account_id: str, contact: FamilyContact) -> None:
@@ -128,8 +128,7 @@ class Consents:
             tx.set(keys.family_contact(account_id),
                    self.vault.seal({"phone": contact.phone, "description": contact.description,
                                     "at": int(time.time())}))
-            tx.xadd(keys.AUDIT_STREAM, {"event": "family_contact_saved", "account_id": account_id,
-                                        "at": str(int(time.time()))})
+            audit.record(tx, "family_contact_saved", account_id=account_id)
             await tx.execute()
 
     async def family_contact(self, account_id: str) -> FamilyContact | None:

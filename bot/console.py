@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import hmac
 import json
 import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,11 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 import redis.exceptions
+import yaml
 from aiohttp import WSMsgType, web
 from twilio.base.exceptions import TwilioRestException
 
-from bot import catalog, keys, transcripts, verification
+from bot import audit, catalog, keys, transcripts, verification
 from bot.account_view import account_summary
 from bot.agents import LoginRefused, Session
 from bot.appkeys import HTTP, SENDER, SERVICES
@@ -38,7 +40,7 @@ from bot.arrangements import total_paid
 from bot.conversation import local_today
 from bot.handoffs import OUTCOMES, Item, check_outcome
 from bot.ledger import Account, overdue
-from bot.privacy import mask_text
+from bot.privacy import mask_phone, mask_text
 from bot.records import HANDOFF_REASONS, HOLDING_REASONS, console_notice
 from bot.services import Services
 
@@ -225,7 +227,7 @@ async def queue_page(request: web.Request) -> web.Response:
     """The queue: waiting conversations, and those held (one's own, or everyone's for a supervisor)."""
     await _audit(request, "view_queue")
     context = await _queue_context(request)
-    return _render(request, "queue.html", reasons=HANDOFF_REASONS, flash=request.query.get("m", ""), **context)
+    return _render(request, "queue.html", reasons=HANDOFF_REASONS, flash=flash_text(request.query), **context)
 
 
 async def queue_rows(request: web.Request) -> web.Response:
@@ -332,7 +334,7 @@ async def conversation_page(request: web.Request) -> web.Response:
         entries=await _entries(request, conversation_id), zone=ZoneInfo(account.timezone),
         quick_replies=_quick_replies(request, language, session.username), nonce=secrets.token_urlsafe(16),
         outcome_codes=OUTCOMES, agents=await svc.agents.usernames() if session.supervisor else [],
-        mine=item is not None and item.agent == session.username, flash=request.query.get("m", ""),
+        mine=item is not None and item.agent == session.username, flash=flash_text(request.query),
         max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days,
     )
 
@@ -372,9 +374,9 @@ def _borrower(account: Account, session: Session, verified: bool) -> dict[str, s
     """Who the borrower is, as far as the role needs: agents see a masked number and no address
     detail, and the name only once the borrower is verified; verification answers are never shown."""
     if session.supervisor:
-        return {"name": account.name, "phone": account.phone, "address": account.address or "-"}
-    return {"name": account.name if verified else "(verify first)", "phone": "*" * 6 + account.phone[-4:],
-            "address": (account.address[:3] + "…") if account.address else "-"}
+        return {"name": account.name, "phone": account.phone, "address": account.address}
+    return {"name": account.name if verified else "", "phone": mask_phone(account.phone),
+            "address": (account.address[:3] + "…") if account.address else ""}
 
 
 async def _contact(svc: Services, account: Account) -> dict[str, Any]:
@@ -398,7 +400,7 @@ async def claim(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation"]
     svc, session = _svc(request), _session(request)
     if not await svc.handoffs.claim(conversation_id, session.username):
-        raise _back_to_queue("Someone else took that conversation, or it is no longer waiting.")
+        raise _back_to_queue("taken_by_someone_else")
     await _tell_rasa(request, conversation_id, [transcripts.control_event("pause")])
     raise web.HTTPSeeOther(f"/agent/c/{conversation_id}")
 
@@ -409,23 +411,23 @@ async def reply(request: web.Request) -> web.Response:
     form = await request.post()
     text, nonce = str(form.get("text", "")).strip(), str(form.get("nonce", ""))
     if not text or len(text) > MAX_REPLY_CHARACTERS or not _NONCE.fullmatch(nonce):
-        raise _back(conversation_id, f"Write a reply of 1 to {MAX_REPLY_CHARACTERS} characters.")
+        raise _back(conversation_id, "reply_length", limit=MAX_REPLY_CHARACTERS)
     svc, session = _svc(request), _session(request)
     try:
         sent = await request.config_dict[SENDER].sms(account, text, f"agent:{conversation_id}:{nonce}",
                                                      purpose="agent_reply")
     except ValueError as exc:  # more than three SMS segments
-        raise _back(conversation_id, str(exc)) from None
+        raise _back(conversation_id, "invalid", detail=str(exc)) from None
     except TwilioRestException as exc:
         log.error("agent reply refused by Twilio: %s", exc.code)
-        raise _back(conversation_id, f"Twilio refused the message (error {exc.code}); nothing was sent.") from None
+        raise _back(conversation_id, "twilio_refused", error=exc.code) from None
     await _audit(request, "reply", conversation=conversation_id, outcome=sent.outcome)
     if sent.outcome == "blocked":
-        raise _back(conversation_id, f"Not sent: {sent.reason}.")
+        raise _back(conversation_id, "not_sent", reason=sent.reason)
     if sent.outcome == "queued":
         await _tell_rasa(request, conversation_id, [transcripts.agent_event(text, session.username)])
         await svc.redis.publish(keys.CONSOLE_EVENTS, console_notice("message", conversation_id))
-    raise _back(conversation_id, "Sent." if sent.outcome == "queued" else "That reply was already sent.")
+    raise _back(conversation_id, "sent" if sent.outcome == "queued" else "already_sent")
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -437,23 +439,22 @@ async def verify(request: web.Request) -> web.Response:
     conversation_id, account = await _held(request)
     svc = _svc(request)
     if await svc.records.disclosure_blocked(conversation_id):
-        raise _back(conversation_id, "Someone other than the borrower was on this number today: no disclosure.")
+        raise _back(conversation_id, "third_party")
     if await svc.records.verification_failures(account.account_id) >= verification.MAX_ATTEMPTS:
-        raise _back(conversation_id, "Verification is locked for 24 hours after 3 failed attempts.")
+        raise _back(conversation_id, "verification_locked")
     said = [e for e in await transcripts.read(svc.redis, svc.vault, conversation_id) if e.who == "borrower"]
     if not said or not verification.matches(account, verification.read_answer(said[-1].text)):
         failures = await svc.records.verification_failed(account.account_id)
         await _audit(request, "verify", conversation=conversation_id, outcome="failed")
-        raise _back(conversation_id, f"The borrower's last message does not verify them "
-                                     f"({failures} of {verification.MAX_ATTEMPTS} attempts).")
+        raise _back(conversation_id, "not_verified", failures=failures, limit=verification.MAX_ATTEMPTS)
     try:
         await transcripts.append(request.config_dict[HTTP], svc.settings, conversation_id,
                                  [{"event": "slot", "name": "verified_account", "value": account.account_id}])
     except transcripts.TrackerUnavailable:
-        raise _back(conversation_id, "The bot is unavailable right now; try again in a minute.") from None
+        raise _back(conversation_id, "bot_unavailable") from None
     await svc.records.verification_passed(account.account_id)
     await _audit(request, "verify", conversation=conversation_id, outcome="passed")
-    raise _back(conversation_id, "Verified: the borrower's answer matches the ledger.")
+    raise _back(conversation_id, "verified")
 
 
 async def hand_back(request: web.Request) -> web.Response:
@@ -463,8 +464,8 @@ async def hand_back(request: web.Request) -> web.Response:
     async with svc.redis.lock(keys.route_lock(conversation_id), timeout=30, blocking_timeout=30):
         await _resume_bot(request, conversation_id)
         if not await svc.handoffs.hand_back(conversation_id, _session(request).username):
-            raise _back_to_queue("That conversation is no longer yours.")
-    raise _back_to_queue("Handed back to the bot.")
+            raise _back_to_queue("no_longer_yours")
+    raise _back_to_queue("handed_back")
 
 
 async def _resume_bot(request: web.Request, conversation_id: str) -> None:
@@ -477,8 +478,7 @@ async def _resume_bot(request: web.Request, conversation_id: str) -> None:
         await transcripts.append(request.config_dict[HTTP], _svc(request).settings, conversation_id,
                                  [transcripts.control_event("resume"), *transcripts.forget_questions()])
     except transcripts.TrackerUnavailable:
-        raise _back(conversation_id, "The bot is unavailable right now; the conversation stays yours. "
-                                     "Try again in a minute.") from None
+        raise _back(conversation_id, "bot_unavailable_kept") from None
 
 
 async def close(request: web.Request) -> web.Response:
@@ -489,20 +489,20 @@ async def close(request: web.Request) -> web.Response:
     outcome, note = str(form.get("outcome", "")), str(form.get("note", "")).strip()
     item = await svc.handoffs.item(conversation_id)
     if item is None:
-        raise _back_to_queue("That conversation is no longer yours.")
+        raise _back_to_queue("no_longer_yours")
     try:
         promise = _promise(form, account, svc.settings.promise_max_days) if outcome == "promise" else None
         check_outcome(outcome, note, promise)
     except ValueError as exc:
-        raise _back(conversation_id, str(exc)) from None
+        raise _back(conversation_id, "invalid", detail=str(exc)) from None
     async with svc.redis.lock(keys.route_lock(conversation_id), timeout=30, blocking_timeout=30):
         await _resume_bot(request, conversation_id)
         if not await svc.handoffs.close(item, session.username, outcome, note, promise):
-            raise _back_to_queue("That conversation is no longer yours.")
+            raise _back_to_queue("no_longer_yours")
     if form.get("lift_holds") and item.reason in HOLDING_REASONS and outcome != "dispute_opened":
         await svc.redis.hdel(keys.hold(account.account_id), item.reason)  # this case's hold, no other
         await _audit(request, "hold_lifted", account_id=account.account_id, reason=item.reason)
-    raise _back_to_queue(f"Closed: {outcome.replace('_', ' ')}.")
+    raise _back_to_queue("closed", outcome=outcome.replace("_", " "))
 
 
 def _promise(form: Any, account: Account, max_days: int) -> tuple[date, Any, Any]:
@@ -530,10 +530,10 @@ async def reassign(request: web.Request) -> web.Response:
     form = await request.post()
     to_agent = str(form.get("agent", ""))
     if to_agent not in await svc.agents.usernames():
-        raise _back_to_queue("No such agent.")
+        raise _back_to_queue("no_such_agent")
     if not await svc.handoffs.reassign(conversation_id, to_agent, session.username):
-        raise _back_to_queue("Only a conversation someone holds can be reassigned.")
-    raise _back_to_queue(f"Reassigned to {to_agent}.")
+        raise _back_to_queue("not_held")
+    raise _back_to_queue("reassigned", agent=to_agent)
 
 
 async def _held(request: web.Request) -> tuple[str, Account]:
@@ -559,16 +559,28 @@ async def _tell_rasa(request: web.Request, conversation_id: str, events: list[di
         await transcripts.append(request.config_dict[HTTP], _svc(request).settings, conversation_id, events)
 
 
-def _back(conversation_id: str, message: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther(f"/agent/c/{conversation_id}?" + _query(message))
+def _back(conversation_id: str, code: str, **values: object) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/agent/c/{conversation_id}?" + urlencode({"m": code, **values}))
 
 
-def _back_to_queue(message: str) -> web.HTTPSeeOther:
-    return web.HTTPSeeOther("/agent/?" + _query(message))
+def _back_to_queue(code: str, **values: object) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther("/agent/?" + urlencode({"m": code, **values}))
 
 
-def _query(message: str) -> str:
-    return urlencode({"m": message})
+def flash_text(query: Mapping[str, str]) -> str:
+    """The message a redirect's ``?m=<code>&<values>`` names (bot/templates/flash.yml); "" for an unknown code."""
+    template = _flash_messages().get(query.get("m", ""))
+    return template.format_map(_Blank(query)) if template else ""
+
+
+class _Blank(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+@functools.lru_cache(maxsize=1)
+def _flash_messages() -> dict[str, str]:
+    return dict(yaml.safe_load((HERE / "templates" / "flash.yml").read_text(encoding="utf-8")))
 
 
 # --- rendering and audit -----------------------------------------------------------------------
@@ -588,5 +600,4 @@ def _when(moment: datetime | float, zone: ZoneInfo | None = None) -> str:
 
 
 async def _audit(request: web.Request, event: str, **fields: str) -> None:
-    await _svc(request).redis.xadd(keys.AUDIT_STREAM, {
-        "event": event, "at": str(int(time.time())), "agent": _session(request).username, **fields})
+    await audit.record(_svc(request).redis, event, agent=_session(request).username, **fields)

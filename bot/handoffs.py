@@ -14,7 +14,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from bot import keys
+from bot import audit, keys
 from bot.privacy import Vault
 from bot.records import Records, console_notice
 
@@ -163,8 +163,7 @@ class Handoffs:
 
     async def _changed(self, event: str, conversation_id: str, **fields: str) -> None:
         async with self._redis.pipeline(transaction=True) as tx:
-            tx.xadd(keys.AUDIT_STREAM, {"event": event, "at": str(int(time.time())),
-                                        "conversation": conversation_id, **fields})
+            audit.record(tx, event, conversation=conversation_id, **fields)
             tx.publish(keys.CONSOLE_EVENTS, console_notice("queue", conversation_id))
             await tx.execute()
 

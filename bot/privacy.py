@@ -48,12 +48,17 @@ class Vault:
         return self._fernet.rotate(token)
 
 
-__all__ = ["InvalidToken", "Vault", "pseudonym", "mask_text", "MaskingFilter"]
+__all__ = ["InvalidToken", "Vault", "pseudonym", "mask_phone", "mask_text", "MaskingFilter"]
 
 _PATTERNS = (
     re.compile(r"\+?\(?\d[\d\s()-]{6,}\d"),  # phone numbers, long digit runs
     re.compile(r"(?<![0-9A-Za-z])\d{3}[\dXx](?![0-9A-Za-z])"),  # ID digits, also right after Chinese text
 )
+
+
+def mask_phone(phone: str) -> str:
+    """A phone number with all but its last four digits hidden: **********0100."""
+    return "*" * (len(phone) - 4) + phone[-4:]
 
 
 def mask_text(text: str) -> str:

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from bot import keys
+from bot import audit, keys
 from bot.privacy import Vault
 
 HANDOFF_REASONS = (
@@ -48,7 +48,7 @@ class Records:
     vault: Vault
 
     async def _audit(self, tx: Any, event: str, **fields: str) -> None:
-        tx.xadd(keys.AUDIT_STREAM, {"event": event, "at": str(int(time.time())), **fields})
+        audit.record(tx, event, **fields)
 
     async def opt_out(self, conversation_id: str, source: str) -> None:
         """Stop outbound contact to this number until the borrower opts back in."""

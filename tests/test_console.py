@@ -26,7 +26,7 @@ from argon2 import PasswordHasher
 from bot import agents, keys, twilio_standin
 from bot.agents import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USERNAME
 from bot.chat import messages_in, signed_sms
-from bot.console import SESSION_COOKIE
+from bot.console import SESSION_COOKIE, flash_text
 from bot.gateway import init_app
 from bot.privacy import pseudonym
 from bot.services import Services
@@ -129,8 +129,9 @@ async def sms(world: World, n: int, body: str) -> list[str]:
 
 
 def flash(response: Any) -> str:
-    """The message a redirect carries to the next page."""
-    return parse_qs(urlsplit(response.headers["Location"]).query).get("m", [""])[0]
+    """The message a redirect carries to the next page, as the page shows it."""
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    return flash_text({name: values[0] for name, values in query.items()})
 
 
 async def audit_events(world: World) -> list[dict[str, str]]:
@@ -586,3 +587,9 @@ async def test_agent_verification_shares_the_bots_lock(world: World) -> None:
     locked = await desk.post(f"/agent/c/{conversation}/verify")
     assert flash(locked).startswith("Verification is locked for 24 hours")
     assert not any(e.get("name") == "verified_account" for e in world.rasa.events[conversation])
+
+
+async def test_a_crafted_flash_code_shows_nothing(world: World) -> None:
+    desk = await signed_in(world, "alice")
+    html = await (await desk.get("/agent/?m=Security+alert:+call+555")).text()
+    assert "Security alert" not in html and 'class="flash"' not in html
