@@ -47,23 +47,21 @@ from twilio.base.exceptions import TwilioRestException
 from bot import catalog, keys
 from bot.contact_policy import Decision
 from bot.ledger import Account, RowError
-from bot.outbound import Sender, Sent
+from bot.outbound import DELIVERED, NOT_DELIVERED, Sender, Sent
 from bot.privacy import pseudonym
+from bot.screening import STRATEGIES as STRATEGY_NAMES
 from bot.services import Services
 
 JOB = "campaign_contact"
 REQUIRED_COLUMNS = ("account_id", "bucket", "days_past_due", "strategy", "priority")
 # What each strategy does, in order; a "call" runs reply_wait after its SMS, if nobody replied.
-STRATEGIES: dict[str, tuple[str, ...]] = {
-    "gentle_sms": ("sms",), "sms_then_call": ("sms", "call"), "hardship_offer": ("sms",),
-    "visit_proposal": ("sms",), "agent_review": ("review",),
-}
+# The names are screening's (the strategies its rules may choose); any not listed here sends one SMS.
+_STEPS: dict[str, tuple[str, ...]] = {"sms_then_call": ("sms", "call"), "agent_review": ("review",)}
+STRATEGIES: dict[str, tuple[str, ...]] = {name: _STEPS.get(name, ("sms",)) for name in STRATEGY_NAMES}
 TEMPLATES = {"gentle_sms": "utter_campaign_gentle", "sms_then_call": "utter_campaign_call_notice",
              "hardship_offer": "utter_campaign_hardship", "visit_proposal": "utter_campaign_visit"}
 # A contact in one of these states is not attempted again (a "blocked" one is, on re-planning).
 DONE = {"sent", "failed", "skipped", "handed_off", "uncertain"}
-DELIVERED = {"delivered", "read", "completed"}
-NOT_DELIVERED = {"failed", "undelivered", "busy", "no-answer", "canceled"}
 
 
 @dataclass(frozen=True)
@@ -74,10 +72,14 @@ class CampaignConfig:
     daily_cap: int = 0  # messages and calls per sender number and UTC day; 0: unlimited
     reply_wait: timedelta = timedelta(hours=4)
     job_timeout_seconds: int = 120
+    max_jobs: int = 50  # jobs at once per worker process
 
 
 def load_config(env: Mapping[str, str]) -> CampaignConfig:
-    """Read CAMPAIGN_RATE_PER_SECOND, CAMPAIGN_DAILY_CAP, CAMPAIGN_REPLY_WAIT_MINUTES, CAMPAIGN_JOB_TIMEOUT_SECONDS.
+    """Read the campaign's variables.
+
+    CAMPAIGN_RATE_PER_SECOND, CAMPAIGN_DAILY_CAP, CAMPAIGN_REPLY_WAIT_MINUTES, CAMPAIGN_JOB_TIMEOUT_SECONDS and
+    CAMPAIGN_MAX_JOBS (see bot.worker).
 
     Raises:
         ValueError: naming the variable and what it must be.
@@ -93,6 +95,7 @@ def load_config(env: Mapping[str, str]) -> CampaignConfig:
         daily_cap=whole("CAMPAIGN_DAILY_CAP", 0, 0, 100_000_000),
         reply_wait=timedelta(minutes=whole("CAMPAIGN_REPLY_WAIT_MINUTES", 240, 1, 7 * 24 * 60)),
         job_timeout_seconds=whole("CAMPAIGN_JOB_TIMEOUT_SECONDS", 120, 2, 3600),
+        max_jobs=whole("CAMPAIGN_MAX_JOBS", 50, 1, 10_000),
     )
 
 
@@ -428,7 +431,7 @@ class Runner:
             await self.cap.release()
             if exc.status == 429:
                 raise TryLater(30, "Twilio is rate-limiting") from None
-            return await self._save(cid, name, record, "failed", f"Twilio refused it: {exc.code} {exc.msg}")
+            return await self._save(cid, name, record, "failed", f"Twilio refused it: error {exc.code}")
         except LockError:
             await self.cap.release()
             raise TryLater(5, "another worker holds the account") from None

@@ -100,21 +100,28 @@ class Sender:
                     purpose: str = "reminder") -> Sent:
         if not await self._redis.set(keys.outbox(outbox_key), "pending", nx=True, ex=OUTBOX_TTL_SECONDS):
             return Sent("duplicate", f"outbox key {outbox_key} was already taken")
-        # One account's decision and its recorded attempt are one step: two workers must not
-        # both see "5 calls today" and place the 6th and 7th.
-        async with self._redis.lock(keys.outbound_lock(account.account_id), timeout=self._lock_seconds,
-                                    blocking_timeout=self._lock_seconds / 2):
-            now = self._clock()
-            if requested:
-                decision = await self._policy.record(account, channel, now,
-                                                     Decision(True, "requested by the borrower"))
-            else:
-                decision = await self._policy.decide(account, channel, now, purpose)
-            if not decision.allowed:
+        try:
+            # One account's decision and its recorded attempt are one step: two workers must not
+            # both see "5 calls today" and place the 6th and 7th.
+            async with self._redis.lock(keys.outbound_lock(account.account_id), timeout=self._lock_seconds,
+                                        blocking_timeout=self._lock_seconds / 2):
+                now = self._clock()
+                if requested:
+                    decision = await self._policy.record(account, channel, now,
+                                                         Decision(True, "requested by the borrower"))
+                else:
+                    decision = await self._policy.decide(account, channel, now, purpose)
+                if not decision.allowed:
+                    await self._redis.delete(keys.outbox(outbox_key))
+                    return Sent("blocked", decision.reason)
+                created = await self._create_once(create, outbox_key)
+                await self._record(account, channel, outbox_key, created.sid, created.status, now)
+        except BaseException:
+            # Still "pending": nothing left (the lock timed out, the policy failed, stopped while
+            # throttled). Free the key, or a retry would find it taken for three days.
+            if await self._redis.get(keys.outbox(outbox_key)) == b"pending":
                 await self._redis.delete(keys.outbox(outbox_key))
-                return Sent("blocked", decision.reason)
-            created = await self._create_once(create, outbox_key)
-            await self._record(account, channel, outbox_key, created.sid, created.status, now)
+            raise
         return Sent("queued", decision.reason, created.sid)
 
     async def _create_once(self, create: Callable[[], Awaitable[Any]], outbox_key: str) -> Any:
@@ -130,7 +137,7 @@ class Sender:
             raise
         except BaseException:
             # No answer: Twilio may have taken it. Keep the key so nothing is sent twice.
-            # (Stopped while still throttled, the key stays "pending": nothing left.)
+            # (Stopped while still throttled, the key still reads "pending": _send frees it.)
             if await self._redis.get(keys.outbox(outbox_key)) == b"sending":
                 await self._redis.set(keys.outbox(outbox_key), "uncertain", ex=OUTBOX_TTL_SECONDS)
             raise
@@ -161,9 +168,11 @@ class Sender:
         await self._policy.record_attempt(account.account_id, sid, Attempt(now, channel))
 
 
+# Twilio's final statuses of a message or call, as reached and as not.
+DELIVERED = frozenset({"delivered", "read", "completed"})
+NOT_DELIVERED = frozenset({"failed", "undelivered", "busy", "no-answer", "canceled"})
 # Statuses a message or call does not leave: a late "sent" must not undo "delivered".
-FINAL_STATUSES = {b"delivered", b"undelivered", b"failed", b"read", b"canceled", b"completed", b"busy",
-                  b"no-answer"}
+FINAL_STATUSES = frozenset(status.encode() for status in DELIVERED | NOT_DELIVERED)
 
 
 async def record_status(redis: Any, policy: ContactPolicy, form: Any) -> bool:

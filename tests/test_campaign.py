@@ -21,9 +21,11 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
 
-from bot import catalog, keys, twilio_standin, worker
+from bot import catalog, keys, screening, twilio_standin, worker
 from bot.campaign import (
     JOB,
+    STRATEGIES,
+    TEMPLATES,
     CampaignConfig,
     CampaignListError,
     DailyCap,
@@ -149,6 +151,14 @@ def test_a_segment_on_an_unknown_column_or_a_missing_column_is_refused(tmp_path:
     with pytest.raises(CampaignListError) as rejected:
         read_list(bare)
     assert rejected.value.errors[0].column == "bucket,days_past_due,priority"
+
+
+def test_every_strategy_screening_may_choose_has_steps_and_each_sms_a_template() -> None:
+    assert tuple(STRATEGIES) == screening.STRATEGIES
+    assert {step for steps in STRATEGIES.values() for step in steps} == {"sms", "call", "review"}
+    for strategy, steps in STRATEGIES.items():
+        if "sms" in steps:
+            assert TEMPLATES[strategy] in RESPONSES, strategy
 
 
 def test_a_malformed_segment_says_how_to_write_it() -> None:

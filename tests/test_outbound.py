@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from redis.exceptions import LockError
 from twilio.base.exceptions import TwilioRestException
 
 from bot import keys, twilio_standin
@@ -181,6 +182,39 @@ async def test_a_blocked_send_can_be_taken_later(world: World) -> None:
     assert (await world.sender.sms(borrower, "hello", "k8")).outcome == "blocked"
     await world.services.records.opt_in(conversation)
     assert (await world.sender.sms(borrower, "hello", "k8")).outcome == "queued"
+
+
+async def test_a_send_whose_policy_decision_fails_frees_its_outbox_key(world: World,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    borrower = await account(world, "US001")
+
+    async def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("the policy's store is unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(world.services.policy, "decide", unreachable)
+        with pytest.raises(ConnectionError):
+            await world.sender.sms(borrower, "hello", "k9")
+    assert await world.services.redis.get(keys.outbox("k9")) is None
+    assert (await world.sender.sms(borrower, "hello", "k9")).outcome == "queued"
+    assert len(world.standin.messages) == 1
+
+
+async def test_a_send_that_cannot_take_the_account_lock_frees_its_outbox_key(world: World) -> None:
+    borrower = await account(world, "US001")
+    client = twilio_client(world.settings)
+    sender = Sender(client, world.settings, world.services.policy, world.services.redis, clock=inside_hours,
+                    lock_seconds=0.2)
+    held = world.services.redis.lock(keys.outbound_lock("US001"), timeout=10)
+    try:
+        assert await held.acquire()
+        with pytest.raises(LockError):
+            await sender.sms(borrower, "hello", "k10")
+        await held.release()
+        assert (await sender.sms(borrower, "hello", "k10")).outcome == "queued"
+        assert len(world.standin.messages) == 1
+    finally:
+        await client.http_client.close()
 
 
 async def test_a_visit_tomorrow_is_reminded_once_within_the_policy(world: World) -> None:
