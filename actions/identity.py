@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
 from actions.common import BorrowerAction
-from bot.conversation import SlotChange, Turn
-
-# "Talk to my lawyer": contact only through someone else, which the policy then keeps to.
-_REPRESENTATIVE = re.compile(r"lawyer|attorney|solicitor|representative|律师|代理人|法务", re.I)
+from bot.conversation import SlotChange, Turn, opt_out_source
 
 
 class ActionWrongNumber(BorrowerAction):
@@ -50,7 +45,6 @@ class ActionStopContact(BorrowerAction):
         return "action_stop_contact"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        through = "representative" if _REPRESENTATIVE.search(turn.text) else "conversation"
-        await turn.services.records.opt_out(turn.conversation_id, through)
+        await turn.services.records.opt_out(turn.conversation_id, opt_out_source(turn.text))
         turn.say("utter_stop_contact")
         return [("awaiting", None)]

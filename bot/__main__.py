@@ -31,6 +31,14 @@ def _logging() -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def _rejected(exc: Exception) -> int:
+    """Say why the input was refused, with every bad row the error lists; the exit code for it."""
+    print(f"rejected: {exc}", file=sys.stderr)
+    for error in getattr(exc, "errors", ()):
+        print(f"  {error}", file=sys.stderr)
+    return 1
+
+
 async def _import_ledger(args: argparse.Namespace) -> int:
     from bot.ledger import LedgerImportError
     from bot.services import Services
@@ -43,10 +51,7 @@ async def _import_ledger(args: argparse.Namespace) -> int:
     try:
         accounts, rows = await svc.ledger.import_files(args.accounts, args.installments, date.today())
     except LedgerImportError as exc:
-        print(f"rejected: {exc}", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 1
+        return _rejected(exc)
     finally:
         await svc.close()
     print(f"imported {accounts} account(s) and {rows} instalment row(s)")
@@ -69,13 +74,9 @@ def _screen(args: argparse.Namespace) -> int:
         outputs = screening.run(args.accounts, args.installments, out, args.as_of, load,
                                 previous=screening.latest_run(out.parent, exclude=out))
     except screening.ScreeningInputError as exc:
-        print(f"rejected: {exc}", file=sys.stderr)
-        for error in exc.errors:
-            print(f"  {error}", file=sys.stderr)
-        return 1
+        return _rejected(exc)
     except (screening.StrategyError, FileExistsError) as exc:
-        print(f"rejected: {exc}", file=sys.stderr)
-        return 1
+        return _rejected(exc)
     for path in (outputs.collection_list, outputs.summary, outputs.report, *outputs.charts):
         print(path)
     return 0
@@ -249,13 +250,9 @@ async def _campaign(args: argparse.Namespace) -> int:
             finally:
                 await queue.close()
         except campaign.CampaignListError as exc:
-            print(f"rejected: {exc}", file=sys.stderr)
-            for error in exc.errors:
-                print(f"  {error}", file=sys.stderr)
-            return 1
+            return _rejected(exc)
         except ValueError as exc:
-            print(f"rejected: {exc}", file=sys.stderr)
-            return 1
+            return _rejected(exc)
     finally:
         await svc.close()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(planned.counts.items()))
@@ -293,8 +290,7 @@ async def _agent(args: argparse.Namespace) -> int:
         try:
             await svc.agents.add(args.username, password, args.role)
         except AgentError as exc:
-            print(f"rejected: {exc}", file=sys.stderr)
-            return 1
+            return _rejected(exc)
     finally:
         await svc.close()
     print(f"created {args.role} {args.username}; sign in at {svc.settings.public_base_url}/agent/")

@@ -13,6 +13,7 @@ from typing import Any
 
 from bot import keys
 from bot.arrangements import promise_status, status
+from bot.consent import PURPOSES
 from bot.conversation import local_today
 from bot.ledger import overdue
 from bot.plans import bucket, days_past_due
@@ -63,8 +64,7 @@ async def account_summary(svc: Services, account_id: str, today: date | None = N
 
 async def _agent_outcomes(svc: Services, account_id: str) -> list[dict[str, Any]]:
     """The newest closes by agents, newest first, without their notes."""
-    sealed = await svc.redis.lrange(keys.agent_outcomes(account_id), 0, OUTCOMES_SHOWN - 1)
-    records = [svc.vault.open(s) for s in sealed]
+    records = await svc.handoffs.outcomes(account_id, OUTCOMES_SHOWN)
     return [{"outcome": r["outcome"], "at": datetime.fromtimestamp(r["at"], timezone.utc).isoformat(),
              "agent": r["agent"], "reason": r["reason"]} for r in records]
 
@@ -77,7 +77,7 @@ async def _visit_and_consents(svc: Services, account_id: str) -> dict[str, Any]:
                           "team": booking.team_id, "place": booking.details.get("place"),
                           "staff": [f"{s.name} {s.staff_id}" for s in booking.staff]}
     consents = {}
-    for purpose in ("family_contact", "visit_address"):
+    for purpose in PURPOSES:
         record = await svc.consents.get(account_id, purpose)
         if record:
             consents[purpose] = {k: record[k] for k in ("status", "at", "channel", "wording_version")}

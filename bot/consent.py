@@ -75,10 +75,6 @@ class Consents:
         sealed = await self.redis.hget(keys.consent(account_id), purpose)
         return self.vault.open(sealed) if sealed else None
 
-    async def granted(self, account_id: str, purpose: str) -> bool:
-        record = await self.get(account_id, purpose)
-        return bool(record and record["status"] == "granted")
-
     async def record(self, account_id: str, purpose: str, status: str, conversation_id: str, channel: str,
                      wording: str, response: str) -> dict[str, Any]:
         """Record a grant or a refusal, with the exact wording the borrower answered.

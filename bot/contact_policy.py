@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot import keys
-from bot.arrangements import promise_status, status
+from bot.arrangements import Arrangements, promise_status, status
 from bot.booking import Bookings, load_field_teams
 from bot.ledger import Account
 from bot.privacy import Vault, pseudonym
+from bot.records import Records
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "policy" / "contact.yml"
 CHANNELS = ("sms", "call")
@@ -139,7 +140,8 @@ class ContactPolicy:
                  bookings: Bookings | None = None) -> None:
         self._redis = redis
         self._bookings = bookings or Bookings(redis, vault, load_field_teams())
-        self._vault = vault
+        self._records = Records(redis, vault)
+        self._arrangements = Arrangements(redis, vault)
         self._secret = hmac_secret
         self._rules, self._prefixes, self._currencies, self._default = load_rules(path)
 
@@ -201,12 +203,10 @@ class ContactPolicy:
     async def _arrangement_stops(self, account: Account, today: date) -> list[str]:
         """A promise not yet due, a plan or grace period being kept, a visit still to come."""
         stops = []
-        sealed = await self._redis.get(keys.promise(account.account_id))
-        promise = self._vault.open(sealed) if sealed else None
+        promise = await self._records.get_promise(account.account_id)
         if promise and promise_status(promise, account, today) == "active":
             stops.append(f"promise to pay by {promise['date']} not yet due")
-        sealed = await self._redis.get(keys.arrangement(account.account_id))
-        arrangement = self._vault.open(sealed) if sealed else None
+        arrangement = await self._arrangements.current(account.account_id)
         if arrangement and status(arrangement, account, today) == "active":
             stops.append(f"{arrangement['offer']['kind']} arrangement in good standing")
         booking = await self._bookings.booking_for(account.account_id)

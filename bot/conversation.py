@@ -11,6 +11,7 @@ make as ``(slot, value)`` pairs; the actions turn both into Rasa's terms.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -39,10 +40,14 @@ COMMITTING_INTENTS = {"inform", "pay_now", "nlu_fallback"}
 LEAVING_INTENTS = {"request_human", "stop_contact", "complain", "dispute_debt", "switch_language",
                    "withdraw_consent", "cancel_visit", "goodbye", "bot_challenge"}
 
+# "Talk to my lawyer": contact only through someone else, which the policy then keeps to.
+_REPRESENTATIVE = re.compile(r"lawyer|attorney|solicitor|representative|律师|代理人|法务", re.I)
+
+# The queue reason for the intent that asked for a person (action_hand_off, or one pending
+# verification) or for the flow that offered one (``offer_person``'s ``pending``).
 HANDOFF_REASON_BY_INTENT = {
     "request_human": "request_human", "complain": "complaint", "dispute_debt": "dispute",
-    "request_plan": "request_plan", "request_extension": "request_extension", "inform_hardship": "hardship",
-    "book_visit": "visit", "reschedule_visit": "visit", "cancel_visit": "visit", "ask_visit_purpose": "visit",
+    "request_plan": "request_plan", "book_visit": "visit",
 }
 
 
@@ -103,6 +108,18 @@ def wording(turn: Turn, response: str) -> str:
     """The exact text ``response`` shows this borrower, for records that must keep what was said."""
     return catalog.render(catalog.responses(), response, turn.language, turn.channel,
                           bank_phone=turn.services.settings.bank_phone)
+
+
+async def record_consent_answer(turn: Turn, purpose: str, response: str) -> str:
+    """Record a yes (affirm) or no (deny) to the consent question ``response`` asked, with its wording.
+
+    Returns:
+        "granted" or "declined".
+    """
+    status = "granted" if turn.intent == "affirm" else "declined"
+    await turn.services.consents.record(turn.account.account_id, purpose, status, turn.conversation_id,
+                                        turn.channel, wording(turn, response), response)
+    return status
 
 
 def utc_now() -> datetime:
@@ -206,7 +223,7 @@ def ask_promise_date(turn: Turn) -> list[SlotChange]:
 
 
 def named_date(turn: Turn) -> tuple[date | None, bool]:
-    """The date the message names (parsed once per turn), and whether it named an impossible one."""
+    """The date the message names, and whether it named an impossible one (parsed anew on each call)."""
     try:
         return find_date(turn.text[: verification.MAX_ANSWER_LENGTH], turn.language, turn.today), False
     except ImpossibleDate:
@@ -259,6 +276,11 @@ def offer_person(turn: Turn, pending: str) -> list[SlotChange]:
     """Ask whether a colleague should take over; a yes queues the conversation for ``pending``'s reason."""
     turn.say("utter_offer_person")
     return [("awaiting", "handoff_offer"), ("pending", pending)]
+
+
+def opt_out_source(text: str) -> str:
+    """The source of an opt-out asked for in conversation: "representative" when the borrower names one."""
+    return "representative" if _REPRESENTATIVE.search(text) else "conversation"
 
 
 async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:

@@ -15,19 +15,21 @@ from dateparser.search import search_dates
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 _WEEKDAYS = {"1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "日": 6, "天": 6, "末": 5}
+# Full-width digits (０-９) to ASCII, a str.translate table.
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十]+")
 _MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-_MONTH_NAMES = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?|sept?(?:ember)?"
+# English month names and their abbreviations, except "may", which is also a verb.
+MONTH_NAMES = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?|sept?(?:ember)?"
                 r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
 # "May" is a month only beside a day number: "may 5", "5th of may", not "may I pay".
 _MONTH_DAY = re.compile(
-    rf"\b(?P<m1>{_MONTH_NAMES}|may)\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?!\d)"
-    rf"|(?<!\d)(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{_MONTH_NAMES}|may)\b",
+    rf"\b(?P<m1>{MONTH_NAMES}|may)\.?\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?(?!\d)"
+    rf"|(?<!\d)(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{MONTH_NAMES}|may)\b",
     re.I,
 )
 _ORDINAL_DAY = re.compile(r"\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b", re.I)
-_MONTH_WORD = re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|june?|july?|aug(?:ust)?"
-                         r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b", re.I)
+_MONTH_WORD = re.compile(rf"\b(?:{MONTH_NAMES})\b", re.I)
 
 
 def _cn_number(text: str) -> str:
@@ -40,7 +42,7 @@ def _cn_number(text: str) -> str:
 
 def normalise_chinese(text: str) -> str:
     """Arabic numerals, 日 for 号, 周 for 星期/礼拜, full-width digits folded."""
-    text = text.translate({ord(c): ord("0") + i for i, c in enumerate("０１２３４５６７８９")})
+    text = text.translate(FULL_WIDTH_DIGITS)
     text = _CN_NUMBER.sub(lambda m: _cn_number(m.group()), text)
     text = re.sub(r"(?<=\d)[号號]", "日", text)
     return re.sub("星期|礼拜|禮拜", "周", text)

@@ -9,7 +9,7 @@ outbound contacts them about it.
 from __future__ import annotations
 
 from bot.consent import ConsentMissing, FamilyContact, read_phone
-from bot.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, wording
+from bot.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, record_consent_answer
 
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope"}
 # "我同意你们保存我妈的电话" reads like a withdrawal to the classifier: while we ask, it is no answer.
@@ -29,10 +29,7 @@ async def answer_consent(turn: Turn) -> list[SlotChange] | None:
     if turn.intent not in ANSWER_INTENTS | UNCLEAR_INTENTS:
         return None
     if turn.intent in ("affirm", "deny"):
-        status = "granted" if turn.intent == "affirm" else "declined"
-        await turn.services.consents.record(turn.account.account_id, "family_contact", status,
-                                            turn.conversation_id, turn.channel,
-                                            wording(turn, "utter_ask_family_consent"), "utter_ask_family_consent")
+        await record_consent_answer(turn, "family_contact", "utter_ask_family_consent")
     if turn.intent == "affirm":
         turn.say("utter_ask_family_contact")
         return [("awaiting", "family_contact"), ("pending", None)]

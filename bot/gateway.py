@@ -24,7 +24,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import catalog, console, keys, sms, transcripts, visits, voice
-from bot.appkeys import HTTP, PENDING, RESPONSES, SENDER, SERVICES
+from bot.appkeys import HTTP, PENDING, SENDER, SERVICES
 from bot.contact_policy import Attempt
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
@@ -59,7 +59,6 @@ def init_app(settings: Settings) -> web.Application:
     """Build the gateway application; clients open in ``cleanup_ctx``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = Services(settings)
-    app[RESPONSES] = catalog.load_responses()
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_visit_reminders)
     app.router.add_post("/twilio/sms", sms_webhook)
@@ -263,9 +262,13 @@ async def _keyword_reply(app: web.Application, conversation_id: str, word: str, 
 
 def _say(app: web.Application, response: str, language: str, channel: str | None = None) -> str:
     settings = app[SERVICES].settings
-    responses = app[RESPONSES]
-    return catalog.render(responses, response, language, channel, bank_phone=settings.bank_phone,
+    return catalog.render(catalog.responses(), response, language, channel, bank_phone=settings.bank_phone,
                           agent_hours=settings.agent_hours)
+
+
+def _speak(app: web.Application, response: str, language: str) -> str:
+    """A line said on a call: the response's voice wording where it has one."""
+    return _say(app, response, language, "voice")
 
 
 async def _rasa_turn(app: web.Application, conversation_id: str, body: str,
@@ -331,9 +334,9 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
     account = await svc.ledger.for_conversation(conversation_id) if conversation_id else None
     language = await _language(app, conversation_id, account)
     if form.get("AnsweredBy", "").startswith(("machine", "fax")):
-        return voice.finish([_say(app, "utter_voicemail", language)], language)
+        return voice.finish([_speak(app, "utter_voicemail", language)], language)
     if account is None or conversation_id is None:
-        return voice.finish([_say(app, "utter_unknown_sender", language, "voice")], language)
+        return voice.finish([_speak(app, "utter_unknown_sender", language)], language)
     if await svc.handoffs.holder(conversation_id):  # an agent is on it by SMS: no second bot conversation
         return _with_agent(app, language)
     message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""),
@@ -343,7 +346,7 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
     try:
         texts, customs = await _call_turn(app, conversation_id, message, first)
     except web.HTTPServiceUnavailable:
-        return voice.finish([_say(app, "utter_voice_unavailable", language)], language)
+        return voice.finish([_speak(app, "utter_voice_unavailable", language)], language)
     if not first:  # the borrower spoke with us: a phone conversation, whoever placed the call
         await svc.policy.record_attempt(account.account_id, form["CallSid"],
                                         Attempt(datetime.now(ZoneInfo("UTC")), "call", answered=True))
@@ -357,8 +360,8 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
 def _with_agent(app: web.Application, language: str) -> str:
     agent_phone = app[SERVICES].settings.agent_phone
     if agent_phone:
-        return voice.transfer([_say(app, "utter_voice_transfer", language)], language, agent_phone)
-    return voice.finish([_say(app, "utter_voice_with_agent", language)], language)
+        return voice.transfer([_speak(app, "utter_voice_transfer", language)], language, agent_phone)
+    return voice.finish([_speak(app, "utter_voice_with_agent", language)], language)
 
 
 async def _keys_answer(app: web.Application, call_sid: str) -> bool:
@@ -383,10 +386,10 @@ async def _call_turn(app: web.Application, conversation_id: str, message: str,
 
 def _opening(app: web.Application, texts: list[str], language: str) -> list[str]:
     """Every call opens by naming the bank's automated assistant, then says whether it is recorded."""
-    intro = _say(app, "utter_intro", language)
+    intro = _speak(app, "utter_intro", language)
     texts = [intro, *(t for t in texts if t != intro)]  # once, first, however the session began
     if app[SERVICES].settings.call_recording:
-        texts.insert(1, _say(app, "utter_call_recorded", language))
+        texts.insert(1, _speak(app, "utter_call_recorded", language))
     return texts
 
 
@@ -402,24 +405,26 @@ async def _no_answer(app: web.Application, form: Any, account: Any, language: st
         stored = await svc.redis.get(keys.last_said(form["CallSid"]))
         return voice.ask(svc.vault.open(stored) if stored else [], language, VOICE_TURN_URL, 0)
     if silences <= voice.MAX_REPROMPTS:
-        return voice.ask([_say(app, "utter_voice_reprompt", language)], language, VOICE_TURN_URL, silences)
+        return voice.ask([_speak(app, "utter_voice_reprompt", language)], language, VOICE_TURN_URL, silences)
     _send_later(app, account, _say(app, "utter_missed_call_sms", language), f"{form['CallSid']}:silence", False)
-    return voice.finish([_say(app, "utter_voice_silence_goodbye", language)], language)
+    return voice.finish([_speak(app, "utter_voice_silence_goodbye", language)], language)
 
 
 async def _act_on_call(app: web.Application, call_sid: str, account: Any, language: str, texts: list[str],
                        customs: list[dict[str, Any]]) -> str:
     """Send the SMS the turn asked for, then transfer, hang up or listen again."""
     for custom in (c for c in customs if c.get("sms")):
-        number = await app[SERVICES].redis.incr(keys.call_sms_count(call_sid))
-        await app[SERVICES].redis.expire(keys.call_sms_count(call_sid), LAST_SAID_TTL_SECONDS)
+        async with app[SERVICES].redis.pipeline(transaction=True) as tx:
+            tx.incr(keys.call_sms_count(call_sid))
+            tx.expire(keys.call_sms_count(call_sid), LAST_SAID_TTL_SECONDS)
+            number, _ = await tx.execute()
         _send_later(app, account, str(custom["sms"]), f"{call_sid}:sms:{number}", True)
     actions = {c.get("call") for c in customs}
     if "keys_answer" in actions:
         await app[SERVICES].redis.set(keys.keys_answer(call_sid), 1, ex=LAST_SAID_TTL_SECONDS)
     agent_phone = app[SERVICES].settings.agent_phone
     if "transfer" in actions and agent_phone:
-        return voice.transfer([_say(app, "utter_voice_transfer", language)], language, agent_phone)
+        return voice.transfer([_speak(app, "utter_voice_transfer", language)], language, agent_phone)
     if "hangup" in actions:
         return voice.finish(texts, language)
     return voice.ask(texts, language, VOICE_TURN_URL, 0)

@@ -12,11 +12,11 @@ import dataclasses
 import re
 import time
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
-from bot import sms
-from bot.arrangements import ArrangementRefused, status
+from bot import catalog, sms
+from bot.arrangements import REASONS, ArrangementRefused, status
 from bot.choices import read_choice_number
 from bot.conversation import DONE, SlotChange, Turn, named_date, offer_person, refuse_or_ask_verification
 from bot.family import ask_consent_once
@@ -24,9 +24,9 @@ from bot.ledger import overdue
 from bot.plans import (
     Offer,
     ProductPolicy,
+    cn_value,
     days_past_due,
     grace_offer,
-    max_grace_days,
     plan_offers,
     read_amount,
     shortest_affordable,
@@ -52,9 +52,9 @@ _REASON_WORDS = (
                          r"passed away|funeral|died|mom|mum|dad|wife|husband|kids?|child(?:ren)?|baby)\b"),
     ("other", r"离婚|被骗|其他|其它|别的|\b(?:divorce\w*|scam\w*|other|something else)\b"),
 )
-_REASON_BY_NUMBER = {"1": "job_loss", "2": "illness", "3": "business", "4": "family_emergency", "5": "other"}
+# The numbers utter_ask_hardship_reason lists, in the order of REASONS.
+_REASON_BY_NUMBER = {str(n): r for n, r in enumerate(REASONS, 1)}
 _COUNT = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:个月|期|months?|instal+ments?|payments?|mos?\b)")
-_CN_COUNTS = {"三": 3, "六": 6, "九": 9, "十二": 12, "十八": 18, "二十四": 24}
 
 
 def read_reason(text: str) -> str | None:
@@ -63,10 +63,14 @@ def read_reason(text: str) -> str | None:
     return next((reason for reason, words in _REASON_WORDS if re.search(words, lowered)), None)
 
 
-def read_reason_answer(text: str) -> str:
-    """The answer to "why?": a listed number, recognised words, or "other"."""
+def read_reason_answer(text: str, words: str | None) -> str:
+    """The answer to "why?": a listed number, recognised words, or "other".
+
+    Args:
+        words: what ``read_reason(text)`` gave, which the caller has already.
+    """
     stripped = text.strip().strip(".。)）")
-    return _REASON_BY_NUMBER.get(stripped) or read_reason(text) or "other"
+    return _REASON_BY_NUMBER.get(stripped) or words or "other"
 
 
 def read_choice(text: str, offers: list[Offer]) -> Offer | None:
@@ -78,7 +82,7 @@ def read_choice(text: str, offers: list[Offer]) -> Offer | None:
     bare = text.strip().strip(".。")
     if counted:
         value = counted.group(1)
-        count = int(value) if value.isdigit() else _CN_COUNTS.get(value)
+        count = int(value) if value.isdigit() else cn_value(value)
     elif bare.isdigit() and int(bare) > len(offers):  # "12": beyond the list, so a number of months
         count = int(bare)
     else:
@@ -171,7 +175,7 @@ async def answer_reason(turn: Turn) -> list[SlotChange] | None:
         turn.say("utter_arrangement_declined")
         return list(DONE)
     request = Request.decode(turn.pending or "")
-    await _record_reason(turn, read_reason_answer(turn.text), turn.text)
+    await _record_reason(turn, read_reason_answer(turn.text, reason), turn.text)
     monthly = read_amount(turn.text) or request.monthly
     return await _offer(turn, dataclasses.replace(request, monthly=monthly))
 
@@ -215,11 +219,10 @@ async def _list_offers(turn: Turn, offers: list[Offer]) -> list[SlotChange]:
 
 
 def _ask_to_confirm(turn: Turn, offer: Offer, index: int) -> list[SlotChange]:
-    last = offer.schedule[-1]
     turn.say("utter_plan_summary", count=offer.count, first_amount=turn.money(offer.schedule[0].amount),
              first_due=turn.date(offer.first_due), regular=turn.money(offer.regular),
-             last_amount=turn.money(last.amount), last_due=turn.date(last.due), total=turn.money(offer.total),
-             charges=turn.money(offer.fee + offer.interest))
+             last_amount=turn.money(offer.schedule[-1].amount), last_due=turn.date(offer.last_due),
+             total=turn.money(offer.total), charges=turn.money(offer.fee + offer.interest))
     turn.say("utter_ask_plan_confirm")
     return [("awaiting", "plan_confirm"), ("pending", str(index))]
 
@@ -277,17 +280,14 @@ async def offer_grace(turn: Turn, until: date | None) -> list[SlotChange]:
     policy, due = _policy(turn), overdue(turn.account, turn.today)
     dpd = days_past_due(turn.account, turn.today)
     used = await turn.services.arrangements.accepted_last_year(turn.account.account_id, "grace")
-    most = max_grace_days(policy, dpd)
-    if most == 0 or used >= policy.grace_per_year:
+    longest = grace_offer(policy, due.amount, turn.account.currency, dpd, turn.today, used)
+    if longest is None:
         turn.say("utter_no_grace")
         return await offer_plans(turn, None)
     offer = grace_offer(policy, due.amount, turn.account.currency, dpd, turn.today, used, until=until)
     if offer is None:  # the day named is beyond what the policy allows: offer the most it does
-        last_day = turn.today + timedelta(days=most)
-        turn.say("utter_grace_out_of_range", last_day=turn.date(last_day))
-        offer = grace_offer(policy, due.amount, turn.account.currency, dpd, turn.today, used, until=last_day)
-        if offer is None:
-            raise RuntimeError(f"policy for {turn.account.product} allows {most} grace days but no offer")
+        turn.say("utter_grace_out_of_range", last_day=turn.date(longest.first_due))
+        offer = longest
     await turn.services.arrangements.keep_offers(turn.conversation_id, [offer])
     turn.say("utter_grace_offer", days=(offer.first_due - turn.today).days, amount=turn.money(offer.total),
              until=turn.date(offer.first_due))
@@ -310,8 +310,9 @@ async def answer_grace(turn: Turn) -> list[SlotChange] | None:
     if turn.intent == "deny":
         turn.say("utter_arrangement_declined")
         return list(DONE)
-    if turn.intent == "request_plan" or read_amount(turn.text) is not None:
-        return await offer_plans(turn, read_amount(turn.text))
+    monthly = read_amount(turn.text)
+    if turn.intent == "request_plan" or monthly is not None:
+        return await offer_plans(turn, monthly)
     turn.say("utter_ask_grace_confirm")
     return []
 
@@ -335,7 +336,9 @@ async def _accept(turn: Turn, offer: Offer) -> list[SlotChange]:
 
 def _send_schedule(turn: Turn, offer: Offer) -> None:
     """Every due date by SMS: in the reply by SMS, as texts during a call."""
-    lines = [f"{n}. {turn.date(i.due)} {turn.sms_money(i.amount)}" for n, i in enumerate(offer.schedule, start=1)]
+    lines = [catalog.render(catalog.responses(), "utter_schedule_line", turn.language, number=n,
+                            due=turn.date(i.due), amount=turn.sms_money(i.amount))
+             for n, i in enumerate(offer.schedule, start=1)]
     for chunk in sms.pack(lines):
         if turn.channel == "voice":
             turn.send_text("utter_schedule", schedule=chunk)

@@ -32,10 +32,30 @@ LANGUAGES = ("zh", "en")
 PRODUCTS = ("mortgage", "auto", "consumer", "credit_card")
 MAX_FIELD_LENGTH = 500
 
-_ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
-_ID_LAST4 = re.compile(r"\d{3}[\dX]")
-_AMOUNT = re.compile(r"\d{1,12}(\.\d{1,4})?")
+# What a whole value must look like; bot.screening checks the same shapes with polars.
+ACCOUNT_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+E164_PATTERN = r"\+[1-9]\d{6,14}"
+ID_LAST4_PATTERN = r"\d{3}[\dX]"
+AMOUNT_PATTERN = r"\d{1,12}(\.\d{1,4})?"
+ISO_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+# Why a value is refused, per column (bot.screening gives the same reasons).
+REASONS = {
+    "account_id": "1-64 letters, digits, - or _",
+    "name": "must not be empty",
+    "phone": "must be E.164, e.g. +8613800138000",
+    "language": "must be zh or en",
+    "timezone": "must be an IANA zone such as Asia/Shanghai",
+    "product": f"must be one of {', '.join(PRODUCTS)}",
+    "currency": "must be an ISO 4217 code such as CNY or USD",
+    "id_last4": "must be 4 characters: 3 digits then a digit or X",
+    "birth_date": "must be after 1900-01-01 and in the past",
+    "amount": "must be a decimal number such as 1250.00, without currency sign",
+}
+
+_ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
+_E164 = re.compile(E164_PATTERN)
+_ID_LAST4 = re.compile(ID_LAST4_PATTERN)
+_AMOUNT = re.compile(AMOUNT_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -142,7 +162,7 @@ def _rows(path: Path, columns: tuple[str, ...], errors: list[RowError]) -> Itera
 
 
 def _iso_date(value: str) -> date:
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not re.fullmatch(ISO_DATE_PATTERN, value):
         raise ValueError("must be a date written YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
@@ -151,26 +171,25 @@ def _iso_date(value: str) -> date:
 
 
 def _account(row: dict[str, str], today: date) -> Account:
-    checks: list[tuple[str, bool, str]] = [
-        ("account_id", bool(_ACCOUNT_ID.fullmatch(row["account_id"])), "1-64 letters, digits, - or _"),
-        ("name", bool(row["name"]), "must not be empty"),
-        ("phone", bool(_E164.fullmatch(row["phone"])), "must be E.164, e.g. +8613800138000"),
-        ("language", row["language"] in LANGUAGES, "must be zh or en"),
-        ("product", row["product"] in PRODUCTS, f"must be one of {', '.join(PRODUCTS)}"),
-        ("currency", is_currency(row["currency"]), "must be an ISO 4217 code such as CNY or USD"),
-        ("id_last4", bool(_ID_LAST4.fullmatch(row["id_last4"].upper())),
-         "must be 4 characters: 3 digits then a digit or X"),
+    checks: list[tuple[str, bool]] = [
+        ("account_id", bool(_ACCOUNT_ID.fullmatch(row["account_id"]))),
+        ("name", bool(row["name"])),
+        ("phone", bool(_E164.fullmatch(row["phone"]))),
+        ("language", row["language"] in LANGUAGES),
+        ("product", row["product"] in PRODUCTS),
+        ("currency", is_currency(row["currency"])),
+        ("id_last4", bool(_ID_LAST4.fullmatch(row["id_last4"].upper()))),
     ]
-    for column, ok, message in checks:
+    for column, ok in checks:
         if not ok:
-            raise _ColumnError(column, message)
+            raise _ColumnError(column, REASONS[column])
     try:
         ZoneInfo(row["timezone"])
     except (ZoneInfoNotFoundError, ValueError):
-        raise _ColumnError("timezone", "must be an IANA zone such as Asia/Shanghai") from None
+        raise _ColumnError("timezone", REASONS["timezone"]) from None
     birth = _column_date(row, "birth_date")
     if not date(1900, 1, 1) <= birth < today:
-        raise _ColumnError("birth_date", "must be after 1900-01-01 and in the past")
+        raise _ColumnError("birth_date", REASONS["birth_date"])
     return Account(
         account_id=row["account_id"], name=row["name"], phone=row["phone"], language=row["language"],
         timezone=row["timezone"], product=row["product"], currency=row["currency"],
@@ -189,7 +208,7 @@ def _column_date(row: dict[str, str], column: str) -> date:
 def _amount(row: dict[str, str], column: str, currency: str | None) -> Decimal:
     value = row[column]
     if not _AMOUNT.fullmatch(value):
-        raise _ColumnError(column, "must be a decimal number such as 1250.00, without currency sign")
+        raise _ColumnError(column, REASONS["amount"])
     amount = Decimal(value)
     if currency and -int(amount.as_tuple().exponent) > get_currency_precision(currency):
         raise _ColumnError(column, f"has more decimals than {currency} allows")

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from babel.numbers import get_currency_precision
 
+from bot.dates import FULL_WIDTH_DIGITS, MONTH_NAMES
 from bot.ledger import PRODUCTS, Account, overdue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -371,7 +372,7 @@ _EN_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
 _EN_WORDS = {w: n for n, w in enumerate(_EN_UNITS, start=1)} | {w: n * 10 for n, w in enumerate(_EN_TENS, start=2)}
 _EN_WORD = rf"(?:{'|'.join(_EN_WORDS)}|hundred|thousand)\b"
 _EN_NUMERAL = re.compile(rf"\b{_EN_WORD}(?:(?:[\s-]+and)?[\s-]+{_EN_WORD})*\b")
-_FULL_WIDTH = str.maketrans("０１２３４５６７８９￥＄．", "0123456789¥$.")
+_FULL_WIDTH = FULL_WIDTH_DIGITS | str.maketrans("￥＄．", "¥$.")
 _PER_MONTH = re.compile(
     r"每\s*个?\s*月|(?<![第\d十零〇])[一1]\s*个\s*月|每\s*期|月供"
     r"|(?:\b(?:a|per|each|every)\s+|/\s*)(?:month|mo|mth)\b|\bmonthly\b"
@@ -387,8 +388,7 @@ _NOT_AMOUNT_AFTER = re.compile(
 )
 # Instalment numbers (第3期), phone prefixes, time ranges, and times or years after at, in or a month's name.
 _NOT_AMOUNT_BEFORE = re.compile(
-    r"(?:\d\s*[:/-]|[第#+]|\b(?:at|in|by|since|until|till|jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may"
-    r"|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?)\s*$"
+    rf"(?:\d\s*[:/-]|[第#+]|\b(?:at|in|by|since|until|till|may|{MONTH_NAMES})\.?)\s*$"
 )
 _CURRENCY_BEFORE = re.compile(r"(?:[¥$]|\b(?:rmb|usd|cny)|人民币)\s*$")
 _CURRENCY_AFTER = re.compile(r"\s*(?:[元块塊圆刀$¥]|人民币|美元|美金|(?:rmb|yuan|usd|cny|dollars?|bucks?)\b)")
@@ -403,7 +403,7 @@ class _Candidate:
     score: int  # 2 for a per-month phrase, +1 for a currency sign or word
 
 
-def _cn_value(numeral: str) -> int | None:
+def cn_value(numeral: str) -> int | None:
     """八百 -> 800, 一千五 -> 1500, 两万五 -> 25000, 一百零五 -> 105; None for 五六百 or 千万."""
     total, section, digit, unit, zero = 0, 0, None, 0, False
     for char in numeral:
@@ -453,7 +453,7 @@ def _digits(match: re.Match[str], value: int | None) -> str:
 def _normalise(text: str) -> str:
     """Lower case, ASCII digits, Chinese and English number words as digits, per-month phrases as one mark."""
     text = _PER_MONTH.sub(f" {_MONTHLY} ", text.translate(_FULL_WIDTH).lower())
-    text = _CN_NUMERAL.sub(lambda m: _digits(m, _cn_value(m.group())), text)
+    text = _CN_NUMERAL.sub(lambda m: _digits(m, cn_value(m.group())), text)
     text = _EN_NUMERAL.sub(lambda m: _digits(m, _en_value(re.split(r"[\s-]+", m.group()))), text)
     return _THOUSANDS.sub("", text)
 

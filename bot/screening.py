@@ -32,11 +32,26 @@ from babel.numbers import get_currency_precision, is_currency
 from tqdm import tqdm
 
 from bot import keys
-from bot.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, LANGUAGES, MAX_FIELD_LENGTH, PRODUCTS, RowError
+from bot.handoffs import OUTCOMES as AGENT_OUTCOMES
+from bot.ledger import (
+    ACCOUNT_COLUMNS,
+    ACCOUNT_ID_PATTERN,
+    AMOUNT_PATTERN,
+    E164_PATTERN,
+    ID_LAST4_PATTERN,
+    INSTALLMENT_COLUMNS,
+    ISO_DATE_PATTERN,
+    LANGUAGES,
+    MAX_FIELD_LENGTH,
+    PRODUCTS,
+    REASONS,
+    RowError,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 STRATEGIES_FILE = ROOT / "policy" / "strategies.yml"
 STRATEGIES = ("gentle_sms", "sms_then_call", "hardship_offer", "visit_proposal", "agent_review")
+# "current" and bot.plans.BUCKETS (not imported: bot.plans pulls in dateparser, about a second).
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 # What each metric a rule may test holds: a number, a yes/no, or a bucket name.
 METRICS = {
@@ -59,9 +74,6 @@ FACT_COLUMNS = {
     "answered_contacts": pl.Int64, "replied": pl.Boolean, "hardship": pl.Boolean, "broken_promise_on": pl.Date,
     "agent_outcome": pl.String,
 }
-# How an agent closed a handed-off conversation (bot.keys.agent_outcomes); any other code reads as "other",
-# so that nothing but these codes can reach the collection list.
-AGENT_OUTCOMES = ("promise", "plan", "dispute_opened", "wrong_number", "no_contact", "other")
 _OUTCOME_REASONS = {
     "promise": "agent: promise recorded", "plan": "agent: plan agreed",
     "dispute_opened": "agent: dispute opened", "wrong_number": "agent: wrong number on file",
@@ -72,10 +84,12 @@ LARGE_INPUT_BYTES = 50_000_000
 TOP_ACCOUNTS_IN_REPORT = 20
 
 _UNITS = 10_000
-_ACCOUNT_ID = r"^[A-Za-z0-9_-]{1,64}$"
-_E164 = r"^\+[1-9]\d{6,14}$"
-_ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
-_AMOUNT = r"^\d{1,12}(\.\d{1,4})?$"
+# bot.ledger's shapes, anchored: polars' str.contains searches, where re.fullmatch matches the whole value.
+_ACCOUNT_ID = f"^(?:{ACCOUNT_ID_PATTERN})$"
+_E164 = f"^(?:{E164_PATTERN})$"
+_ID_LAST4 = f"^(?:{ID_LAST4_PATTERN})$"
+_ISO_DATE = f"^(?:{ISO_DATE_PATTERN})$"
+_AMOUNT = f"^(?:{AMOUNT_PATTERN})$"
 
 
 # --- the rules file -----------------------------------------------------------------------------
@@ -321,20 +335,19 @@ def _account_checks(accounts: pl.DataFrame, today: date) -> list[_Check]:
     currencies = _valid_values(accounts, "currency", is_currency)
     birth = _as_date("birth_date")
     return [
-        _Check("account_id", pl.col("account_id").str.contains(_ACCOUNT_ID), "1-64 letters, digits, - or _"),
+        _Check("account_id", pl.col("account_id").str.contains(_ACCOUNT_ID), REASONS["account_id"]),
         _Check("account_id", pl.col("account_id").is_first_distinct(), "appears twice in this file"),
-        _Check("name", pl.col("name") != "", "must not be empty"),
-        _Check("phone", pl.col("phone").str.contains(_E164), "must be E.164, e.g. +8613800138000"),
+        _Check("name", pl.col("name") != "", REASONS["name"]),
+        _Check("phone", pl.col("phone").str.contains(_E164), REASONS["phone"]),
         _Check("phone", pl.col("phone").is_first_distinct(), "already used on an earlier line"),
-        _Check("language", pl.col("language").is_in(LANGUAGES), "must be zh or en"),
-        _Check("timezone", pl.col("timezone").is_in(zones), "must be an IANA zone such as Asia/Shanghai"),
-        _Check("product", pl.col("product").is_in(PRODUCTS), f"must be one of {', '.join(PRODUCTS)}"),
-        _Check("currency", pl.col("currency").is_in(currencies), "must be an ISO 4217 code such as CNY or USD"),
-        _Check("id_last4", pl.col("id_last4").str.to_uppercase().str.contains(r"^\d{3}[\dX]$"),
-               "must be 4 characters: 3 digits then a digit or X"),
+        _Check("language", pl.col("language").is_in(LANGUAGES), REASONS["language"]),
+        _Check("timezone", pl.col("timezone").is_in(zones), REASONS["timezone"]),
+        _Check("product", pl.col("product").is_in(PRODUCTS), REASONS["product"]),
+        _Check("currency", pl.col("currency").is_in(currencies), REASONS["currency"]),
+        _Check("id_last4", pl.col("id_last4").str.to_uppercase().str.contains(_ID_LAST4), REASONS["id_last4"]),
         _Check("birth_date", _valid_date("birth_date"), "must be a real calendar date written YYYY-MM-DD"),
         _Check("birth_date", ((birth >= date(1900, 1, 1)) & (birth < today)).fill_null(True),
-               "must be after 1900-01-01 and in the past"),
+               REASONS["birth_date"]),
         *_too_long(ACCOUNT_COLUMNS),
     ]
 
@@ -361,8 +374,7 @@ def _installment_checks(installments: pl.DataFrame, today: date) -> list[_Check]
     for column in ("amount_due", "amount_paid"):
         decimals = pl.col(column).str.extract(r"\.(\d+)$").str.len_chars().fill_null(0)
         checks += [
-            _Check(column, pl.col(column).str.contains(_AMOUNT),
-                   "must be a decimal number such as 1250.00, without currency sign"),
+            _Check(column, pl.col(column).str.contains(_AMOUNT), REASONS["amount"]),
             _Check(column, (decimals <= precision) | ~known, "has more decimals than the account's currency allows"),
         ]
     return checks + _too_long(INSTALLMENT_COLUMNS)
@@ -628,13 +640,9 @@ async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> lis
         replies = await pipe.execute()
     per_account = [replies[i:i + _READS_PER_ACCOUNT] for i in range(0, len(replies), _READS_PER_ACCOUNT)]
     judged = [i for i, (promise, plan, *_) in zip(ids, per_account, strict=True) if promise or plan]
-    ledger = await _accounts(services, judged)
+    ledger = await services.ledger.get_many(judged)
     return [_fact_row(services.vault, account_id, reply, ledger.get(account_id), as_of)
             for account_id, reply in zip(ids, per_account, strict=True)]
-
-
-async def _accounts(services: Any, ids: list[str]) -> dict[str, Any]:
-    return dict(await services.ledger.get_many(ids))
 
 
 def _fact_row(vault: Any, account_id: str, reply: list[Any], account: Any, as_of: date | None) -> dict[str, Any]:
@@ -660,7 +668,11 @@ def _fact_row(vault: Any, account_id: str, reply: list[Any], account: Any, as_of
 
 
 def _agent_outcome(vault: Any, sealed: bytes | None) -> str | None:
-    """The outcome code of a sealed record (never its note); None when there is none."""
+    """The outcome code of a sealed record (never its note); None when there is none.
+
+    A code that is not one of AGENT_OUTCOMES (bot.handoffs.OUTCOMES) reads as "other", so that nothing
+    but those codes can reach the collection list.
+    """
     if not sealed:
         return None
     outcome = vault.open(sealed).get("outcome")

@@ -45,7 +45,7 @@ async def campaign_contact(ctx: dict[str, Any], campaign_id: str, account_id: st
 
 async def startup(ctx: dict[str, Any]) -> None:
     config: CampaignConfig = ctx["config"]
-    services = Services(load_settings())
+    services = Services(ctx["settings"])
     client = twilio_client(services.settings)
     limiter = RateLimiter(services.redis, services.settings.twilio_from, config.rate_per_second)
     sender = Sender(client, services.settings, services.policy, services.redis,
@@ -63,15 +63,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 def worker_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """arq's worker settings, from the environment (read when the worker starts, not at import)."""
     config = load_config(env)
-    max_jobs = env.get("CAMPAIGN_MAX_JOBS", "").strip() or "50"
-    if not max_jobs.isdigit() or not 1 <= int(max_jobs) <= 10_000:
-        raise ValueError(f"CAMPAIGN_MAX_JOBS={max_jobs!r} must be a whole number from 1 to 10000")
+    settings = load_settings(env)
     return {
         "functions": [campaign_contact],
-        "redis_settings": RedisSettings.from_dsn(load_settings(env).redis_url),
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup, "on_shutdown": shutdown,
-        "ctx": {"config": config},
-        "max_jobs": int(max_jobs),
+        "ctx": {"config": config, "settings": settings},
+        "max_jobs": config.max_jobs,
         "job_timeout": config.job_timeout_seconds,
         "max_tries": MAX_TRIES,
         "keep_result": 0,  # the campaign keeps each contact's outcome; re-planning may rerun a blocked one

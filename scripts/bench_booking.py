@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -33,17 +31,13 @@ from bot import keys  # noqa: E402
 from bot.booking import Bookings, FieldTeams, Region, Slot, Staff, Team, candidate_slots  # noqa: E402
 from bot.privacy import Vault  # noqa: E402
 from bot.visit_times import Preference  # noqa: E402
+from scripts.bench_common import PYTHON, emit, machine_line, percentile  # noqa: E402
 from tests.conftest import redis_server  # noqa: E402
 
 REGION = Region(code="BENCH", timezone="Asia/Shanghai", working_days=frozenset(range(7)), day_start=clock(9),
                 day_end=clock(18), visit_minutes=60, travel_buffer_minutes=30,
                 teams=tuple(Team(f"BENCH-T{n}", (Staff(f"Officer {n}A", f"B-{n}A"), Staff(f"Officer {n}B", f"B-{n}B")))
                             for n in (1, 2)))
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 async def timed_book(store: Bookings, n: int, slot: Slot) -> tuple[float, bool]:
@@ -104,9 +98,7 @@ def report(figures: dict[str, float], command: str) -> str:
     return "\n".join([
         "## Visit booking under contention",
         "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-        f"({platform.machine()}, Python {platform.python_version()}), redis-server on the same machine "
-        "(AOF on, as in the tests).",
+        machine_line(PYTHON) + ", redis-server on the same machine (AOF on, as in the tests).",
         f"{figures['attempts']:.0f} `Bookings.book` attempts at once, each a different conversation and account, "
         f"over {figures['clients']:.0f} Redis clients of at most {figures['connections'] / figures['clients']:.0f} "
         f"connections each, on {figures['slots']:.0f} slots with {REGION.capacity} teams each. Latency is per "
@@ -133,11 +125,7 @@ def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder, redis_server(Path(folder)) as url:
         figures = asyncio.run(measure(url, args.attempts, args.slots, args.clients, args.pool))
     command = " ".join(["scripts/bench_booking.py", *sys.argv[1:]])
-    text = report(figures, f".venv/bin/python {command}")
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("# Benchmarks: visit booking\n\n" + text, encoding="utf-8")
+    emit(report(figures, f".venv/bin/python {command}"), args.out, "# Benchmarks: visit booking\n\n")
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ from bot import twilio_standin  # noqa: E402
 from bot.campaign import campaign_status, plan_campaign  # noqa: E402
 from bot.services import Services  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from tests.conftest import make_env, redis_server  # noqa: E402
-from tests.test_campaign import daytime_zone, write_ledger, write_list  # noqa: E402
+from scripts.bench_common import PYTHON, emit  # noqa: E402
+from tests.conftest import daytime_zone, make_env, redis_server  # noqa: E402
+from tests.test_campaign import write_ledger, write_list  # noqa: E402
 
 
 def arrivals_middleware(times: list[float]) -> Any:
@@ -144,7 +145,7 @@ async def bench(args: argparse.Namespace) -> str:
         "",
         f"Reproduce: `{command}`",
         "",
-        f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPUs. "
+        f"Machine: {platform.platform()}, {PYTHON}, {os.cpu_count()} CPUs. "
         f"Everything on one machine: redis-server (AOF on), the Twilio stand-in (in the benchmark's process, "
         f"status callbacks off), {args.workers} worker processes with {args.max_jobs} jobs each. Every SMS goes "
         "through the whole path: arq job, ledger read and decryption, the contact policy (decision recorded), "
@@ -175,10 +176,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="the limited run's length at the limit")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    report = asyncio.run(bench(args))
-    print(report)
-    if args.out:
-        args.out.write_text(report, encoding="utf-8")
+    emit(asyncio.run(bench(args)), args.out)
     return 0
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,8 @@ import polars as pl
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from scripts.bench_common import PYTHON, emit, machine_line  # noqa: E402
 
 INSTALMENTS = 12
 ZONES = ("Asia/Shanghai", "America/New_York", "Europe/London")
@@ -102,15 +102,13 @@ def in_subprocess(kind: str, folder: Path) -> dict[str, float]:
 
 
 def markdown(args: argparse.Namespace, read: dict[str, float], whole: dict[str, float], sizes: str) -> str:
-    now = datetime.now(timezone.utc)
     command = f".venv/bin/python scripts/bench_screening.py --accounts {args.accounts} --seed {args.seed}"
     if args.out:
         command += f" --out {args.out}"
     return "\n".join([
         "# Benchmarks: screening",
         "",
-        f"Measured {now:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({platform.machine()}, "
-        f"Python {platform.python_version()}, polars {pl.__version__}).",
+        machine_line(PYTHON, f"polars {pl.__version__}") + ".",
         f"Generated ledger: {args.accounts:,} accounts x {INSTALMENTS} instalments ({sizes}); no Redis facts.",
         "(a) reads both files with polars alone (all columns as text); (b) is the whole `bot.screening.run`: "
         "read, check every row, screen, and write the collection list, summary, report and charts. "
@@ -149,10 +147,7 @@ def main() -> int:
         print(f"generated in {time.perf_counter() - started:.1f} s: {sizes}", file=sys.stderr)
         read = in_subprocess("read", folder)
         whole = in_subprocess("screen", folder)
-    text = markdown(args, read, whole, sizes)
-    print(text)
-    if args.out:
-        args.out.write_text(text, encoding="utf-8")
+    emit(markdown(args, read, whole, sizes), args.out)
     return 0
 
 

@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet
@@ -35,6 +33,7 @@ from twilio.request_validator import RequestValidator  # noqa: E402
 from bot.chat import messages_in, signed_sms  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
 from bot.supervisor import Options, start_all  # noqa: E402
+from scripts.bench_common import emit, machine_line, percentile  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 # A borrower's side of a long, ordinary conversation: questions that never end it.
@@ -75,6 +74,8 @@ async def conversation(http: aiohttp.ClientSession, settings: Settings, phone: s
 
 VOICE_SCRIPT = [{"Digits": "4242"}, {"SpeechResult": "how much do I owe"}, {"SpeechResult": "are you a robot"},
                 {"Digits": "9"}, {"SpeechResult": "thank you"}, {"SpeechResult": "what is my balance"}]
+# The simultaneous calls: every TwiML turn's latency in ms, and the seconds they all took.
+Voice = tuple[list[float], float]
 
 
 async def voice_turn(http: aiohttp.ClientSession, settings: Settings, fields: dict[str, str], query: str) -> float:
@@ -100,11 +101,6 @@ async def one_call(http: aiohttp.ClientSession, settings: Settings, n: int) -> l
     return latencies
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def stock_endpoints(folder: Path) -> Path:
     """endpoints.yml with Rasa's own RedisTrackerStore instead of ours."""
     text = (ROOT / "endpoints.yml").read_text(encoding="utf-8")
@@ -117,8 +113,7 @@ def report(results: dict[str, dict[int, list[float]]], command: str) -> str:
     lines = [
         "## Turn latency of `/twilio/sms`, one conversation at a time",
         "",
-        f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {os.cpu_count()} cores "
-        f"({platform.machine()}), the whole system on this machine: redis-server, action server, Rasa "
+        machine_line() + ", the whole system on this machine: redis-server, action server, Rasa "
         "(RulePolicy, Redis tracker and lock stores), gateway; the client is on the same machine.",
         "",
         f"Command: `{command}`",
@@ -134,10 +129,10 @@ def report(results: dict[str, dict[int, list[float]]], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def voice_report(voice: dict[str, list[float]], calls: int) -> str:
-    if not voice:
+def voice_report(voice: Voice | None, calls: int) -> str:
+    if voice is None:
         return ""
-    values = voice["calls"]
+    values, seconds = voice
     return "\n".join([
         "",
         f"## TwiML turn latency of `/twilio/voice`, {calls} simultaneous calls",
@@ -148,15 +143,17 @@ def voice_report(voice: dict[str, list[float]], calls: int) -> str:
         "| turns | p50 ms | p99 ms | max ms | turns per second |",
         "|---|---|---|---|---|",
         f"| {len(values)} | {statistics.median(values):.0f} | {percentile(values, 0.99):.0f} | {max(values):.0f} | "
-        f"{len(values) / voice['calls_seconds'][0]:.1f} |",
+        f"{len(values) / seconds:.1f} |",
         "",
     ])
 
 
-async def measure(folder: Path, turns: list[int], endpoints: Path, calls: int = 0) -> dict[Any, list[float]]:
+async def measure(folder: Path, turns: list[int], endpoints: Path,
+                  calls: int = 0) -> tuple[dict[int, list[float]], Voice | None]:
     """Start a fresh system with these endpoints and hold one conversation per length.
 
-    With ``calls``, also ``calls`` simultaneous phone calls, keyed "calls" in the result.
+    Returns the latencies per conversation length and, with ``calls``, those of ``calls``
+    simultaneous phone calls and the seconds they took together (else None).
     """
     folder.mkdir()
     options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
@@ -173,15 +170,13 @@ async def measure(folder: Path, turns: list[int], endpoints: Path, calls: int = 
     try:
         settings = load_settings({**env, "REDIS_URL": f"redis://127.0.0.1:{options.redis_port}/0"})
         async with aiohttp.ClientSession() as http:
-            results: dict[Any, list[float]] = {
-                length: await conversation(http, settings, f"+1415666{n:04d}", length)
-                for n, length in enumerate(turns)}
-            if calls:
-                started = time.perf_counter()
-                per_call = await asyncio.gather(*(one_call(http, settings, n) for n in range(calls)))
-                results["calls"] = [latency for call in per_call for latency in call]
-                results["calls_seconds"] = [time.perf_counter() - started]
-            return results
+            results = {length: await conversation(http, settings, f"+1415666{n:04d}", length)
+                       for n, length in enumerate(turns)}
+            if not calls:
+                return results, None
+            started = time.perf_counter()
+            per_call = await asyncio.gather(*(one_call(http, settings, n) for n in range(calls)))
+            return results, ([latency for call in per_call for latency in call], time.perf_counter() - started)
     finally:
         await stack.stop()
 
@@ -189,17 +184,10 @@ async def measure(folder: Path, turns: list[int], endpoints: Path, calls: int = 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        ours = await measure(folder / "ours", args.turns, ROOT / "endpoints.yml", args.calls)
-        voice = {key: ours.pop(key) for key in ("calls", "calls_seconds") if key in ours}
-        results = {
-            "ours (CompactRedisTrackerStore)": ours,
-            "stock RedisTrackerStore": await measure(folder / "stock", args.turns, stock_endpoints(folder)),
-        }
-    text = report(results, "make bench") + voice_report(voice, args.calls)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("# Benchmarks\n\n" + text, encoding="utf-8")
+        ours, voice = await measure(folder / "ours", args.turns, ROOT / "endpoints.yml", args.calls)
+        stock, _ = await measure(folder / "stock", args.turns, stock_endpoints(folder))
+        results = {"ours (CompactRedisTrackerStore)": ours, "stock RedisTrackerStore": stock}
+    emit(report(results, "make bench") + voice_report(voice, args.calls), args.out, "# Benchmarks\n\n")
 
 
 if __name__ == "__main__":

@@ -21,13 +21,14 @@ LONGEST = {
     "first_amount": "¥1,234,567.89", "first_due": "September 30, 2026", "total": "¥1,234,567.89",
     "charges": "¥1,234,567.89", "last_amount": "¥1,234,567.89", "last_due": "September 30, 2026",
     "schedule": "24. September 30, 2026 ¥1,234,567.89", "days": "15", "amount": "¥1,234,567.89",
+    "due": "September 30, 2026",
     "until": "September 30, 2026", "masked_phone": "**********0100",
     "address": "4501 Market Street, Suite 2200, San Francisco, CA 94105", "visit_date": "September 30, 2026",
     "visit_time": "10:30 AM", "staff": "Alexandra Montgomery CA-0417, Christopher Fitzgerald CA-0522",
     "agent_name": "m" * 32,  # a console username at its longest
 }
 # Responses that are only placeholders, filled with text already in the borrower's language.
-LANGUAGE_NEUTRAL = {"utter_schedule", "utter_visit_slot_option"}
+LANGUAGE_NEUTRAL = {"utter_schedule", "utter_schedule_line", "utter_visit_slot_option"}
 
 
 @pytest.mark.parametrize("name", sorted(set(RESPONSES) - LANGUAGE_NEUTRAL))

@@ -511,6 +511,37 @@ def test_reasons_are_whole_words(text: str, reason: str | None) -> None:
     assert read_reason(text) == reason
 
 
+@pytest.mark.parametrize(("text", "reason"), [
+    ("1", "job_loss"), ("2.", "illness"), ("3）", "business"), ("4", "family_emergency"), ("5", "other"),
+    ("我生病了", "illness"), ("dunno", "other"),
+])
+def test_a_reason_is_answered_by_its_listed_number_or_in_words(text: str, reason: str) -> None:
+    from bot.hardship import read_reason, read_reason_answer
+
+    assert read_reason_answer(text, read_reason(text)) == reason
+
+
+@pytest.mark.parametrize(("text", "count"), [
+    ("3个月", 3), ("六期", 6), ("九个月", 9), ("十二期", 12), ("十八个月", 18), ("二十四期", 24), ("12 months", 12),
+    ("两期", None), ("五六期", None),
+])
+def test_a_plan_is_chosen_by_its_length_in_figures_or_chinese_numerals(text: str, count: int | None) -> None:
+    from bot.hardship import read_choice
+    from bot.plans import Instalment, Offer
+
+    offers = [Offer("plan", n, Decimal(n), Decimal(0), Decimal(0), (Instalment(TODAY, Decimal(1)),) * n)
+              for n in (3, 6, 9, 12, 18, 24)]
+    chosen = read_choice(text, offers)
+    assert (chosen.count if chosen else None) == count
+
+
+@pytest.mark.parametrize(("text", "source"), [
+    ("stop calling me", "conversation"), ("talk to my Lawyer", "representative"), ("找我的律师", "representative"),
+])
+def test_an_opt_out_naming_a_representative_is_recorded_as_theirs(text: str, source: str) -> None:
+    assert conversation.opt_out_source(text) == source
+
+
 async def test_a_promise_holds_reminders_until_broken_and_not_once_kept(services: Services) -> None:
     account = await services.ledger.get("CN001")
     assert account is not None

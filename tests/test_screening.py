@@ -18,6 +18,7 @@ from bot import keys, plans
 from bot.contact_policy import Attempt
 from bot.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, Account, Installment, overdue
 from bot.screening import (
+    BUCKETS,
     LIST_COLUMNS,
     ScreeningInputError,
     StrategyError,
@@ -152,6 +153,10 @@ def test_buckets_agree_with_plans_bucket_for_0_to_200() -> None:
     days = list(range(201))
     got = pl.DataFrame({"d": days}).select(bucket_expr(pl.col("d"))).to_series().to_list()
     assert got == [plans.bucket(d) for d in days]
+
+
+def test_the_bucket_names_are_current_and_those_of_plans() -> None:
+    assert ("current", *plans.BUCKETS) == BUCKETS
 
 
 @settings(max_examples=40, deadline=None)
