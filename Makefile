@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for p in python3.10 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/
 MODEL := models/collections.tar.gz
 TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml
 
-.PHONY: help setup browser run test unit integration stories heldout validate lint bench cv train clean screenshots
+.PHONY: help setup pdf-libs browser run test unit integration stories heldout validate lint bench cv train clean screenshots
 
 help:
 	@echo "make run    set up (venv, redis-server, model, .env) and start the bot with sample data"
@@ -29,6 +29,12 @@ redis-server:
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
+# Visit reports: WeasyPrint lays out with Pango; a CJK font for the Chinese report.
+pdf-libs:
+	@{ ldconfig -p | grep -q libpangoft2-1.0 && fc-list :lang=zh | grep -q .; } || { \
+	  echo "installing libpango-1.0-0, libpangoft2-1.0-0 and fonts-wqy-microhei"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-microhei >/dev/null; }
+
 # The console's browser tests: Debian's Chromium and its driver, and a CJK font for the screenshots.
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list :lang=zh | grep -q . || { \
@@ -45,7 +51,7 @@ $(MODEL): $(TRAINING_INPUTS) | $(VENV)/.installed
 
 train: $(MODEL)
 
-setup: $(VENV)/.installed redis-server .env $(MODEL)
+setup: $(VENV)/.installed redis-server pdf-libs .env $(MODEL)
 
 run: setup
 	$(PY) -m bot run --accounts samples/accounts.csv --installments samples/installments.csv
@@ -53,7 +59,7 @@ run: setup
 validate: $(VENV)/.installed
 	$(RASA) data validate --fail-on-warnings
 
-unit: $(VENV)/.installed redis-server
+unit: $(VENV)/.installed redis-server pdf-libs
 	$(PY) -m pytest -q tests --ignore=tests/integration
 
 integration: setup browser

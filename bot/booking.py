@@ -444,6 +444,14 @@ class Booking:
     staff: tuple[Staff, ...]
     details: dict[str, Any]
 
+    def to_record(self) -> dict[str, Any]:
+        """The booking as JSON-safe values (a visit record keeps this copy)."""
+        return _record(self, str(self.slot.start.tzinfo))
+
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> Booking:
+        return _from_record(record)
+
 
 def _record(booking: Booking, timezone: str) -> dict[str, Any]:
     return {
@@ -554,6 +562,11 @@ class Bookings:
         now = now or datetime.now(UTC)
         sealed = await self._cancel(keys=[keys.visit_account(account_id), keys.AUDIT_STREAM],
                                     args=[*self._prefixes, account_id, _epoch(now)])
+        return _from_record(self._vault.open(sealed)) if sealed else None
+
+    async def booking(self, booking_id: str) -> Booking | None:
+        """A booking by its id, if it stands (a cancelled one is gone)."""
+        sealed = await self._redis.hget(keys.visit_booking(booking_id), "record")
         return _from_record(self._vault.open(sealed)) if sealed else None
 
     async def booking_for(self, account_id: str) -> Booking | None:

@@ -196,3 +196,19 @@ def tracker(conversation_id: str) -> str:
 def route_lock(conversation_id: str) -> str:
     """Held while an inbound SMS is routed to an agent, and while an agent lets the conversation go."""
     return f"lock:route:{conversation_id}"
+
+
+def field_visit(booking_id: str) -> str:
+    return f"fieldvisit:{booking_id}"
+
+
+def field_visit_addenda(booking_id: str) -> str:
+    return f"fieldvisit:addenda:{booking_id}"
+
+
+def field_visit_report(booking_id: str) -> str:
+    return f"fieldvisit:report:{booking_id}"
+
+
+def field_visit_outcomes(account_id: str) -> str:
+    return f"fieldvisit:outcomes:{account_id}"

@@ -43,6 +43,18 @@ class Vault:
             token = token.encode()
         return json.loads(self._fernet.decrypt(token))
 
+    def seal_bytes(self, data: bytes) -> bytes:
+        """Encrypt raw bytes (a generated report)."""
+        return self._fernet.encrypt(data)
+
+    def open_bytes(self, token: bytes) -> bytes:
+        """Decrypt bytes sealed by seal_bytes.
+
+        Raises:
+            InvalidToken: the data was altered or no key matches.
+        """
+        return self._fernet.decrypt(token)
+
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt under the first (newest) key."""
         return self._fernet.rotate(token)

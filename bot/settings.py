@@ -36,6 +36,7 @@ class Settings:
     payment_link_ttl_hours: int
     promise_max_days: int
     visit_reminder_minutes: int  # 0: the gateway does not send day-before visit reminders
+    visit_record_retention_days: int  # field visit records and reports are deleted this long after submission
     agent_hours: str
     agent_phone: str  # empty: no live transfer, callers get a callback
     call_recording: bool
@@ -136,6 +137,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         payment_link_ttl_hours=_integer(env, "PAYMENT_LINK_TTL_HOURS", 72, 1, 720),
         promise_max_days=_integer(env, "PROMISE_MAX_DAYS", 14, 1, 90),
         visit_reminder_minutes=_integer(env, "VISIT_REMINDER_MINUTES", 30, 0, 1440),
+        visit_record_retention_days=_integer(env, "VISIT_RECORD_RETENTION_DAYS", 1095, 1, 3650),
         agent_hours=env.get("AGENT_HOURS", "").strip() or "09:00-18:00",
         agent_phone=_phone(env, "AGENT_PHONE", "") if env.get("AGENT_PHONE", "").strip() else "",
         call_recording=_flag(env, "CALL_RECORDING"),
