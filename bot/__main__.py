@@ -272,7 +272,8 @@ async def _agent(args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             for username in await svc.agents.usernames():
-                print(f"{username}\t{await svc.agents.role(username)}")
+                print("\t".join(filter(None, [username, await svc.agents.role(username),
+                                               await svc.agents.staff_id(username)])))
             return 0
         if args.action == "remove":
             if not await svc.agents.remove(args.username):
@@ -280,6 +281,9 @@ async def _agent(args: argparse.Namespace) -> int:
                 return 1
             print(f"removed {args.username}; their sessions end at their next request")
             return 0
+        if args.staff_id and not _booked_staff(args.staff_id):
+            print(f"staff id {args.staff_id!r} is on no team in policy/field_teams.yml", file=sys.stderr)
+            return 1
         if args.password_stdin:
             password = sys.stdin.readline().rstrip("\n")
         else:
@@ -288,13 +292,20 @@ async def _agent(args: argparse.Namespace) -> int:
                 print("the passwords differ; nothing was created", file=sys.stderr)
                 return 1
         try:
-            await svc.agents.add(args.username, password, args.role)
+            await svc.agents.add(args.username, password, args.role, args.staff_id)
         except AgentError as exc:
             return _rejected(exc)
     finally:
         await svc.close()
     print(f"created {args.role} {args.username}; sign in at {svc.settings.public_base_url}/agent/")
     return 0
+
+
+def _booked_staff(staff_id: str) -> bool:
+    from bot.booking import load_field_teams
+
+    teams = load_field_teams()
+    return any(staff_id == s.staff_id for r in teams.regions.values() for t in r.teams for s in t.staff)
 
 
 def _worker(_: argparse.Namespace) -> int:
@@ -362,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     agent_actions = agent.add_subparsers(dest="action", required=True)
     add = agent_actions.add_parser("add", help="create an account with a role")
     add.add_argument("username")
-    add.add_argument("--role", choices=("agent", "supervisor"), required=True)
+    add.add_argument("--role", choices=("agent", "supervisor", "field"), required=True)
+    add.add_argument("--staff-id", default="", help="field staff: their staff id in policy/field_teams.yml")
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     agent_actions.add_parser("list", help="every account and its role")
     agent_actions.add_parser("remove", help="delete an account").add_argument("username")

@@ -1,9 +1,10 @@
 """The ledger view of one account: what is owed and what was agreed, for people at the bank.
 
 It shows what an agent needs to follow up (amounts, instalments, promises, plans,
-bookings, consents, contact holds, how agents closed earlier conversations) and no
-name, phone number or address: those stay behind the console's roles. Nor does it
-show agents' notes, free text that may hold any of them.
+bookings, consents, contact holds, how agents closed earlier conversations, what field
+visits ended with) and no name, phone number or address: those stay behind the
+console's roles. Nor does it show agents' notes or anything written in a visit record,
+free text that may hold any of them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bot import keys
 from bot.arrangements import promise_status, status
 from bot.consent import PURPOSES
 from bot.conversation import local_today
+from bot.field_visits import OUTCOMES as VISIT_OUTCOMES
 from bot.ledger import overdue
 from bot.plans import bucket, days_past_due
 from bot.privacy import pseudonym
@@ -59,6 +61,7 @@ async def account_summary(svc: Services, account_id: str, today: date | None = N
     summary["contact_holds"] = sorted(k.decode() for k in await svc.redis.hkeys(keys.hold(account_id)))
     summary["opted_out"] = await svc.records.is_opted_out(conversation)
     summary["agent_outcomes"] = await _agent_outcomes(svc, account_id)
+    summary["visit_outcomes"] = await _visit_outcomes(svc, account_id)
     return summary
 
 
@@ -67,6 +70,26 @@ async def _agent_outcomes(svc: Services, account_id: str) -> list[dict[str, Any]
     records = await svc.handoffs.outcomes(account_id, OUTCOMES_SHOWN)
     return [{"outcome": r["outcome"], "at": datetime.fromtimestamp(r["at"], timezone.utc).isoformat(),
              "agent": r["agent"], "reason": r["reason"]} for r in records]
+
+
+async def _visit_outcomes(svc: Services, account_id: str) -> list[dict[str, Any]]:
+    """The newest submitted field visits' outcomes, newest first, with nothing written in their records.
+
+    Each gives the outcome code, when the record was submitted, whether the visit went ahead, and the
+    day a promise or a follow-up visit is due (None otherwise). A code that is not one of
+    bot.field_visits.OUTCOMES shows as "other", and a day that is not an ISO date as None.
+    """
+    records = await svc.field_visits.outcomes(account_id, OUTCOMES_SHOWN)
+    return [{"outcome": r.get("code") if r.get("code") in VISIT_OUTCOMES else "other",
+             "at": datetime.fromtimestamp(r["at"], timezone.utc).isoformat(),
+             "went_ahead": bool(r.get("went_ahead")), "date": _iso_day(r.get("date"))} for r in records]
+
+
+def _iso_day(value: Any) -> str | None:
+    try:
+        return date.fromisoformat(value).isoformat() if isinstance(value, str) and value else None
+    except ValueError:
+        return None
 
 
 async def _visit_and_consents(svc: Services, account_id: str) -> dict[str, Any]:

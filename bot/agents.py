@@ -20,8 +20,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from bot import audit, keys
 
-ROLES = ("agent", "supervisor")
+ROLES = ("agent", "supervisor", "field")  # field: visiting staff, who see only their own visits
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,31}")
+STAFF_ID = re.compile(r"[A-Za-z0-9-]{1,32}")
 MIN_PASSWORD_LENGTH = 12
 SESSION_IDLE_SECONDS = 30 * 60
 SESSION_MAX_SECONDS = 12 * 3600
@@ -50,10 +51,15 @@ class Session:
     role: str
     csrf: str
     started: int
+    staff_id: str = ""  # field staff: the staff id on their bookings (policy/field_teams.yml)
 
     @property
     def supervisor(self) -> bool:
         return self.role == "supervisor"
+
+    @property
+    def field(self) -> bool:
+        return self.role == "field"
 
 
 def _digest(text: str) -> str:
@@ -69,11 +75,12 @@ class Agents:
         # Checked against when the username is unknown, so that timing does not tell which names exist.
         self._dummy_hash = ""
 
-    async def add(self, username: str, password: str, role: str) -> None:
-        """Create an account.
+    async def add(self, username: str, password: str, role: str, staff_id: str = "") -> None:
+        """Create an account; field staff name the staff id their visits are booked under.
 
         Raises:
-            AgentError: a malformed username, a short password, an unknown role, or a taken username.
+            AgentError: a malformed username, a short password, an unknown role, a field account without
+                a staff id (or another role with one), or a taken username.
         """
         if not USERNAME.fullmatch(username):
             raise AgentError("username must be 2-32 lowercase letters, digits, '.', '_' or '-', starting with a letter")
@@ -81,12 +88,14 @@ class Agents:
             raise AgentError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
         if role not in ROLES:
             raise AgentError(f"role must be one of {', '.join(ROLES)}")
+        if (role == "field") != bool(staff_id) or (staff_id and not STAFF_ID.fullmatch(staff_id)):
+            raise AgentError("a field account needs its staff id (such as SH-0417), and only a field account has one")
         hashed = await asyncio.to_thread(self._hasher.hash, password)
         created = await self._redis.hsetnx(keys.agent(username), "password", hashed)
         if not created:
             raise AgentError(f"an account named {username!r} already exists")
         async with self._redis.pipeline(transaction=True) as tx:
-            tx.hset(keys.agent(username), mapping={"role": role, "created": int(time.time())})
+            tx.hset(keys.agent(username), mapping={"role": role, "staff_id": staff_id, "created": int(time.time())})
             tx.sadd(keys.AGENTS, username)
             audit.record(tx, "agent_added", agent=username, role=role)
             await tx.execute()
@@ -94,6 +103,9 @@ class Agents:
     async def role(self, username: str) -> str | None:
         value = await self._redis.hget(keys.agent(username), "role")
         return value.decode() if value else None
+
+    async def staff_id(self, username: str) -> str:
+        return (await self._redis.hget(keys.agent(username), "staff_id") or b"").decode()
 
     async def usernames(self) -> list[str]:
         return sorted(u.decode() for u in await self._redis.smembers(keys.AGENTS))
@@ -117,7 +129,7 @@ class Agents:
             await self._failed(counters, username)
             raise LoginRefused(locked=False)
         await self._redis.delete(counters[0])
-        return await self._open_session(username, record[b"role"].decode())
+        return await self._open_session(username, record[b"role"].decode(), record.get(b"staff_id", b"").decode())
 
     def _verify(self, hashed: str, password: str) -> bool:
         try:
@@ -133,11 +145,12 @@ class Agents:
             await tx.execute()
         await self._audit("login_failed", username if USERNAME.fullmatch(username) else "(malformed)")
 
-    async def _open_session(self, username: str, role: str) -> str:
+    async def _open_session(self, username: str, role: str, staff_id: str) -> str:
         token = secrets.token_urlsafe(32)
         async with self._redis.pipeline(transaction=True) as tx:
             tx.hset(keys.agent_session(_digest(token)), mapping={
                 "username": username, "role": role, "csrf": secrets.token_urlsafe(32), "started": int(time.time()),
+                "staff_id": staff_id,
             })
             tx.expire(keys.agent_session(_digest(token)), SESSION_IDLE_SECONDS)
             await tx.execute()
@@ -157,7 +170,7 @@ class Agents:
         if not record:
             return None
         session = Session(record[b"username"].decode(), record[b"role"].decode(), record[b"csrf"].decode(),
-                          int(record[b"started"]))
+                          int(record[b"started"]), record.get(b"staff_id", b"").decode())
         # An account removed or demoted since login loses its session at once.
         if time.time() - session.started > SESSION_MAX_SECONDS or await self.role(session.username) != session.role:
             await self._redis.delete(key)

@@ -119,7 +119,8 @@ async def _security_headers(request: web.Request, handler: Handler) -> web.Strea
         log.error("console: redis unavailable: %s", type(exc).__name__)
         response = web.HTTPServiceUnavailable(text="storage unavailable, try again shortly")
     if not response.prepared:
-        response.headers.update(SECURITY_HEADERS)
+        for name, value in SECURITY_HEADERS.items():  # a handler may set a stricter policy of its own
+            response.headers.setdefault(name, value)
     if isinstance(response, web.HTTPException):
         raise response
     return response
@@ -134,13 +135,26 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
     if not _console(request) or request.path == "/agent" or request.path.startswith(_OPEN_PATHS):
         return await handler(request)
     background = request.path.endswith(("/rows", "/transcript", "/ws"))  # the page refreshing itself
-    session = await _svc(request).agents.session(request.cookies.get(SESSION_COOKIE, ""), refresh=not background)
+    session = await services_of(request).agents.session(request.cookies.get(SESSION_COOKIE, ""), refresh=not background)
     if session is None:
         if request.method == "GET" and not background:
             raise web.HTTPSeeOther("/agent/login")
         raise web.HTTPUnauthorized(text="sign in first")
     request["session"] = session
+    if not _role_allows(session, request.path):
+        if session.field and request.path == "/agent/":
+            raise web.HTTPSeeOther("/agent/visits")
+        await audit_event(request, "denied", path=request.path.split("/")[2])
+        raise web.HTTPForbidden(text="your role cannot open this page")
     return await handler(request)
+
+
+def _role_allows(session: Session, path: str) -> bool:
+    """Field staff work visits only; agents everything but visits; supervisors all."""
+    visits = path == "/agent/visits" or path.startswith("/agent/visits/")
+    if session.field:
+        return visits or path == "/agent/logout"
+    return session.supervisor or not visits
 
 
 @web.middleware
@@ -171,7 +185,7 @@ def _same_origin(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:  # non-browser clients; the CSRF token still applies to forms
         return True
-    ours = {f"{request.scheme}://{request.host}", _origin(_svc(request).settings.public_base_url)}
+    ours = {f"{request.scheme}://{request.host}", _origin(services_of(request).settings.public_base_url)}
     return origin in ours
 
 
@@ -180,11 +194,11 @@ def _origin(url: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}"
 
 
-def _svc(request: web.Request) -> Services:
+def services_of(request: web.Request) -> Services:
     return request.config_dict[SERVICES]
 
 
-def _session(request: web.Request) -> Session:
+def session_of(request: web.Request) -> Session:
     session: Session = request["session"]
     return session
 
@@ -194,7 +208,7 @@ def _session(request: web.Request) -> Session:
 
 async def login_page(request: web.Request, error: str = "", status: int = 200) -> web.Response:
     token = secrets.token_urlsafe(32)
-    response = _render(request, "login.html", status=status, csrf=token, error=error)
+    response = render(request, "login.html", status=status, csrf=token, error=error)
     response.set_cookie(LOGIN_COOKIE, token, secure=True, httponly=True, samesite="Strict", path="/")
     return response
 
@@ -203,7 +217,7 @@ async def login(request: web.Request) -> web.Response:
     form = await request.post()
     username, password = str(form.get("username", "")).strip().lower(), str(form.get("password", ""))
     try:
-        token = await _svc(request).agents.login(username, password, request.remote or "unknown")
+        token = await services_of(request).agents.login(username, password, request.remote or "unknown")
     except LoginRefused as refused:
         log.info("console login refused (%s)", "locked" if refused.locked else "wrong credentials")
         return await login_page(request, str(refused), status=429 if refused.locked else 401)
@@ -214,7 +228,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    await _svc(request).agents.logout(request.cookies.get(SESSION_COOKIE, ""), _session(request).username)
+    await services_of(request).agents.logout(request.cookies.get(SESSION_COOKIE, ""), session_of(request).username)
     response = web.HTTPSeeOther("/agent/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     raise response
@@ -225,20 +239,20 @@ async def logout(request: web.Request) -> web.Response:
 
 async def queue_page(request: web.Request) -> web.Response:
     """The queue: waiting conversations, and those held (one's own, or everyone's for a supervisor)."""
-    await _audit(request, "view_queue")
+    await audit_event(request, "view_queue")
     context = await _queue_context(request)
-    return _render(request, "queue.html", reasons=HANDOFF_REASONS, flash=flash_text(request.query), **context)
+    return render(request, "queue.html", reasons=HANDOFF_REASONS, flash=flash_text(request.query), **context)
 
 
 async def queue_rows(request: web.Request) -> web.Response:
-    return _render(request, "queue_rows.html", **await _queue_context(request))
+    return render(request, "queue_rows.html", **await _queue_context(request))
 
 
 async def _queue_context(request: web.Request) -> dict[str, Any]:
     """Waiting items for everyone; held ones only the holder's own, or all of them for a supervisor."""
-    session = _session(request)
+    session = session_of(request)
     reason, priority = request.query.get("reason", ""), request.query.get("priority", "")
-    items = [i for i in await _svc(request).handoffs.items()
+    items = [i for i in await services_of(request).handoffs.items()
              if (not reason or i.reason == reason) and (not priority or str(i.priority) == priority)
              and (i.agent is None or session.supervisor or i.agent == session.username)]
     return {"waiting": [i for i in items if i.agent is None], "held": [i for i in items if i.agent is not None],
@@ -250,7 +264,7 @@ async def notices(request: web.Request) -> web.WebSocketResponse:
     socket = web.WebSocketResponse(heartbeat=30)
     await socket.prepare(request)
     request.app[SOCKETS].add(socket)
-    pubsub = _svc(request).redis.pubsub()
+    pubsub = services_of(request).redis.pubsub()
     await pubsub.subscribe(keys.CONSOLE_EVENTS)
     forwarding = asyncio.create_task(_forward(request, pubsub, socket))
     try:
@@ -275,7 +289,7 @@ async def _forward(request: web.Request, pubsub: Any, socket: web.WebSocketRespo
 
 
 async def _forward_notices(request: web.Request, pubsub: Any, socket: web.WebSocketResponse) -> None:
-    session, svc = _session(request), _svc(request)
+    session, svc = session_of(request), services_of(request)
     token = request.cookies.get(SESSION_COOKIE, "")
     while not socket.closed:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
@@ -309,10 +323,10 @@ async def _viewable(request: web.Request) -> tuple[str, Item | None, Account]:
         web.HTTPNotFound: no such borrower.
     """
     conversation_id = request.match_info["conversation"]
-    session, svc = _session(request), _svc(request)
+    session, svc = session_of(request), services_of(request)
     item = await svc.handoffs.item(conversation_id)
     if not session.supervisor and (item is None or item.agent != session.username):
-        await _audit(request, "denied", conversation=conversation_id)
+        await audit_event(request, "denied", conversation=conversation_id)
         raise web.HTTPForbidden(text="this conversation is not yours: claim it from the queue first")
     account = await svc.ledger.for_conversation(conversation_id)
     if account is None:
@@ -322,11 +336,11 @@ async def _viewable(request: web.Request) -> tuple[str, Item | None, Account]:
 
 async def conversation_page(request: web.Request) -> web.Response:
     conversation_id, item, account = await _viewable(request)
-    svc, session = _svc(request), _session(request)
-    await _audit(request, "view_conversation", conversation=conversation_id, account_id=account.account_id)
+    svc, session = services_of(request), session_of(request)
+    await audit_event(request, "view_conversation", conversation=conversation_id, account_id=account.account_id)
     language = await svc.records.language(conversation_id) or account.language
     verified = await _verified(svc, conversation_id, account)
-    return _render(
+    return render(
         request, "conversation.html", conversation=conversation_id, item=item, language=language,
         verified=verified, borrower=_borrower(account, session, verified),
         summary=await account_summary(svc, account.account_id), outcomes=await svc.handoffs.outcomes(
@@ -341,17 +355,17 @@ async def conversation_page(request: web.Request) -> web.Response:
 
 async def transcript_part(request: web.Request) -> web.Response:
     conversation_id, _, account = await _viewable(request)
-    await _audit(request, "view_transcript", conversation=conversation_id, account_id=account.account_id)
-    return _render(request, "transcript.html", entries=await _entries(request, conversation_id),
+    await audit_event(request, "view_transcript", conversation=conversation_id, account_id=account.account_id)
+    return render(request, "transcript.html", entries=await _entries(request, conversation_id),
                    zone=ZoneInfo(account.timezone))
 
 
 async def _entries(request: web.Request, conversation_id: str) -> list[transcripts.Entry]:
     """The transcript; for agents, digits that look like phone numbers, ID digits or birth dates masked
     (a borrower's verification answers are not for every agent to read)."""
-    svc = _svc(request)
+    svc = services_of(request)
     entries = await transcripts.read(svc.redis, svc.vault, conversation_id)
-    if _session(request).supervisor:
+    if session_of(request).supervisor:
         return entries
     return [dataclasses.replace(e, text=mask_text(e.text)) if e.who == "borrower" else e for e in entries]
 
@@ -387,7 +401,7 @@ async def _contact(svc: Services, account: Account) -> dict[str, Any]:
 
 
 def _quick_replies(request: web.Request, language: str, agent: str) -> list[tuple[str, str]]:
-    settings = _svc(request).settings
+    settings = services_of(request).settings
     return [(name, catalog.render(catalog.responses(), name, language, "sms", agent_name=agent,
                                   bank_phone=settings.bank_phone, agent_hours=settings.agent_hours))
             for name in QUICK_REPLIES]
@@ -398,7 +412,7 @@ def _quick_replies(request: web.Request, language: str, agent: str) -> list[tupl
 
 async def claim(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation"]
-    svc, session = _svc(request), _session(request)
+    svc, session = services_of(request), session_of(request)
     if not await svc.handoffs.claim(conversation_id, session.username):
         raise _back_to_queue("taken_by_someone_else")
     await _tell_rasa(request, conversation_id, [transcripts.control_event("pause")])
@@ -412,7 +426,7 @@ async def reply(request: web.Request) -> web.Response:
     text, nonce = str(form.get("text", "")).strip(), str(form.get("nonce", ""))
     if not text or len(text) > MAX_REPLY_CHARACTERS or not _NONCE.fullmatch(nonce):
         raise _back(conversation_id, "reply_length", limit=MAX_REPLY_CHARACTERS)
-    svc, session = _svc(request), _session(request)
+    svc, session = services_of(request), session_of(request)
     try:
         sent = await request.config_dict[SENDER].sms(account, text, f"agent:{conversation_id}:{nonce}",
                                                      purpose="agent_reply")
@@ -421,7 +435,7 @@ async def reply(request: web.Request) -> web.Response:
     except TwilioRestException as exc:
         log.error("agent reply refused by Twilio: %s", exc.code)
         raise _back(conversation_id, "twilio_refused", error=exc.code) from None
-    await _audit(request, "reply", conversation=conversation_id, outcome=sent.outcome)
+    await audit_event(request, "reply", conversation=conversation_id, outcome=sent.outcome)
     if sent.outcome == "blocked":
         raise _back(conversation_id, "not_sent", reason=sent.reason)
     if sent.outcome == "queued":
@@ -437,7 +451,7 @@ async def verify(request: web.Request) -> web.Response:
     counts towards the same 3-attempt, 24-hour lock as the bot's.
     """
     conversation_id, account = await _held(request)
-    svc = _svc(request)
+    svc = services_of(request)
     if await svc.records.disclosure_blocked(conversation_id):
         raise _back(conversation_id, "third_party")
     if await svc.records.verification_failures(account.account_id) >= verification.MAX_ATTEMPTS:
@@ -445,7 +459,7 @@ async def verify(request: web.Request) -> web.Response:
     said = [e for e in await transcripts.read(svc.redis, svc.vault, conversation_id) if e.who == "borrower"]
     if not said or not verification.matches(account, verification.read_answer(said[-1].text)):
         failures = await svc.records.verification_failed(account.account_id)
-        await _audit(request, "verify", conversation=conversation_id, outcome="failed")
+        await audit_event(request, "verify", conversation=conversation_id, outcome="failed")
         raise _back(conversation_id, "not_verified", failures=failures, limit=verification.MAX_ATTEMPTS)
     try:
         await transcripts.append(request.config_dict[HTTP], svc.settings, conversation_id,
@@ -453,17 +467,17 @@ async def verify(request: web.Request) -> web.Response:
     except transcripts.TrackerUnavailable:
         raise _back(conversation_id, "bot_unavailable") from None
     await svc.records.verification_passed(account.account_id)
-    await _audit(request, "verify", conversation=conversation_id, outcome="passed")
+    await audit_event(request, "verify", conversation=conversation_id, outcome="passed")
     raise _back(conversation_id, "verified")
 
 
 async def hand_back(request: web.Request) -> web.Response:
     """Give the conversation back to the bot, which answers the borrower's next message."""
     conversation_id, _ = await _held(request)
-    svc = _svc(request)
+    svc = services_of(request)
     async with svc.redis.lock(keys.route_lock(conversation_id), timeout=30, blocking_timeout=30):
         await _resume_bot(request, conversation_id)
-        if not await svc.handoffs.hand_back(conversation_id, _session(request).username):
+        if not await svc.handoffs.hand_back(conversation_id, session_of(request).username):
             raise _back_to_queue("no_longer_yours")
     raise _back_to_queue("handed_back")
 
@@ -475,7 +489,7 @@ async def _resume_bot(request: web.Request, conversation_id: str) -> None:
         web.HTTPSeeOther: back to the conversation, still held, when Rasa is unavailable.
     """
     try:
-        await transcripts.append(request.config_dict[HTTP], _svc(request).settings, conversation_id,
+        await transcripts.append(request.config_dict[HTTP], services_of(request).settings, conversation_id,
                                  [transcripts.control_event("resume"), *transcripts.forget_questions()])
     except transcripts.TrackerUnavailable:
         raise _back(conversation_id, "bot_unavailable_kept") from None
@@ -484,7 +498,7 @@ async def _resume_bot(request: web.Request, conversation_id: str) -> None:
 async def close(request: web.Request) -> web.Response:
     """Close with an outcome code and a note; a promise outcome records the promised day."""
     conversation_id, account = await _held(request)
-    svc, session = _svc(request), _session(request)
+    svc, session = services_of(request), session_of(request)
     form = await request.post()
     outcome, note = str(form.get("outcome", "")), str(form.get("note", "")).strip()
     item = await svc.handoffs.item(conversation_id)
@@ -501,7 +515,7 @@ async def close(request: web.Request) -> web.Response:
             raise _back_to_queue("no_longer_yours")
     if form.get("lift_holds") and item.reason in HOLDING_REASONS and outcome != "dispute_opened":
         await svc.redis.hdel(keys.hold(account.account_id), item.reason)  # this case's hold, no other
-        await _audit(request, "hold_lifted", account_id=account.account_id, reason=item.reason)
+        await audit_event(request, "hold_lifted", account_id=account.account_id, reason=item.reason)
     raise _back_to_queue("closed", outcome=outcome.replace("_", " "))
 
 
@@ -523,9 +537,9 @@ def _promise(form: Any, account: Account, max_days: int) -> tuple[date, Any, Any
 
 async def reassign(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation"]
-    svc, session = _svc(request), _session(request)
+    svc, session = services_of(request), session_of(request)
     if not session.supervisor:
-        await _audit(request, "denied", conversation=conversation_id)
+        await audit_event(request, "denied", conversation=conversation_id)
         raise web.HTTPForbidden(text="only supervisors reassign conversations")
     form = await request.post()
     to_agent = str(form.get("agent", ""))
@@ -543,9 +557,9 @@ async def _held(request: web.Request) -> tuple[str, Account]:
         web.HTTPForbidden: someone else holds it, or nobody does.
     """
     conversation_id = request.match_info["conversation"]
-    svc, session = _svc(request), _session(request)
+    svc, session = services_of(request), session_of(request)
     if await svc.handoffs.holder(conversation_id) != session.username:
-        await _audit(request, "denied", conversation=conversation_id)
+        await audit_event(request, "denied", conversation=conversation_id)
         raise web.HTTPForbidden(text="only the agent holding this conversation can act on it")
     account = await svc.ledger.for_conversation(conversation_id)
     if account is None:
@@ -556,7 +570,7 @@ async def _held(request: web.Request) -> tuple[str, Account]:
 async def _tell_rasa(request: web.Request, conversation_id: str, events: list[dict[str, Any]]) -> None:
     """Record the change in the conversation's tracker; if Rasa is down, the console goes on."""
     with contextlib.suppress(transcripts.TrackerUnavailable):
-        await transcripts.append(request.config_dict[HTTP], _svc(request).settings, conversation_id, events)
+        await transcripts.append(request.config_dict[HTTP], services_of(request).settings, conversation_id, events)
 
 
 def _back(conversation_id: str, code: str, **values: object) -> web.HTTPSeeOther:
@@ -586,7 +600,7 @@ def _flash_messages() -> dict[str, str]:
 # --- rendering and audit -----------------------------------------------------------------------
 
 
-def _render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
+def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     session = request.get("session")
     html = request.app[TEMPLATES].get_template(template).render(
         session=session, csrf=context.pop("csrf", session.csrf if session else ""), when=_when, **context)
@@ -599,5 +613,5 @@ def _when(moment: datetime | float, zone: ZoneInfo | None = None) -> str:
     return moment.astimezone(zone or ZoneInfo("UTC")).strftime("%Y-%m-%d %H:%M %Z")
 
 
-async def _audit(request: web.Request, event: str, **fields: str) -> None:
-    await audit.record(_svc(request).redis, event, agent=_session(request).username, **fields)
+async def audit_event(request: web.Request, event: str, **fields: str) -> None:
+    await audit.record(services_of(request).redis, event, agent=session_of(request).username, **fields)

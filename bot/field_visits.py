@@ -34,6 +34,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from multidict import MultiMapping
+
 from bot import audit, keys
 from bot.booking import Booking
 from bot.privacy import Vault
@@ -108,7 +110,7 @@ class Visit:
 # --- reading forms -----------------------------------------------------------------------------
 
 
-def read_arrival(form: Mapping[str, str], booking: Booking) -> dict[str, Any]:
+def read_arrival(form: MultiMapping[Any], booking: Booking) -> dict[str, Any]:
     """The arrival step: the four confirmations and the staff present, or why the visit did not go ahead.
 
     Raises:
@@ -120,7 +122,7 @@ def read_arrival(form: Mapping[str, str], booking: Booking) -> dict[str, Any]:
     if result != "consented":
         raise VisitError(["result: say whether the borrower agreed, refused, or was not home"])
     staff = {s.staff_id for s in booking.staff}
-    present = [s for s in form.getall("staff_present", [])] if hasattr(form, "getall") else []  # type: ignore[attr-defined]
+    present = [str(s) for s in form.getall("staff_present", [])]
     problems = [f"{check}: must be confirmed before the checklist" for check in ARRIVAL_CHECKS
                 if form.get(check) != "yes"]
     if any(s not in staff for s in present):
@@ -132,7 +134,7 @@ def read_arrival(form: Mapping[str, str], booking: Booking) -> dict[str, Any]:
     return {**{check: True for check in ARRIVAL_CHECKS}, "staff_present": sorted(set(present))}
 
 
-def read_draft(form: Mapping[str, str], account_currency: str) -> dict[str, Any]:
+def read_draft(form: Mapping[str, Any], account_currency: str) -> dict[str, Any]:
     """The checklist, interview and outcome fields of a form, checked for shape (not completeness).
 
     Raises:
@@ -157,7 +159,7 @@ def read_draft(form: Mapping[str, str], account_currency: str) -> dict[str, Any]
     return sections
 
 
-def _interview(form: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+def _interview(form: Mapping[str, Any], problems: list[str]) -> dict[str, str]:
     answers = {name: _text(form, f"interview.{name}", MAX_NOTE, problems) for name in INTERVIEW}
     for name in ("monthly_income", "monthly_expenses"):
         answers[name] = _matching(form, f"interview.{name}", _AMOUNT, "an amount such as 8000", problems)
@@ -166,7 +168,7 @@ def _interview(form: Mapping[str, str], problems: list[str]) -> dict[str, str]:
     return answers
 
 
-def _outcome(form: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
+def _outcome(form: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
     return {
         "code": _choice(form, "outcome.code", OUTCOMES, problems),
         "amount": _matching(form, "outcome.amount", _AMOUNT, "an amount such as 500.00", problems),
@@ -176,7 +178,7 @@ def _outcome(form: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
     }
 
 
-def _text(form: Mapping[str, str], name: str, limit: int, problems: list[str]) -> str:
+def _text(form: Mapping[str, Any], name: str, limit: int, problems: list[str]) -> str:
     value = str(form.get(name, "")).strip()
     if len(value) > limit:
         problems.append(f"{name}: at most {limit} characters")
@@ -184,7 +186,7 @@ def _text(form: Mapping[str, str], name: str, limit: int, problems: list[str]) -
     return value
 
 
-def _choice(form: Mapping[str, str], name: str, allowed: tuple[str, ...], problems: list[str]) -> str:
+def _choice(form: Mapping[str, Any], name: str, allowed: tuple[str, ...], problems: list[str]) -> str:
     value = str(form.get(name, ""))
     if value and value not in allowed:
         problems.append(f"{name}: must be one of {', '.join(allowed)}")
@@ -192,7 +194,7 @@ def _choice(form: Mapping[str, str], name: str, allowed: tuple[str, ...], proble
     return value
 
 
-def _matching(form: Mapping[str, str], name: str, pattern: re.Pattern[str], example: str,
+def _matching(form: Mapping[str, Any], name: str, pattern: re.Pattern[str], example: str,
               problems: list[str]) -> str:
     value = str(form.get(name, "")).strip().replace(",", "")
     if value and not pattern.fullmatch(value):
@@ -201,7 +203,7 @@ def _matching(form: Mapping[str, str], name: str, pattern: re.Pattern[str], exam
     return value
 
 
-def _whole(form: Mapping[str, str], name: str, low: int, high: int, problems: list[str]) -> int | None:
+def _whole(form: Mapping[str, Any], name: str, low: int, high: int, problems: list[str]) -> int | None:
     value = str(form.get(name, "")).strip()
     if not value:
         return None
@@ -211,7 +213,7 @@ def _whole(form: Mapping[str, str], name: str, low: int, high: int, problems: li
     return int(value)
 
 
-def _day(form: Mapping[str, str], name: str, problems: list[str]) -> str:
+def _day(form: Mapping[str, Any], name: str, problems: list[str]) -> str:
     value = str(form.get(name, "")).strip()
     if not value:
         return ""

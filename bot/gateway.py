@@ -23,7 +23,7 @@ from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import catalog, console, keys, sms, transcripts, visits, voice
+from bot import catalog, console, field_console, keys, sms, transcripts, visits, voice
 from bot.appkeys import HTTP, PENDING, SENDER, SERVICES
 from bot.contact_policy import Attempt
 from bot.outbound import Sender, record_status, twilio_client
@@ -66,6 +66,7 @@ def init_app(settings: Settings) -> web.Application:
     app.router.add_post("/twilio/voice", voice_webhook)
     app.router.add_get("/healthz", healthz)
     console.add_to(app)
+    field_console.add_to(app)
     return app
 
 

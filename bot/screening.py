@@ -53,6 +53,8 @@ STRATEGIES_FILE = ROOT / "policy" / "strategies.yml"
 STRATEGIES = ("gentle_sms", "sms_then_call", "hardship_offer", "visit_proposal", "agent_review")
 # "current" and bot.plans.BUCKETS (not imported: bot.plans pulls in dateparser, about a second).
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+# bot.field_visits.OUTCOMES (not imported: bot.field_visits pulls in dateparser through bot.booking).
+VISIT_OUTCOMES = ("paid_on_spot", "plan", "promise", "follow_up_visit", "legal_review")
 # What each metric a rule may test holds: a number, a yes/no, or a bucket name.
 METRICS = {
     "days_past_due": "number", "overdue_amount": "number", "on_time_rate": "number", "paid_ratio": "number",
@@ -67,16 +69,21 @@ CAPS = ("days_cap", "amount_cap", "streak_cap")
 LIST_COLUMNS = (
     "account_id", "region", "language", "product", "currency", "bucket", "days_past_due", "overdue_amount",
     "on_time_rate", "paid_ratio", "longest_streak", "current_streak", "broken_promises", "broken_plans",
-    "contact_attempts", "replied", "agent_outcome", "priority", "strategy", "reasons",
+    "contact_attempts", "replied", "agent_outcome", "visit_outcome", "priority", "strategy", "reasons",
 )
 FACT_COLUMNS = {
     "broken_promises": pl.Int64, "broken_plans": pl.Int64, "contact_attempts": pl.Int64,
     "answered_contacts": pl.Int64, "replied": pl.Boolean, "hardship": pl.Boolean, "broken_promise_on": pl.Date,
-    "agent_outcome": pl.String,
+    "agent_outcome": pl.String, "visit_outcome": pl.String,
 }
 _OUTCOME_REASONS = {
     "promise": "agent: promise recorded", "plan": "agent: plan agreed",
     "dispute_opened": "agent: dispute opened", "wrong_number": "agent: wrong number on file",
+}
+_VISIT_OUTCOME_REASONS = {
+    "paid_on_spot": "field visit: paid on the spot", "plan": "field visit: agreed a plan",
+    "promise": "field visit: promised to pay", "follow_up_visit": "field visit: follow-up visit due",
+    "legal_review": "field visit: sent for legal review",
 }
 MAX_LISTED_ERRORS = 100
 # Above this many bytes of input, a progress bar is worth showing.
@@ -588,6 +595,7 @@ def _reasons_expr() -> pl.Expr:
             pl.format("{} {}, none answered", attempts, _plural(attempts, "contact attempt", "contact attempts"))),
         pl.when(pl.col("replied")).then(pl.lit("has replied to us")),
         pl.col("agent_outcome").replace_strict(_OUTCOME_REASONS, default=None, return_dtype=pl.String),
+        pl.col("visit_outcome").replace_strict(_VISIT_OUTCOME_REASONS, default=None, return_dtype=pl.String),
     ]
     return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
@@ -609,11 +617,11 @@ def _choose(strategies: Strategies, field_name: str) -> pl.Expr:
 
 async def load_facts(services: Any, account_ids: list[str], as_of: date | None = None,
                      batch_size: int = 500) -> pl.DataFrame:
-    """Promises, arrangements, contact attempts, replies, hardships and agents' outcomes per account, from Redis.
+    """Promises, arrangements, contacts, replies, hardships, agents' and visits' outcomes per account, from Redis.
 
     Reads in pipelined batches; an account's ledger record is opened only when it has a promise or an
     arrangement to judge (kept or broken is read from what was paid since, by bot.arrangements). Only the
-    newest agent outcome counts.
+    newest agent outcome and the newest field visit outcome count.
 
     Args:
         services: a bot.services.Services.
@@ -625,7 +633,7 @@ async def load_facts(services: Any, account_ids: list[str], as_of: date | None =
     return pl.DataFrame(rows, schema={"account_id": pl.String, **FACT_COLUMNS})
 
 
-_READS_PER_ACCOUNT = 6  # the commands _facts_batch pipelines for each account
+_READS_PER_ACCOUNT = 7  # the commands _facts_batch pipelines for each account
 
 
 async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> list[dict[str, Any]]:
@@ -637,6 +645,7 @@ async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> lis
             pipe.exists(keys.last_reply(account_id))
             pipe.exists(keys.hardship_reason(account_id))
             pipe.lindex(keys.agent_outcomes(account_id), 0)
+            pipe.lindex(keys.field_visit_outcomes(account_id), 0)
         replies = await pipe.execute()
     per_account = [replies[i:i + _READS_PER_ACCOUNT] for i in range(0, len(replies), _READS_PER_ACCOUNT)]
     judged = [i for i, (promise, plan, *_) in zip(ids, per_account, strict=True) if promise or plan]
@@ -648,10 +657,11 @@ async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> lis
 def _fact_row(vault: Any, account_id: str, reply: list[Any], account: Any, as_of: date | None) -> dict[str, Any]:
     from bot.arrangements import promise_status, status
 
-    promise_sealed, plan_sealed, attempts, replied, hardship, outcome_sealed = reply
+    promise_sealed, plan_sealed, attempts, replied, hardship, outcome_sealed, visit_sealed = reply
     row: dict[str, Any] = {"account_id": account_id, "broken_promises": 0, "broken_plans": 0,
                            "replied": bool(replied), "hardship": bool(hardship), "broken_promise_on": None,
-                           "agent_outcome": _agent_outcome(vault, outcome_sealed)}
+                           "agent_outcome": _agent_outcome(vault, outcome_sealed),
+                           "visit_outcome": _visit_outcome(vault, visit_sealed)}
     records = [json.loads(a) for a in attempts]
     row["contact_attempts"] = len(records)
     row["answered_contacts"] = sum(1 for r in records if r.get("answered"))
@@ -677,6 +687,19 @@ def _agent_outcome(vault: Any, sealed: bytes | None) -> str | None:
         return None
     outcome = vault.open(sealed).get("outcome")
     return outcome if outcome in AGENT_OUTCOMES else "other"
+
+
+def _visit_outcome(vault: Any, sealed: bytes | None) -> str | None:
+    """The outcome code of a sealed field visit outcome (bot.field_visits); None when there is none.
+
+    A code that is not one of VISIT_OUTCOMES (bot.field_visits.OUTCOMES) reads as "other", as for agents'
+    outcomes: the account was visited, but nothing but those codes can reach the collection list, and
+    "other" gives no reason in words.
+    """
+    if not sealed:
+        return None
+    code = vault.open(sealed).get("code")
+    return code if code in VISIT_OUTCOMES else "other"
 
 
 # --- outputs -------------------------------------------------------------------------------------

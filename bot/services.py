@@ -12,6 +12,7 @@ from bot.arrangements import Arrangements
 from bot.booking import Bookings, load_field_teams
 from bot.consent import Consents
 from bot.contact_policy import ContactPolicy
+from bot.field_visits import FieldVisits
 from bot.handoffs import Handoffs
 from bot.ledger import Ledger
 from bot.plans import ProductPolicy, load_plan_policy
@@ -69,6 +70,10 @@ class Services:
     @cached_property
     def bookings(self) -> Bookings:
         return Bookings(self.redis, self.vault, load_field_teams())
+
+    @cached_property
+    def field_visits(self) -> FieldVisits:
+        return FieldVisits(self.redis, self.vault, self.settings.visit_record_retention_days * 86400)
 
     async def close(self) -> None:
         if "redis" in self.__dict__:

@@ -1,4 +1,4 @@
-"""The ledger view of one account: agents' outcomes, newest first and without their notes."""
+"""The ledger view of one account: agents' and field visits' outcomes, newest first and without free text."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import date
 
 from bot import keys
 from bot.account_view import account_summary
+from bot.field_visits import Visit
 from bot.services import Services
 
 TODAY = date(2026, 11, 29)
@@ -35,3 +36,56 @@ async def test_no_agent_outcomes_is_an_empty_list(services: Services) -> None:
     summary = await account_summary(services, "CN002", TODAY)
     assert summary is not None
     assert summary["agent_outcomes"] == []
+
+
+VISITS = (("follow_up_visit", False, "2026-10-01"), ("promise", True, "2026-09-30"), ("legal_review", False, ""),
+          ("plan", True, ""), ("paid_on_spot", True, ""), ("promise", True, "2026-10-05"))
+VISIT_TEXT = "李梅 at 13912345678 said her husband's employer pays late"
+
+
+def submitted_visit(n: int, code: str, went_ahead: bool, day: str) -> Visit:
+    """A submitted record with free text in every place a visitor writes it."""
+    arrival = ({"id_shown": True, "purpose_stated": True, "visit_agreed": True, "entry_agreed": True,
+                "staff_present": ["S1", "S2"]} if went_ahead else {"result": "not_home"})
+    record = {"booking": {"account_id": "CN001"}, "arrival": arrival,
+              "checklist": {"id_card": {"result": "discrepancy", "note": VISIT_TEXT}},
+              "interview": {"summary": VISIT_TEXT, "delinquency_reason": VISIT_TEXT},
+              "outcome": {"code": code, "amount": "", "date": day, "months": None, "next_step": VISIT_TEXT},
+              "submitted_at": 1_790_000_000 + n * 3600, "submitted_by": "S1"}
+    return Visit(f"b_{n}", "submitted", 3, record)
+
+
+async def test_the_newest_five_visit_outcomes_are_shown_without_what_the_visitors_wrote(services: Services) -> None:
+    for n, (code, went_ahead, day) in enumerate(VISITS):  # submitted oldest first
+        await services.field_visits._record_outcome(submitted_visit(n, code, went_ahead, day))
+    summary = await account_summary(services, "CN001", TODAY)
+    assert summary is not None
+    assert summary["visit_outcomes"] == [
+        {"outcome": "promise", "at": "2026-09-21T19:13:20+00:00", "went_ahead": True, "date": "2026-10-05"},
+        {"outcome": "paid_on_spot", "at": "2026-09-21T18:13:20+00:00", "went_ahead": True, "date": None},
+        {"outcome": "plan", "at": "2026-09-21T17:13:20+00:00", "went_ahead": True, "date": None},
+        {"outcome": "legal_review", "at": "2026-09-21T16:13:20+00:00", "went_ahead": False, "date": None},
+        {"outcome": "promise", "at": "2026-09-21T15:13:20+00:00", "went_ahead": True, "date": "2026-09-30"},
+    ]
+    flat = str(summary)
+    for private in ("13912345678", "李梅", "employer pays late"):
+        assert private not in flat
+
+
+async def test_an_unknown_visit_outcome_or_day_shows_nothing_of_itself(services: Services) -> None:
+    entry = {"code": "told 李梅 to pay", "at": 1_790_000_000, "booking_id": "b_1", "went_ahead": True,
+             "date": "call 13912345678", "next_step": VISIT_TEXT}
+    await services.redis.lpush(keys.field_visit_outcomes("CN001"), services.vault.seal(entry))
+    summary = await account_summary(services, "CN001", TODAY)
+    assert summary is not None
+    assert summary["visit_outcomes"] == [
+        {"outcome": "other", "at": "2026-09-21T14:13:20+00:00", "went_ahead": True, "date": None}]
+    flat = str(summary)
+    for private in ("13912345678", "李梅", "employer pays late"):
+        assert private not in flat
+
+
+async def test_no_visit_outcomes_is_an_empty_list(services: Services) -> None:
+    summary = await account_summary(services, "CN002", TODAY)
+    assert summary is not None
+    assert summary["visit_outcomes"] == []

@@ -91,3 +91,20 @@ def test_a_short_password_or_bad_name_creates_nothing(test_env: dict[str, str]) 
                          "--password-stdin")
     assert bad.returncode == 1 and "username must be" in bad.stderr
     assert run_cli(test_env, "agent", "add", "erin", "--role", "admin").returncode == 2  # argparse: no such role
+
+
+def test_field_accounts_name_a_booked_staff_id(test_env: dict[str, str]) -> None:
+    password = "a sufficiently long pass\n"
+    added = run_with_input(test_env, password, "agent", "add", "wang", "--role", "field", "--staff-id", "SH-0417",
+                           "--password-stdin")
+    assert added.returncode == 0, added.stderr
+    assert "wang\tfield\tSH-0417" in run_cli(test_env, "agent", "list").stdout
+    unknown = run_with_input(test_env, password, "agent", "add", "ghost", "--role", "field", "--staff-id", "XX-0001",
+                             "--password-stdin")
+    assert unknown.returncode == 1 and "on no team" in unknown.stderr
+    missing = run_with_input(test_env, password, "agent", "add", "chen", "--role", "field", "--password-stdin")
+    assert missing.returncode == 1 and "needs its staff id" in missing.stderr
+    agent = run_with_input(test_env, password, "agent", "add", "zoe", "--role", "agent", "--staff-id", "SH-0522",
+                           "--password-stdin")
+    assert agent.returncode == 1 and "only a field account" in agent.stderr
+    assert "ghost" not in run_cli(test_env, "agent", "list").stdout

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import keys, plans
+from bot import field_visits, keys, plans
 from bot.contact_policy import Attempt
 from bot.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, Account, Installment, overdue
 from bot.screening import (
     BUCKETS,
     LIST_COLUMNS,
+    VISIT_OUTCOMES,
     ScreeningInputError,
     StrategyError,
     bucket_expr,
@@ -159,6 +160,10 @@ def test_the_bucket_names_are_current_and_those_of_plans() -> None:
     assert ("current", *plans.BUCKETS) == BUCKETS
 
 
+def test_the_visit_outcome_codes_are_those_of_field_visits() -> None:
+    assert VISIT_OUTCOMES == field_visits.OUTCOMES
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(st.integers(-60, 200), st.integers(0, 3), st.integers(0, 100)), min_size=1, max_size=8))
 def test_days_past_due_and_overdue_agree_with_the_ledger(tmp_path_factory: pytest.TempPathFactory,
@@ -249,6 +254,8 @@ priority: {weights: {days_past_due: 1}}
      "rules[1].when.days_past_due: must be a range"),
     ("{strategy: agent_review, when: {bucket: 1-31}, why: x}", DEFAULT, "rules[1].when.bucket: must be one of"),
     ("{strategy: agent_review, when: {bucket: 90+}}", DEFAULT, "rules[1].why: must be a sentence"),
+    ("{strategy: agent_review, when: {visit_outcome: legal_review}, why: x}", DEFAULT,
+     "rules[1].when.visit_outcome: unknown metric"),
     ("{strategy: agent_review, when: {bucket: 90+}, why: x}", "priority: {weights: {days_past_due: 1}}",
      "default: missing"),
     ("{strategy: agent_review, when: {bucket: 90+}, why: x}", DEFAULT.replace("days_past_due: 1", "luck: 1"),
@@ -439,3 +446,59 @@ def test_agent_outcomes_reach_the_reasons_and_the_collection_list(tmp_path: Path
     listed = pl.read_csv(write_outputs(result, tmp_path / "run").collection_list)
     assert dict(listed.select("account_id", "agent_outcome").iter_rows()) == \
         {"PROMISE": "promise", "PLAN": "plan", "NONE": None}
+
+
+def visit_outcome(code: str, at: int, day: str = "") -> dict[str, Any]:
+    """An entry as bot.field_visits.FieldVisits._record_outcome pushes it."""
+    return {"code": code, "at": at, "booking_id": f"b_{at}", "went_ahead": True, "date": day}
+
+
+async def test_load_facts_takes_the_newest_visit_outcome_and_screening_gives_its_reason(services: Any) -> None:
+    today = date(2026, 11, 29)
+    hostile = "told 张伟 at +8613800138000 to pay"
+    for account_id, code, at in (("CN001", "promise", 1_790_000_000), ("CN001", "legal_review", 1_790_000_100),
+                                 ("CN002", "paid_on_spot", 1_790_000_000), ("US001", hostile, 1_790_000_000)):
+        record = visit_outcome(code, at, day="2026-12-05" if code == "promise" else "")
+        await services.redis.lpush(keys.field_visit_outcomes(account_id), services.vault.seal(record))
+    agent = outcome("dispute_opened", 1_790_000_000, note="rang +8613800138000")
+    await services.redis.lpush(keys.agent_outcomes("CN002"), services.vault.seal(agent))
+
+    facts = await load_facts(services, ["CN001", "CN002", "US001", "US002"], as_of=today, batch_size=3)
+    assert dict(facts.select("account_id", "visit_outcome").iter_rows()) == \
+        {"CN001": "legal_review", "CN002": "paid_on_spot", "US001": "other", "US002": None}
+    assert dict(facts.select("account_id", "agent_outcome").iter_rows()) == \
+        {"CN001": None, "CN002": "dispute_opened", "US001": None, "US002": None}
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    frames = read_ledger(samples / "accounts.csv", samples / "installments.csv", today=today)
+    result = {r["account_id"]: r for r in screen(*frames, as_of=today, facts=facts, strategies=STRATEGIES).to_dicts()}
+    assert result["CN001"]["reasons"].endswith("; field visit: sent for legal review")
+    assert "field visit: promised to pay" not in result["CN001"]["reasons"]
+    assert result["CN002"]["reasons"].endswith("; agent: dispute opened; field visit: paid on the spot")
+    assert "field visit:" not in result["US001"]["reasons"] + result["US002"]["reasons"]
+    assert hostile not in str(facts.to_dicts()) + str(list(result.values()))
+
+
+def test_visit_outcomes_reach_the_reasons_and_the_collection_list(tmp_path: Path) -> None:
+    names = ("PAID", "PLAN", "PROMISE", "REVISIT", "LEGAL", "OTHER", "NONE")
+    accounts = [account_row(a, i) for i, a in enumerate(names, start=1)]
+    rows = [unpaid_days_ago(a, 20) for a in names]
+    codes = [*VISIT_OUTCOMES, "other"]
+    facts = pl.DataFrame({"account_id": list(names[:-1]), "visit_outcome": codes,
+                          "agent_outcome": [None, "plan", None, None, None, None]})
+    frames = read_ledger(*ledger_files(tmp_path, accounts, rows), today=READ_DAY)
+    result = screen(*frames, as_of=AS_OF, facts=facts, strategies=STRATEGIES)
+    base = "20 days overdue; 100.00 CNY unpaid; paid 0% of the 1 instalment due so far"
+    assert dict(result.select("account_id", "reasons").iter_rows()) == {
+        "PAID": f"{base}; field visit: paid on the spot",
+        "PLAN": f"{base}; agent: plan agreed; field visit: agreed a plan",
+        "PROMISE": f"{base}; field visit: promised to pay",
+        "REVISIT": f"{base}; field visit: follow-up visit due",
+        "LEGAL": f"{base}; field visit: sent for legal review",
+        "OTHER": base,
+        "NONE": base,
+    }
+    listed = pl.read_csv(write_outputs(result, tmp_path / "run").collection_list)
+    assert tuple(listed.columns) == LIST_COLUMNS
+    assert dict(listed.select("account_id", "visit_outcome").iter_rows()) == \
+        {**dict(zip(names[:-1], codes, strict=True)), "NONE": None}

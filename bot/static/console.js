@@ -74,6 +74,65 @@
     });
   }
 
+  // A visit's draft saves itself as the visitor goes. Without a connection it is kept on the
+  // phone (this browser's storage) and sent when the connection is back; a save clears that copy.
+  function visitDrafts() {
+    const form = document.getElementById("visit-form");
+    const status = document.getElementById("save-status");
+    if (!form || !status) { return; }
+    const kept = "visit-draft:" + form.dataset.booking;
+    let timer = null;
+    const show = function (text, kind) { status.textContent = text; status.className = "save-status " + kind; };
+    const keep = function () {
+      const values = [];
+      new FormData(form).forEach(function (value, name) {
+        if (name !== "csrf" && name !== "version") { values.push([name, value]); }
+      });
+      window.localStorage.setItem(kept, JSON.stringify(values));
+    };
+    const restore = function () {
+      const values = JSON.parse(window.localStorage.getItem(kept) || "[]");
+      values.forEach(function (pair) {
+        form.querySelectorAll("[name='" + CSS.escape(pair[0]) + "']").forEach(function (field) {
+          if (field.type === "radio" || field.type === "checkbox") {
+            field.checked = field.value === pair[1];
+          } else {
+            field.value = pair[1];
+          }
+        });
+      });
+      return values.length > 0;
+    };
+    const save = async function () {
+      keep();
+      let response;
+      try {
+        response = await fetch(form.dataset.draftUrl, {
+          method: "POST", body: new FormData(form), credentials: "same-origin", headers: { "Accept": "application/json" },
+        });
+      } catch (offline) {
+        show("Offline: kept on this phone, will save when the connection is back", "offline");
+        return;
+      }
+      const answer = await response.json().catch(function () { return { error: "not saved (" + response.status + ")" }; });
+      if (response.ok) {
+        form.elements.version.value = String(answer.version);
+        window.localStorage.removeItem(kept);
+        show("Saved " + answer.saved_at, "saved");
+      } else {
+        show(answer.error, "problem");
+      }
+    };
+    const later = function () { window.clearTimeout(timer); timer = window.setTimeout(save, 800); };
+    form.addEventListener("input", later);
+    form.addEventListener("change", later);
+    window.addEventListener("online", function () { if (window.localStorage.getItem(kept)) { save(); } });
+    form.addEventListener("submit", function () { window.localStorage.removeItem(kept); });
+    if (restore()) { save(); }
+  }
+
+  if (page === "visit") { visitDrafts(); }
+
   if (page === "queue" || page === "conversation") {
     connect(1000);
     if (page === "queue") { window.setInterval(refreshQueue, 30000); }  // waiting times move on

@@ -1,0 +1,268 @@
+"""Field visits in the console, for the visiting staff's phones: the day's visits, the record, the report.
+
+Field staff (role ``field``) see only visits booked with their staff id; supervisors see every
+visit and read every record and report, and may add addenda; agents see none of it. The record
+itself is bot/field_visits.py; the report bot/visit_report.py. Every view of a record or report
+and every change is audited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from bot import visit_report
+from bot.arrangements import total_paid
+from bot.booking import Booking
+from bot.console import audit_event, flash_text, render, services_of, session_of
+from bot.field_visits import (
+    ABILITY,
+    ARRIVAL_CHECKS,
+    CHECKLIST,
+    INTERVIEW,
+    OUTCOMES,
+    RESULTS,
+    WILLINGNESS,
+    StaleVisit,
+    Visit,
+    VisitError,
+    read_arrival,
+    read_draft,
+)
+from bot.ledger import Account, overdue
+from bot.services import Services
+
+log = logging.getLogger(__name__)
+
+BOOKING = r"{booking:v[0-9a-f]{16}}"
+REPORTS = {"pdf": "application/pdf", "html": "text/html"}
+# The stored HTML report has its own inline style and no script; nothing else may load.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+# One report at a time: WeasyPrint is CPU-bound, and the gateway has other borrowers to serve.
+_RENDERING = asyncio.Lock()
+
+
+def add_to(app: web.Application) -> None:
+    app.router.add_get("/agent/visits", visits_page)
+    app.router.add_get(f"/agent/visits/{BOOKING}", visit_page)
+    app.router.add_post(f"/agent/visits/{BOOKING}/arrival", arrival)
+    app.router.add_post(f"/agent/visits/{BOOKING}/draft", draft)
+    app.router.add_post(f"/agent/visits/{BOOKING}/submit", submit)
+    app.router.add_post(f"/agent/visits/{BOOKING}/addendum", addendum)
+    app.router.add_get(f"/agent/visits/{BOOKING}/report.{{language:zh|en}}.{{kind:pdf|html}}", report)
+
+
+# --- the day's visits ----------------------------------------------------------------------------
+
+
+async def visits_page(request: web.Request) -> web.Response:
+    """A day's visits: a field officer's own, or every team's for a supervisor."""
+    svc, session = services_of(request), session_of(request)
+    zone = _home_zone(svc, session.staff_id)
+    try:
+        day = date.fromisoformat(request.query["day"]) if request.query.get("day") else datetime.now(zone).date()
+    except ValueError:
+        raise web.HTTPBadRequest(text="day must be a date such as 2026-12-01") from None
+    bookings = [b for b in await svc.bookings.bookings_on(day)
+                if session.supervisor or session.staff_id in {s.staff_id for s in b.staff}]
+    rows = [await _row(svc, booking) for booking in bookings]
+    await audit_event(request, "view_visits", day=day.isoformat())
+    return render(request, "visits.html", day=day, rows=rows, previous=day - timedelta(days=1),
+                  next=day + timedelta(days=1), flash=flash_text(request.query))
+
+
+async def _row(svc: Services, booking: Booking) -> dict[str, Any]:
+    account = await svc.ledger.get(booking.account_id)
+    visit = await svc.field_visits.find(booking.booking_id)
+    return {"booking": booking, "name": account.name if account else "", "state": visit.state if visit else "new"}
+
+
+def _home_zone(svc: Services, staff_id: str) -> ZoneInfo:
+    """The time zone of the officer's region: "today" is their today."""
+    for region in svc.bookings.field_teams.regions.values():
+        if any(s.staff_id == staff_id for team in region.teams for s in team.staff):
+            return region.zone
+    return ZoneInfo("Asia/Shanghai")
+
+
+# --- one visit -----------------------------------------------------------------------------------
+
+
+async def _visit(request: web.Request, write: bool = False) -> tuple[Visit, Account]:
+    """The visit and its account, if this session may see it (or fill it in, with ``write``).
+
+    Raises:
+        web.HTTPNotFound: no such booking or visit record.
+        web.HTTPForbidden: not one of the visit's staff (a supervisor reads, and only staff write).
+    """
+    svc, session = services_of(request), session_of(request)
+    booking_id = request.match_info["booking"]
+    visit = await svc.field_visits.find(booking_id)
+    if visit is None:
+        booking = await svc.bookings.booking(booking_id)
+        if booking is None:
+            raise web.HTTPNotFound(text="no such visit")
+        visit = await svc.field_visits.get(booking)
+    if session.staff_id not in visit.staff_ids() and not (session.supervisor and not write):
+        await audit_event(request, "denied", booking=booking_id)
+        raise web.HTTPForbidden(text="only the staff booked on this visit can " + ("fill it in" if write else "see it"))
+    account = await svc.ledger.get(visit.record["booking"]["account_id"])
+    if account is None:
+        raise web.HTTPNotFound(text="the visit's account is no longer in the ledger")
+    return visit, account
+
+
+async def visit_page(request: web.Request) -> web.Response:
+    visit, account = await _visit(request)
+    await audit_event(request, "view_visit", booking=visit.booking_id, account_id=account.account_id)
+    session = session_of(request)
+    booking = visit.booking
+    zone = booking.slot.start.tzinfo
+    return render(
+        request, "visit.html", visit=visit, booking=booking, account=account, ledger=_ledger_figures(account, booking),
+        mine=session.staff_id in visit.staff_ids(), flash=flash_text(request.query), labels=visit_report.labels(),
+        checks=ARRIVAL_CHECKS, checklist=CHECKLIST, results=RESULTS, interview=INTERVIEW, willingness=WILLINGNESS,
+        ability=ABILITY, outcomes=OUTCOMES, zone=zone, today=datetime.now(ZoneInfo(account.timezone)).date(),
+    )
+
+
+def _ledger_figures(account: Account, booking: Booking) -> dict[str, Any]:
+    """What the ledger says of the loan, shown beside the contract the borrower holds."""
+    day = booking.slot.start.date()
+    scheduled = sum((i.amount_due for i in account.installments), Decimal(0))
+    amounts = {i.amount_due for i in account.installments}
+    return {"product": account.product, "currency": account.currency, "scheduled": scheduled,
+            "term": len(account.installments), "instalment": amounts.pop() if len(amounts) == 1 else None,
+            "overdue": overdue(account, day).amount, "paid": total_paid(account)}
+
+
+async def arrival(request: web.Request) -> web.Response:
+    """How the visit began: ID shown, purpose said, the borrower's consent to the visit and to entry."""
+    visit, _ = await _visit(request, write=True)
+    form = await request.post()
+    try:
+        await services_of(request).field_visits.arrive(visit, read_arrival(form, visit.booking),
+                                                      session_of(request).username)
+    except VisitError as exc:
+        raise _back(visit, "invalid", detail=str(exc)) from None
+    except StaleVisit:
+        raise _back(visit, "visit_stale") from None
+    raise _back(visit, "visit_arrived")
+
+
+async def draft(request: web.Request) -> web.Response:
+    """Save what is filled in so far: JSON for the page's autosave, a redirect for the plain form."""
+    visit, account = await _visit(request, write=True)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    try:
+        saved = await _save(request, visit, account)
+    except (VisitError, StaleVisit) as exc:
+        if wants_json:
+            return web.json_response({"error": _problem(exc)}, status=409 if isinstance(exc, StaleVisit) else 400)
+        raise _back(visit, "invalid", detail=_problem(exc)) from None
+    if wants_json:
+        return web.json_response({"version": saved.version, "saved_at": datetime.now(_zone(saved)).strftime("%H:%M")})
+    raise _back(saved, "visit_saved")
+
+
+async def _save(request: web.Request, visit: Visit, account: Account) -> Visit:
+    form = await request.post()
+    if str(form.get("version", "")) != str(visit.version):
+        raise StaleVisit
+    sections = read_draft(form, account.currency)
+    return await services_of(request).field_visits.save_draft(visit, sections, session_of(request).username)
+
+
+async def submit(request: web.Request) -> web.Response:
+    """Save the form, make the record final, apply its outcome, and write the reports."""
+    visit, account = await _visit(request, write=True)
+    svc = services_of(request)
+    try:
+        saved = await _save(request, visit, account)
+        submitted = await svc.field_visits.submit(saved, session_of(request).username,
+                                                  datetime.now(ZoneInfo(account.timezone)).date(),
+                                                  svc.settings.promise_max_days)
+    except VisitError as exc:
+        raise _back(visit, "invalid", detail=str(exc)) from None
+    except StaleVisit:
+        raise _back(visit, "visit_stale") from None
+    await _apply_outcome(svc, submitted, account)
+    await _write_reports(svc, submitted, account)
+    raise _back(submitted, "visit_submitted")
+
+
+async def _apply_outcome(svc: Services, visit: Visit, account: Account) -> None:
+    """A promise is recorded like the bot's; a payment on the spot is a claim an agent checks against the ledger."""
+    outcome, booking = visit.record["outcome"], visit.booking
+    if outcome["code"] == "promise":
+        today = datetime.now(ZoneInfo(account.timezone)).date()
+        await svc.records.promise(account.account_id, booking.conversation_id, date.fromisoformat(outcome["date"]),
+                                  overdue(account, today).amount, total_paid(account))
+    elif outcome["code"] == "paid_on_spot":
+        await svc.records.paid_claim(account.account_id, booking.conversation_id)
+
+
+async def addendum(request: web.Request) -> web.Response:
+    """A correction to a submitted record, by its staff or a supervisor; the reports are written again."""
+    visit, account = await _visit(request)
+    form = await request.post()
+    try:
+        visit = await services_of(request).field_visits.add_addendum(visit, str(form.get("text", "")),
+                                                                     session_of(request).username)
+    except VisitError as exc:
+        raise _back(visit, "invalid", detail=str(exc)) from None
+    await _write_reports(services_of(request), visit, account)
+    raise _back(visit, "visit_addendum")
+
+
+async def report(request: web.Request) -> web.Response:
+    """The written report of a submitted visit, decrypted for its staff and supervisors; each read audited."""
+    visit, account = await _visit(request)
+    if visit.state != "submitted":
+        raise web.HTTPNotFound(text="the report is written when the visit is submitted")
+    language, kind = request.match_info["language"], request.match_info["kind"]
+    svc = services_of(request)
+    name = f"{language}.{kind}"
+    data = await svc.field_visits.report(visit.booking_id, name)
+    if data is None:  # writing it failed at submission, or the record predates it
+        data = (await _write_reports(svc, visit, account)).get(name)
+    if data is None:
+        raise web.HTTPServiceUnavailable(text="the report could not be written; try again shortly")
+    await audit_event(request, "view_visit_report", booking=visit.booking_id, report=name)
+    response = web.Response(body=data, content_type=REPORTS[kind], charset="utf-8" if kind == "html" else None)
+    response.headers["Content-Disposition"] = (
+        f'{"attachment" if kind == "pdf" else "inline"}; filename="visit-{visit.booking_id}-{language}.{kind}"')
+    response.headers["Content-Security-Policy"] = REPORT_CSP
+    return response
+
+
+async def _write_reports(svc: Services, visit: Visit, account: Account) -> dict[str, bytes]:
+    """Render the zh and en reports off the event loop and keep them sealed; {} if rendering failed."""
+    try:
+        async with _RENDERING:
+            reports = await asyncio.to_thread(visit_report.render_all, visit, account,
+                                              datetime.now(ZoneInfo(account.timezone)))
+    except Exception as exc:  # noqa: BLE001 - the record is safe; the report is written again when read
+        log.error("visit report for %s not written: %s", visit.booking_id, type(exc).__name__)
+        return {}
+    await svc.field_visits.store_reports(visit.booking_id, reports)
+    return reports
+
+
+def _zone(visit: Visit) -> ZoneInfo:
+    return ZoneInfo(visit.record["booking"]["timezone"])
+
+
+def _problem(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, VisitError) else "someone else saved this visit, or it was submitted: reload"
+
+
+def _back(visit: Visit, code: str, **values: object) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/agent/visits/{visit.booking_id}?" + urlencode({"m": code, **values}))
