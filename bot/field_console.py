@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -33,6 +32,7 @@ from bot.field_visits import (
     StaleVisit,
     Visit,
     VisitError,
+    ledger_figures,
     read_arrival,
     read_draft,
 )
@@ -126,30 +126,22 @@ async def visit_page(request: web.Request) -> web.Response:
     booking = visit.booking
     zone = booking.slot.start.tzinfo
     return render(
-        request, "visit.html", visit=visit, booking=booking, account=account, ledger=_ledger_figures(account, booking),
+        request, "visit.html", visit=visit, booking=booking, account=account,
+        ledger=visit.record.get("ledger") or ledger_figures(account, booking.slot.start.date()),
         mine=session.staff_id in visit.staff_ids(), flash=flash_text(request.query), labels=visit_report.labels(),
         checks=ARRIVAL_CHECKS, checklist=CHECKLIST, results=RESULTS, interview=INTERVIEW, willingness=WILLINGNESS,
         ability=ABILITY, outcomes=OUTCOMES, zone=zone, today=datetime.now(ZoneInfo(account.timezone)).date(),
     )
 
 
-def _ledger_figures(account: Account, booking: Booking) -> dict[str, Any]:
-    """What the ledger says of the loan, shown beside the contract the borrower holds."""
-    day = booking.slot.start.date()
-    scheduled = sum((i.amount_due for i in account.installments), Decimal(0))
-    amounts = {i.amount_due for i in account.installments}
-    return {"product": account.product, "currency": account.currency, "scheduled": scheduled,
-            "term": len(account.installments), "instalment": amounts.pop() if len(amounts) == 1 else None,
-            "overdue": overdue(account, day).amount, "paid": total_paid(account)}
-
-
 async def arrival(request: web.Request) -> web.Response:
     """How the visit began: ID shown, purpose said, the borrower's consent to the visit and to entry."""
-    visit, _ = await _visit(request, write=True)
+    visit, account = await _visit(request, write=True)
     form = await request.post()
+    figures = ledger_figures(account, visit.booking.slot.start.date())
     try:
-        await services_of(request).field_visits.arrive(visit, read_arrival(form, visit.booking),
-                                                      session_of(request).username)
+        await services_of(request).field_visits.arrive(visit, read_arrival(form, visit.booking), figures,
+                                                      _recorder(request))
     except VisitError as exc:
         raise _back(visit, "invalid", detail=str(exc)) from None
     except StaleVisit:
@@ -162,7 +154,7 @@ async def draft(request: web.Request) -> web.Response:
     visit, account = await _visit(request, write=True)
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
-        saved = await _save(request, visit, account)
+        saved = await _save(request, visit)
     except (VisitError, StaleVisit) as exc:
         if wants_json:
             return web.json_response({"error": _problem(exc)}, status=409 if isinstance(exc, StaleVisit) else 400)
@@ -172,12 +164,11 @@ async def draft(request: web.Request) -> web.Response:
     raise _back(saved, "visit_saved")
 
 
-async def _save(request: web.Request, visit: Visit, account: Account) -> Visit:
+async def _save(request: web.Request, visit: Visit) -> Visit:
     form = await request.post()
     if str(form.get("version", "")) != str(visit.version):
         raise StaleVisit
-    sections = read_draft(form, account.currency)
-    return await services_of(request).field_visits.save_draft(visit, sections, session_of(request).username)
+    return await services_of(request).field_visits.save_draft(visit, read_draft(form), _recorder(request))
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -185,8 +176,8 @@ async def submit(request: web.Request) -> web.Response:
     visit, account = await _visit(request, write=True)
     svc = services_of(request)
     try:
-        saved = await _save(request, visit, account)
-        submitted = await svc.field_visits.submit(saved, session_of(request).username,
+        saved = await _save(request, visit)
+        submitted = await svc.field_visits.submit(saved, _recorder(request),
                                                   datetime.now(ZoneInfo(account.timezone)).date(),
                                                   svc.settings.promise_max_days)
     except VisitError as exc:
@@ -215,7 +206,7 @@ async def addendum(request: web.Request) -> web.Response:
     form = await request.post()
     try:
         visit = await services_of(request).field_visits.add_addendum(visit, str(form.get("text", "")),
-                                                                     session_of(request).username)
+                                                                     _recorder(request))
     except VisitError as exc:
         raise _back(visit, "invalid", detail=str(exc)) from None
     await _write_reports(services_of(request), visit, account)
@@ -254,6 +245,12 @@ async def _write_reports(svc: Services, visit: Visit, account: Account) -> dict[
         return {}
     await svc.field_visits.store_reports(visit.booking_id, reports)
     return reports
+
+
+def _recorder(request: web.Request) -> str:
+    """Who the record names: an officer by staff id (the report gives their name), a supervisor by username."""
+    session = session_of(request)
+    return session.staff_id or session.username
 
 
 def _zone(visit: Visit) -> ZoneInfo:

@@ -13,15 +13,20 @@ record cannot be overwritten and two phones saving the same draft cannot silentl
 The record (JSON, sealed), as bot/visit_report.py reads it::
 
     booking     the booking as it stood when the visit began (Booking.to_record())
-    arrival     {id_shown, purpose_stated, visit_agreed, entry_agreed: bool, staff_present: [staff ids],
-                 at, by}; absent until confirmed. A visit that could not go ahead has
-                 {result: "refused" | "not_home", at, by} instead.
+    arrival     {result: "consented", id_shown, purpose_stated, visit_agreed, entry_agreed: true,
+                 staff_present: [staff ids], at, by}; absent until recorded. A visit that could not go
+                 ahead has result "refused" or "not_home" and no confirmations.
+    ledger      {scheduled, term, instalment, overdue}: the ledger's figures on the visit day, kept at
+                 arrival so that later payments do not rewrite what the visitors saw
     checklist   {item: {result, note}} for item in CHECKLIST, result in RESULTS
-    contract    {amount, term_months, annual_rate}: read off the loan contract (strings, may be "")
+    contract    {amount, annual_rate: decimal strings or "", term_months: int or None}: read off the contract
     income_proof {stamp: "yes" | "no" | "", signer}
     interview   {field: text} for field in INTERVIEW; willingness in WILLINGNESS, ability in ABILITY
-    outcome     {code, amount, date, months, next_step}: code in OUTCOMES, the rest as the code needs
+    outcome     {code, amount, date (ISO), months (int or None), next_step}: code in OUTCOMES, the rest as
+                 the code needs
     updated_at, updated_by, submitted_at, submitted_by
+
+Times (``at``, ``*_at``) are Unix seconds; ``by`` is the officer's staff id, or a supervisor's username.
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from multidict import MultiMapping
 
 from bot import audit, keys
 from bot.booking import Booking
+from bot.ledger import Account, overdue
 from bot.privacy import Vault
 
 ARRIVAL_CHECKS = ("id_shown", "purpose_stated", "visit_agreed", "entry_agreed")
@@ -92,7 +98,8 @@ class Visit:
     def consented(self) -> bool:
         """Whether the checklist may be filled: every arrival check confirmed by two staff or more."""
         arrival = self.record.get("arrival") or {}
-        return all(arrival.get(check) is True for check in ARRIVAL_CHECKS) and (
+        confirmed = all(arrival.get(check) is True for check in ARRIVAL_CHECKS)
+        return arrival.get("result") == "consented" and confirmed and (
             len(arrival.get("staff_present", [])) >= MIN_STAFF_PRESENT)
 
     @property
@@ -117,24 +124,23 @@ def read_arrival(form: MultiMapping[Any], booking: Booking) -> dict[str, Any]:
         VisitError: an unknown staff id, fewer than two staff, or a confirmation missing.
     """
     result = form.get("result", "")
-    if result in NOT_WENT_AHEAD:
-        return {"result": result}
-    if result != "consented":
+    if result not in ("consented", *NOT_WENT_AHEAD):
         raise VisitError(["result: say whether the borrower agreed, refused, or was not home"])
     staff = {s.staff_id for s in booking.staff}
     present = [str(s) for s in form.getall("staff_present", [])]
-    problems = [f"{check}: must be confirmed before the checklist" for check in ARRIVAL_CHECKS
-                if form.get(check) != "yes"]
+    problems = [] if result in NOT_WENT_AHEAD else [
+        f"{check}: must be confirmed before the checklist" for check in ARRIVAL_CHECKS if form.get(check) != "yes"]
     if any(s not in staff for s in present):
         problems.append("staff_present: only the staff booked on this visit can be named")
     if len(set(present)) < MIN_STAFF_PRESENT:
         problems.append(f"staff_present: at least {MIN_STAFF_PRESENT} staff must be named as present")
     if problems:
         raise VisitError(problems)
-    return {**{check: True for check in ARRIVAL_CHECKS}, "staff_present": sorted(set(present))}
+    confirmed = {check: True for check in ARRIVAL_CHECKS} if result == "consented" else {}
+    return {"result": result, **confirmed, "staff_present": sorted(set(present))}
 
 
-def read_draft(form: Mapping[str, Any], account_currency: str) -> dict[str, Any]:
+def read_draft(form: Mapping[str, Any]) -> dict[str, Any]:
     """The checklist, interview and outcome fields of a form, checked for shape (not completeness).
 
     Raises:
@@ -153,7 +159,6 @@ def read_draft(form: Mapping[str, Any], account_currency: str) -> dict[str, Any]
         "interview": _interview(form, problems),
         "outcome": _outcome(form, problems),
     }
-    sections["currency"] = account_currency
     if problems:
         raise VisitError(problems)
     return sections
@@ -277,11 +282,12 @@ def discrepancies(record: Mapping[str, Any], ledger_term: int | None) -> list[st
     return found
 
 
-def amount(value: str) -> Decimal | None:
-    try:
-        return Decimal(value) if value else None
-    except InvalidOperation:
-        return None
+def ledger_figures(account: Account, day: date) -> dict[str, Any]:
+    """What the ledger says of the loan on the visit's day, shown beside the contract the borrower holds."""
+    amounts = {i.amount_due for i in account.installments}
+    return {"scheduled": str(sum((i.amount_due for i in account.installments), Decimal(0))),
+            "term": len(account.installments), "instalment": str(amounts.pop()) if len(amounts) == 1 else "",
+            "overdue": str(overdue(account, day).amount)}
 
 
 # --- storage -----------------------------------------------------------------------------------
@@ -332,16 +338,17 @@ class FieldVisits:
         return Visit(booking_id, stored[0].decode(), int(stored[1]), self._vault.open(stored[2]),
                      [self._vault.open(a) for a in addenda])
 
-    async def arrive(self, visit: Visit, arrival: dict[str, Any], by: str) -> Visit:
-        """Record how the visit began; once recorded it is not changed (an addendum corrects it).
+    async def arrive(self, visit: Visit, arrival: dict[str, Any], ledger: dict[str, Any], by: str) -> Visit:
+        """Record how the visit began, with the ledger's figures as they stand; once recorded it is
+        not changed (an addendum corrects it).
 
         Raises:
             StaleVisit: arrival was already recorded, or the record changed meanwhile.
         """
         if visit.record.get("arrival"):
             raise StaleVisit
-        return await self._store(visit, {**visit.record, "arrival": {**arrival, "at": int(time.time()), "by": by}},
-                                 by, "draft", "visit_arrival")
+        record = {**visit.record, "arrival": {**arrival, "at": int(time.time()), "by": by}, "ledger": ledger}
+        return await self._store(visit, record, by, "draft", "visit_arrival")
 
     async def save_draft(self, visit: Visit, sections: dict[str, Any], by: str) -> Visit:
         """Save what the visitor has filled in so far.

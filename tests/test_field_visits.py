@@ -204,7 +204,8 @@ async def test_arrival_needs_every_confirmation_and_two_booked_staff(
 async def test_a_refused_visit_records_no_findings_and_cannot_end_in_a_promise(booked: tuple[World, Booking]) -> None:
     world, booking = booked
     wang = await desk(world, "wang")
-    assert "Arrival recorded" in flash(await arrive(wang, booking, staff=(), result="refused"))
+    assert "at least 2 staff" in flash(await arrive(wang, booking, staff=("SH-0417",), result="refused"))
+    assert "Arrival recorded" in flash(await arrive(wang, booking, result="refused"))  # no confirmations needed
     page = await (await wang.get(f"/agent/visits/{booking.booking_id}")).text()
     assert "id_card.result" not in page and "did not go ahead" in page
     found = await wang.post(f"/agent/visits/{booking.booking_id}/draft", headers={"Accept": "application/json"},
@@ -394,7 +395,7 @@ async def test_records_reports_and_addenda_are_deleted_when_retention_ends(booke
     world, booking = booked
     svc = world.services
     visits = FieldVisits(svc.redis, svc.vault, retention_seconds=1)
-    visit = await visits.arrive(await visits.get(booking), {"result": "not_home"}, "wang")
+    visit = await visits.arrive(await visits.get(booking), {"result": "not_home"}, {}, "SH-0417")
     visit = await visits.save_draft(visit, {"outcome": {"code": "follow_up_visit", "date": promise_day(7)}}, "wang")
     visit = await visits.submit(visit, "wang", datetime.now().astimezone().date(), 14)
     await visits.add_addendum(visit, "邻居说他出差了", "wang")

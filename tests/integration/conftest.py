@@ -135,17 +135,35 @@ async def text(http: aiohttp.ClientSession, settings: Settings, borrower: Borrow
 
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    """Headless Chromium from Debian's packages, driven by its chromedriver (`make test` installs both)."""
+def _chromium(profile: Path, window: str = "--window-size=1366,900",
+              phone: dict[str, object] | None = None) -> webdriver.Chrome:
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1366,900",
-                 "--lang=en-US"):
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", window, "--lang=en-US"):
         options.add_argument(flag)
+    if phone:
+        options.add_experimental_option("mobileEmulation", phone)
     driver = webdriver.Chrome(service=ChromeService(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium from Debian's packages, driven by its chromedriver (`make test` installs both)."""
+    driver = _chromium(tmp_path / "chromium")
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def phone_browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """The same Chromium as a phone: a 390 x 844 touch screen with a phone's user agent."""
+    driver = _chromium(tmp_path / "chromium-phone", "--window-size=390,844", phone={
+        "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 2.0, "touch": True},
+        "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+                     "Chrome/120.0 Mobile Safari/537.36"})
     yield driver
     driver.quit()
