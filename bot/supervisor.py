@@ -178,16 +178,18 @@ async def _import_ledger(env: dict[str, str], ledger: tuple[Path, Path]) -> None
         raise RuntimeError("the sample ledger did not import")
 
 
-DEMO_ACCOUNTS = (("agent1", "agent"), ("supervisor1", "supervisor"))
+# field1 visits with team SH-T1 in policy/field_teams.yml (the sample borrowers CN001 and CN002 live in SH).
+DEMO_ACCOUNTS = (("agent1", "agent", ""), ("supervisor1", "supervisor", ""), ("field1", "field", "SH-0417"))
 
 
 async def _console_accounts(options: Options) -> Path:
     """Console accounts for a newcomer to sign in with, created once; their passwords in a private file."""
     path = options.var_dir / "console-accounts.txt"
-    for username, role in DEMO_ACCOUNTS:
+    for username, role, staff_id in DEMO_ACCOUNTS:
         password = secrets.token_urlsafe(12)
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "agent", "add", username, "--role", role, "--password-stdin",
+            *(("--staff-id", staff_id) if staff_id else ()),
             cwd=ROOT, env=component_env(options), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await process.communicate(password.encode() + b"\n")

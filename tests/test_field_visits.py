@@ -239,6 +239,7 @@ async def test_drafts_save_as_the_visitor_goes_and_a_stale_copy_is_refused(booke
         "result": "matches", "note": "原件"}
     page = await (await chen.get(f"/agent/visits/{booking.booking_id}")).text()
     assert 'value="matches" checked' in page and "原件" in page  # the other phone reads what was saved
+    assert "by 王磊 SH-0417" in page and "present: 王磊 SH-0417, 陈静 SH-0522" in page
 
 
 @pytest.mark.parametrize(("field", "value", "problem"), [
@@ -314,6 +315,16 @@ async def test_a_promise_outcome_is_recorded_for_reminders_and_screening(booked:
     assert promise is not None and promise["date"] == promise_day()
     outcomes = await world.services.field_visits.outcomes(ACCOUNT)
     assert [(o["code"], o["went_ahead"]) for o in outcomes] == [("promise", True)]
+
+
+async def test_agents_see_the_visit_outcome_beside_the_conversation(booked: tuple[World, Booking]) -> None:
+    world, booking = booked
+    await submitted(world, booking)
+    sue = Desk(world.client)
+    await sue.login("sue")
+    page = await (await sue.get(f"/agent/c/{booking.conversation_id}")).text()
+    assert f"promise ({promise_day()})" in page.split('id="visit-outcomes">', 1)[1].split("</dd>", 1)[0]
+    assert "户口本地址与申报不符" not in page  # what the visitors wrote stays in the record
 
 
 async def test_a_payment_on_the_spot_is_a_claim_an_agent_checks(booked: tuple[World, Booking]) -> None:
