@@ -45,8 +45,8 @@ VISIT_TEXT = "李梅 at 13912345678 said her husband's employer pays late"
 
 def submitted_visit(n: int, code: str, went_ahead: bool, day: str) -> Visit:
     """A submitted record with free text in every place a visitor writes it."""
-    arrival = ({"id_shown": True, "purpose_stated": True, "visit_agreed": True, "entry_agreed": True,
-                "staff_present": ["S1", "S2"]} if went_ahead else {"result": "not_home"})
+    arrival = ({"result": "consented", "id_shown": True, "purpose_stated": True, "visit_agreed": True,
+                "entry_agreed": True, "staff_present": ["S1", "S2"]} if went_ahead else {"result": "not_home"})
     record = {"booking": {"account_id": "CN001"}, "arrival": arrival,
               "checklist": {"id_card": {"result": "discrepancy", "note": VISIT_TEXT}},
               "interview": {"summary": VISIT_TEXT, "delinquency_reason": VISIT_TEXT},
