@@ -304,8 +304,7 @@ async def _agent(args: argparse.Namespace) -> int:
 def _booked_staff(staff_id: str) -> bool:
     from bot.booking import load_field_teams
 
-    teams = load_field_teams()
-    return any(staff_id == s.staff_id for r in teams.regions.values() for t in r.teams for s in t.staff)
+    return load_field_teams().region_of_staff(staff_id) is not None
 
 
 def _worker(_: argparse.Namespace) -> int:

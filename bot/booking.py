@@ -98,6 +98,11 @@ class FieldTeams:
     days_ahead: int
     regions: Mapping[str, Region]
 
+    def region_of_staff(self, staff_id: str) -> Region | None:
+        """The region whose teams include this staff id, if any."""
+        return next((r for r in self.regions.values() for t in r.teams if any(s.staff_id == staff_id for s in t.staff)),
+                    None)
+
     def region(self, code: str) -> Region | None:
         """The region with this ledger code, or None when it has no field team."""
         return self.regions.get(code.strip())

@@ -54,6 +54,7 @@ _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 QUICK_REPLIES = ("utter_agent_hello", "utter_agent_verify", "utter_agent_checking", "utter_agent_options",
                  "utter_agent_back_to_bot", "utter_agent_goodbye")
 MAX_REPLY_CHARACTERS = 450
+VISIT_FORM_BYTES = 512 * 1024
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                                "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
@@ -169,6 +170,8 @@ async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not _same_origin(request):
         log.warning("console: cross-origin form refused (%s)", request.path)
         raise web.HTTPForbidden(text="cross-origin form refused")
+    if request.path.startswith("/agent/visits/"):  # a visit's whole record in one form: notes in Chinese, %-encoded
+        request = request.clone(client_max_size=VISIT_FORM_BYTES)
     form = await request.post()
     sent = str(form.get("csrf", ""))
     # Before sign-in the token is a cookie's twin (double submit); after, the session's.

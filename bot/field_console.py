@@ -21,6 +21,7 @@ from bot import visit_report
 from bot.arrangements import total_paid
 from bot.booking import Booking
 from bot.console import audit_event, flash_text, render, services_of, session_of
+from bot.conversation import local_today
 from bot.field_visits import (
     ABILITY,
     ARRIVAL_CHECKS,
@@ -42,6 +43,7 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 BOOKING = r"{booking:v[0-9a-f]{16}}"
+BANK_ZONE = ZoneInfo("Asia/Shanghai")
 REPORTS = {"pdf": "application/pdf", "html": "text/html"}
 # The stored HTML report has its own inline style and no script; nothing else may load.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
@@ -81,15 +83,14 @@ async def visits_page(request: web.Request) -> web.Response:
 async def _row(svc: Services, booking: Booking) -> dict[str, Any]:
     account = await svc.ledger.get(booking.account_id)
     visit = await svc.field_visits.find(booking.booking_id)
-    return {"booking": booking, "name": account.name if account else "", "state": visit.state if visit else "new"}
+    return {"booking": booking, "name": account.name if account else "", "state": visit.state if visit else "new",
+            "language": booking.details.get("language") or (account.language if account else "")}
 
 
 def _home_zone(svc: Services, staff_id: str) -> ZoneInfo:
-    """The time zone of the officer's region: "today" is their today."""
-    for region in svc.bookings.field_teams.regions.values():
-        if any(s.staff_id == staff_id for team in region.teams for s in team.staff):
-            return region.zone
-    return ZoneInfo("Asia/Shanghai")
+    """The time zone of the officer's region: "today" is their today (a supervisor's, the bank's)."""
+    region = svc.bookings.field_teams.region_of_staff(staff_id)
+    return region.zone if region else BANK_ZONE
 
 
 # --- one visit -----------------------------------------------------------------------------------
@@ -113,6 +114,8 @@ async def _visit(request: web.Request, write: bool = False) -> tuple[Visit, Acco
     if session.staff_id not in visit.staff_ids() and not (session.supervisor and not write):
         await audit_event(request, "denied", booking=booking_id)
         raise web.HTTPForbidden(text="only the staff booked on this visit can " + ("fill it in" if write else "see it"))
+    if write and await svc.bookings.booking(booking_id) is None:  # cancelled or moved: its new booking is the visit
+        raise web.HTTPGone(text="this visit was cancelled or rescheduled; open the visit from today's list")
     account = await svc.ledger.get(visit.record["booking"]["account_id"])
     if account is None:
         raise web.HTTPNotFound(text="the visit's account is no longer in the ledger")
@@ -121,6 +124,7 @@ async def _visit(request: web.Request, write: bool = False) -> tuple[Visit, Acco
 
 async def visit_page(request: web.Request) -> web.Response:
     visit, account = await _visit(request)
+    await _settle(services_of(request), visit, account)
     await audit_event(request, "view_visit", booking=visit.booking_id, account_id=account.account_id)
     session = session_of(request)
     booking = visit.booking
@@ -130,7 +134,7 @@ async def visit_page(request: web.Request) -> web.Response:
         ledger=visit.record.get("ledger") or ledger_figures(account, booking.slot.start.date()),
         mine=session.staff_id in visit.staff_ids(), flash=flash_text(request.query), labels=visit_report.labels(),
         checks=ARRIVAL_CHECKS, checklist=CHECKLIST, results=RESULTS, interview=INTERVIEW, willingness=WILLINGNESS,
-        ability=ABILITY, outcomes=OUTCOMES, zone=zone, today=datetime.now(ZoneInfo(account.timezone)).date(),
+        ability=ABILITY, outcomes=OUTCOMES, zone=zone, today=local_today(account),
     )
 
 
@@ -177,25 +181,32 @@ async def submit(request: web.Request) -> web.Response:
     svc = services_of(request)
     try:
         saved = await _save(request, visit)
-        submitted = await svc.field_visits.submit(saved, _recorder(request),
-                                                  datetime.now(ZoneInfo(account.timezone)).date(),
+        submitted = await svc.field_visits.submit(saved, _recorder(request), local_today(account),
                                                   svc.settings.promise_max_days)
     except VisitError as exc:
         raise _back(visit, "invalid", detail=str(exc)) from None
     except StaleVisit:
         raise _back(visit, "visit_stale") from None
-    await _apply_outcome(svc, submitted, account)
-    await _write_reports(svc, submitted, account)
+    await _settle(svc, submitted, account)
     raise _back(submitted, "visit_submitted")
+
+
+async def _settle(svc: Services, visit: Visit, account: Account) -> None:
+    """Apply a submitted visit's outcome and write its reports, once both are done; until then, again
+    on the next read (each step is safe to repeat)."""
+    if visit.state != "submitted" or visit.settled:
+        return
+    await _apply_outcome(svc, visit, account)
+    if await _write_reports(svc, visit, account):
+        await svc.field_visits.settled(visit)
 
 
 async def _apply_outcome(svc: Services, visit: Visit, account: Account) -> None:
     """A promise is recorded like the bot's; a payment on the spot is a claim an agent checks against the ledger."""
     outcome, booking = visit.record["outcome"], visit.booking
     if outcome["code"] == "promise":
-        today = datetime.now(ZoneInfo(account.timezone)).date()
         await svc.records.promise(account.account_id, booking.conversation_id, date.fromisoformat(outcome["date"]),
-                                  overdue(account, today).amount, total_paid(account))
+                                  overdue(account, local_today(account)).amount, total_paid(account))
     elif outcome["code"] == "paid_on_spot":
         await svc.records.paid_claim(account.account_id, booking.conversation_id)
 
@@ -220,9 +231,10 @@ async def report(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text="the report is written when the visit is submitted")
     language, kind = request.match_info["language"], request.match_info["kind"]
     svc = services_of(request)
+    await _settle(svc, visit, account)
     name = f"{language}.{kind}"
     data = await svc.field_visits.report(visit.booking_id, name)
-    if data is None:  # writing it failed at submission, or the record predates it
+    if data is None:  # settled, but the reports were lost since
         data = (await _write_reports(svc, visit, account)).get(name)
     if data is None:
         raise web.HTTPServiceUnavailable(text="the report could not be written; try again shortly")

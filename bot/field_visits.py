@@ -89,6 +89,7 @@ class Visit:
     version: int
     record: dict[str, Any]
     addenda: list[dict[str, Any]] = field(default_factory=list)
+    settled: bool = False  # a submitted visit's outcome applied and its reports written
 
     @property
     def booking(self) -> Booking:
@@ -292,26 +293,53 @@ def ledger_figures(account: Account, day: date) -> dict[str, Any]:
 
 # --- storage -----------------------------------------------------------------------------------
 
-# KEYS: visit hash, day index. ARGV: sealed record, expected version, new state, now, ttl seconds,
-# account id, booking id. Returns the new version, or -1 when stale or already submitted.
+# KEYS: visit hash. ARGV: sealed record, expected version, new state, ttl seconds.
+# Returns the new version, or -1 when stale or already submitted.
 _SAVE = """
 local state = redis.call('HGET', KEYS[1], 'state')
 local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 if state == 'submitted' or version ~= tonumber(ARGV[2]) then return -1 end
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'version', version + 1, 'record', ARGV[1], 'updated', ARGV[4],
-           'account_id', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'version', version + 1, 'record', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
 return version + 1
 """
-# KEYS: visit hash, addenda list. ARGV: sealed addendum. Only a submitted record takes addenda;
-# they expire with it.
+# Submitting also files the outcome for screening and the ledger view, in the same step: a sorted
+# set by submission time, trimmed to the retention period and to OUTCOMES_KEPT entries.
+# KEYS: visit hash, outcomes. ARGV: sealed record, expected version, ttl seconds, sealed outcome,
+# submitted at, oldest time kept, entries kept.
+_SUBMIT = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local version = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+if state == 'submitted' or version ~= tonumber(ARGV[2]) then return -1 end
+redis.call('HSET', KEYS[1], 'state', 'submitted', 'version', version + 1, 'record', ARGV[1], 'settled', '0')
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[6])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[7]) + 1))
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return version + 1
+"""
+# Addenda and reports live exactly as long as their record, which must still be there and submitted.
+# KEYS: visit hash, addenda list. ARGV: sealed addendum.
 _ADDENDUM = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'submitted' then return -1 end
 local ttl = redis.call('TTL', KEYS[1])
+if ttl < 1 then return -1 end
 local n = redis.call('RPUSH', KEYS[2], ARGV[1])
-if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+redis.call('EXPIRE', KEYS[2], ttl)
 return n
 """
+# KEYS: visit hash, reports hash. ARGV: name, sealed bytes, name, sealed bytes, ...
+_REPORTS = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'submitted' then return 0 end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 1 then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], unpack(ARGV))
+redis.call('EXPIRE', KEYS[2], ttl)
+return 1
+"""
+OUTCOMES_KEPT = 20
 
 
 class FieldVisits:
@@ -322,7 +350,9 @@ class FieldVisits:
         self._vault = vault
         self.retention_seconds = retention_seconds
         self._save = redis.register_script(_SAVE)
+        self._submit = redis.register_script(_SUBMIT)
         self._addendum = redis.register_script(_ADDENDUM)
+        self._reports = redis.register_script(_REPORTS)
 
     async def get(self, booking: Booking) -> Visit:
         """The visit for a booking; a new, empty one if nothing was recorded yet."""
@@ -331,12 +361,12 @@ class FieldVisits:
 
     async def find(self, booking_id: str) -> Visit | None:
         """The recorded visit, whether or not its booking still stands (it keeps its own copy)."""
-        stored = await self._redis.hmget(keys.field_visit(booking_id), "state", "version", "record")
+        stored = await self._redis.hmget(keys.field_visit(booking_id), "state", "version", "record", "settled")
         if not stored[0]:
             return None
         addenda = await self._redis.lrange(keys.field_visit_addenda(booking_id), 0, -1)
         return Visit(booking_id, stored[0].decode(), int(stored[1]), self._vault.open(stored[2]),
-                     [self._vault.open(a) for a in addenda])
+                     [self._vault.open(a) for a in addenda], stored[3] == b"1")
 
     async def arrive(self, visit: Visit, arrival: dict[str, Any], ledger: dict[str, Any], by: str) -> Visit:
         """Record how the visit began, with the ledger's figures as they stand; once recorded it is
@@ -357,6 +387,8 @@ class FieldVisits:
             VisitError: checklist or interview content before consent to entry.
             StaleVisit: the record changed since ``visit`` was read, or was submitted.
         """
+        if visit.went_ahead is None:
+            raise VisitError(["arrival: record how the visit began first"])
         if not visit.consented and _has_findings(sections):
             raise VisitError(["checklist: the borrower's consent to entry must be recorded first"])
         return await self._store(visit, {**visit.record, **sections}, by, "draft", None)
@@ -369,10 +401,23 @@ class FieldVisits:
             StaleVisit: the record changed since ``visit`` was read, or was already submitted.
         """
         check_complete(visit, today, promise_max_days)
-        record = {**visit.record, "submitted_at": int(time.time()), "submitted_by": by}
-        submitted = await self._store(visit, record, by, "submitted", "visit_submitted")
-        await self._record_outcome(submitted)
-        return submitted
+        now = int(time.time())
+        record = {**visit.record, "submitted_at": now, "updated_at": now, "submitted_by": by, "updated_by": by}
+        account_id = record["booking"]["account_id"]
+        outcome = {"code": record["outcome"]["code"], "at": now, "booking_id": visit.booking_id,
+                   "went_ahead": bool(visit.went_ahead), "date": record["outcome"].get("date", "")}
+        version = await self._submit(
+            keys=[keys.field_visit(visit.booking_id), keys.field_visit_outcomes(account_id)],
+            args=[self._vault.seal(record), visit.version, self.retention_seconds, self._vault.seal(outcome), now,
+                  now - self.retention_seconds, OUTCOMES_KEPT])
+        if version == -1:
+            raise StaleVisit
+        await audit.record(self._redis, "visit_submitted", agent=by, booking=visit.booking_id, account_id=account_id)
+        return Visit(visit.booking_id, "submitted", int(version), record, visit.addenda)
+
+    async def settled(self, visit: Visit) -> None:
+        """Mark a submitted visit's outcome applied and its reports written (done again until marked)."""
+        await self._redis.hset(keys.field_visit(visit.booking_id), "settled", "1")
 
     async def add_addendum(self, visit: Visit, text: str, by: str) -> Visit:
         """Append a correction to a submitted record.
@@ -396,40 +441,29 @@ class FieldVisits:
         record = {**record, "updated_at": int(time.time()), "updated_by": by}
         account_id = record["booking"]["account_id"]
         version = await self._save(keys=[keys.field_visit(visit.booking_id)],
-                                   args=[self._vault.seal(record), visit.version, state, int(time.time()),
-                                         self.retention_seconds, account_id])
+                                   args=[self._vault.seal(record), visit.version, state, self.retention_seconds])
         if version == -1:
             raise StaleVisit
         if event:
             await audit.record(self._redis, event, agent=by, booking=visit.booking_id, account_id=account_id)
         return Visit(visit.booking_id, state, int(version), record, visit.addenda)
 
-    async def _record_outcome(self, visit: Visit) -> None:
-        """The outcome, for the ledger view and screening: the code, when, and whether the visit went ahead."""
-        outcome = visit.record["outcome"]
-        entry = {"code": outcome["code"], "at": visit.record["submitted_at"], "booking_id": visit.booking_id,
-                 "went_ahead": bool(visit.went_ahead), "date": outcome.get("date", "")}
-        key = keys.field_visit_outcomes(visit.record["booking"]["account_id"])
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.lpush(key, self._vault.seal(entry))
-            tx.ltrim(key, 0, 19)
-            tx.expire(key, self.retention_seconds)
-            await tx.execute()
-
     async def outcomes(self, account_id: str, count: int = 5) -> list[dict[str, Any]]:
-        """The newest visit outcomes on the account (codes and dates, no notes)."""
-        sealed = await self._redis.lrange(keys.field_visit_outcomes(account_id), 0, count - 1)
+        """The newest visit outcomes on the account within the retention period (codes and dates, no notes)."""
+        sealed = await self._redis.zrevrangebyscore(keys.field_visit_outcomes(account_id), "+inf",
+                                                    self.oldest_kept(), start=0, num=count)
         return [self._vault.open(s) for s in sealed]
 
+    def oldest_kept(self) -> int:
+        """The earliest submission time still within the retention period."""
+        return int(time.time()) - self.retention_seconds
+
     async def store_reports(self, booking_id: str, reports: Mapping[str, bytes]) -> None:
-        """Keep the generated reports (name → bytes) sealed, for as long as the record."""
-        ttl = await self._redis.ttl(keys.field_visit(booking_id))
-        key = keys.field_visit_report(booking_id)
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.delete(key)
-            tx.hset(key, mapping={name: self._vault.seal_bytes(data) for name, data in reports.items()})
-            tx.expire(key, ttl if ttl > 0 else self.retention_seconds)
-            await tx.execute()
+        """Keep the generated reports (name → bytes) sealed, for as long as the record; nothing if it is gone."""
+        pairs = [value for name, data in reports.items() for value in (name, self._vault.seal_bytes(data))]
+        if pairs:
+            await self._reports(keys=[keys.field_visit(booking_id), keys.field_visit_report(booking_id)],
+                                args=pairs)
 
     async def report(self, booking_id: str, name: str) -> bytes | None:
         sealed = await self._redis.hget(keys.field_visit_report(booking_id), name)
@@ -437,9 +471,11 @@ class FieldVisits:
 
 
 def _has_findings(sections: Mapping[str, Any]) -> bool:
-    """Whether anything was found inside: a checklist result or note, a contract figure, an interview answer."""
+    """Whether anything was found inside: a checklist result or note, a contract figure, an interview answer,
+    a payment or a plan."""
     checklist = sections.get("checklist", {})
     values = [v for item in checklist.values() for v in item.values()]
+    values += [(sections.get("outcome") or {}).get(name) for name in ("amount", "months")]
     for name in ("contract", "income_proof", "interview"):
         values += list((sections.get(name) or {}).values())
     return any(v not in ("", None) for v in values)

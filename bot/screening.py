@@ -637,6 +637,7 @@ _READS_PER_ACCOUNT = 7  # the commands _facts_batch pipelines for each account
 
 
 async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> list[dict[str, Any]]:
+    oldest_visit = services.field_visits.oldest_kept()
     async with services.redis.pipeline(transaction=False) as pipe:
         for account_id in ids:
             pipe.get(keys.promise(account_id))
@@ -645,7 +646,7 @@ async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> lis
             pipe.exists(keys.last_reply(account_id))
             pipe.exists(keys.hardship_reason(account_id))
             pipe.lindex(keys.agent_outcomes(account_id), 0)
-            pipe.lindex(keys.field_visit_outcomes(account_id), 0)
+            pipe.zrevrangebyscore(keys.field_visit_outcomes(account_id), "+inf", oldest_visit, start=0, num=1)
         replies = await pipe.execute()
     per_account = [replies[i:i + _READS_PER_ACCOUNT] for i in range(0, len(replies), _READS_PER_ACCOUNT)]
     judged = [i for i, (promise, plan, *_) in zip(ids, per_account, strict=True) if promise or plan]
@@ -657,11 +658,11 @@ async def _facts_batch(services: Any, ids: list[str], as_of: date | None) -> lis
 def _fact_row(vault: Any, account_id: str, reply: list[Any], account: Any, as_of: date | None) -> dict[str, Any]:
     from bot.arrangements import promise_status, status
 
-    promise_sealed, plan_sealed, attempts, replied, hardship, outcome_sealed, visit_sealed = reply
+    promise_sealed, plan_sealed, attempts, replied, hardship, outcome_sealed, visits = reply
     row: dict[str, Any] = {"account_id": account_id, "broken_promises": 0, "broken_plans": 0,
                            "replied": bool(replied), "hardship": bool(hardship), "broken_promise_on": None,
                            "agent_outcome": _agent_outcome(vault, outcome_sealed),
-                           "visit_outcome": _visit_outcome(vault, visit_sealed)}
+                           "visit_outcome": _visit_outcome(vault, visits[0] if visits else None)}
     records = [json.loads(a) for a in attempts]
     row["contact_attempts"] = len(records)
     row["answered_contacts"] = sum(1 for r in records if r.get("answered"))

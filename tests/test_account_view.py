@@ -6,7 +6,6 @@ from datetime import date
 
 from bot import keys
 from bot.account_view import account_summary
-from bot.field_visits import Visit
 from bot.services import Services
 
 TODAY = date(2026, 11, 29)
@@ -43,21 +42,16 @@ VISITS = (("follow_up_visit", False, "2026-10-01"), ("promise", True, "2026-09-3
 VISIT_TEXT = "李梅 at 13912345678 said her husband's employer pays late"
 
 
-def submitted_visit(n: int, code: str, went_ahead: bool, day: str) -> Visit:
-    """A submitted record with free text in every place a visitor writes it."""
-    arrival = ({"result": "consented", "id_shown": True, "purpose_stated": True, "visit_agreed": True,
-                "entry_agreed": True, "staff_present": ["S1", "S2"]} if went_ahead else {"result": "not_home"})
-    record = {"booking": {"account_id": "CN001"}, "arrival": arrival,
-              "checklist": {"id_card": {"result": "discrepancy", "note": VISIT_TEXT}},
-              "interview": {"summary": VISIT_TEXT, "delinquency_reason": VISIT_TEXT},
-              "outcome": {"code": code, "amount": "", "date": day, "months": None, "next_step": VISIT_TEXT},
-              "submitted_at": 1_790_000_000 + n * 3600, "submitted_by": "S1"}
-    return Visit(f"b_{n}", "submitted", 3, record)
+def visit_outcome(n: int, code: str, went_ahead: bool, day: str) -> dict[str, object]:
+    """An outcome entry as FieldVisits.submit files it, plus free text that must never be shown."""
+    return {"code": code, "at": 1_790_000_000 + n * 3600, "booking_id": f"b_{n}", "went_ahead": went_ahead,
+            "date": day, "next_step": VISIT_TEXT}
 
 
 async def test_the_newest_five_visit_outcomes_are_shown_without_what_the_visitors_wrote(services: Services) -> None:
     for n, (code, went_ahead, day) in enumerate(VISITS):  # submitted oldest first
-        await services.field_visits._record_outcome(submitted_visit(n, code, went_ahead, day))
+        entry = visit_outcome(n, code, went_ahead, day)
+        await services.redis.zadd(keys.field_visit_outcomes("CN001"), {services.vault.seal(entry): entry["at"]})
     summary = await account_summary(services, "CN001", TODAY)
     assert summary is not None
     assert summary["visit_outcomes"] == [
@@ -75,7 +69,7 @@ async def test_the_newest_five_visit_outcomes_are_shown_without_what_the_visitor
 async def test_an_unknown_visit_outcome_or_day_shows_nothing_of_itself(services: Services) -> None:
     entry = {"code": "told 李梅 to pay", "at": 1_790_000_000, "booking_id": "b_1", "went_ahead": True,
              "date": "call 13912345678", "next_step": VISIT_TEXT}
-    await services.redis.lpush(keys.field_visit_outcomes("CN001"), services.vault.seal(entry))
+    await services.redis.zadd(keys.field_visit_outcomes("CN001"), {services.vault.seal(entry): entry["at"]})
     summary = await account_summary(services, "CN001", TODAY)
     assert summary is not None
     assert summary["visit_outcomes"] == [

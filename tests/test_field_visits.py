@@ -14,12 +14,13 @@ import io
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pypdf
 import pytest
 
-from bot import keys
-from bot.booking import Booking, slots_on
+from bot import keys, visit_report
+from bot.booking import Booking, Bookings, Slot, slots_on
 from bot.field_visits import CHECKLIST, FieldVisits
 from bot.privacy import pseudonym
 from tests.test_console import PASSWORD, Desk, World, audit_events, flash, world  # noqa: F401 - the fixture
@@ -49,12 +50,7 @@ async def booked(world: World) -> AsyncIterator[tuple[World, Booking]]:
     svc = world.services
     for username, staff_id in (("wang", "SH-0417"), ("chen", "SH-0522"), ("liu", "SH-0608")):
         await svc.agents.add(username, PASSWORD, "field", staff_id)
-    region = svc.bookings.field_teams.region("SH")
-    assert region is not None
-    day = datetime.now(region.zone).date() + timedelta(days=1)
-    while not slots_on(region, day):
-        day += timedelta(days=1)
-    slot = slots_on(region, day)[0]
+    slot = next_working_day_slots(svc.bookings, "SH")[0]
     account = await svc.ledger.get(ACCOUNT)
     assert account is not None
     conversation = pseudonym(account.phone, svc.settings.hmac_secret)
@@ -62,6 +58,16 @@ async def booked(world: World) -> AsyncIterator[tuple[World, Booking]]:
     booking = await svc.bookings.book(conversation, ACCOUNT, slot, details, now=slot.start - timedelta(days=1))
     assert booking is not None and {s.staff_id for s in booking.staff} == {"SH-0417", "SH-0522"}
     yield world, booking
+
+
+def next_working_day_slots(bookings: Bookings, region_code: str) -> list[Slot]:
+    """The region's visit slots on its next working day after today."""
+    region = bookings.field_teams.region(region_code)
+    assert region is not None
+    day = datetime.now(region.zone).date() + timedelta(days=1)
+    while not slots_on(region, day):
+        day += timedelta(days=1)
+    return slots_on(region, day)
 
 
 async def desk(world: World, username: str) -> FieldDesk:
@@ -101,7 +107,8 @@ async def version(world: World, booking: Booking) -> int:
 
 
 def promise_day(days: int = 3) -> str:
-    return (datetime.now().astimezone().date() + timedelta(days=days)).isoformat()
+    """A day ``days`` after today where 张伟 lives."""
+    return (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=days)).isoformat()
 
 
 async def submitted(world: World, booking: Booking) -> FieldDesk:
@@ -181,7 +188,7 @@ async def test_no_checklist_before_consent_to_entry(booked: tuple[World, Booking
     assert 'id="arrival-form"' in page and "id_card.result" not in page
     response = await wang.post(f"/agent/visits/{booking.booking_id}/draft", headers={"Accept": "application/json"},
                                **{"id_card.result": "matches", "version": "0"})
-    assert response.status == 400 and "consent to entry" in (await response.json())["error"]
+    assert response.status == 400 and "how the visit began" in (await response.json())["error"]
     assert await world.services.field_visits.find(booking.booking_id) is None
 
 
@@ -317,7 +324,7 @@ async def test_a_promise_outcome_is_recorded_for_reminders_and_screening(booked:
     assert [(o["code"], o["went_ahead"]) for o in outcomes] == [("promise", True)]
 
 
-async def test_agents_see_the_visit_outcome_beside_the_conversation(booked: tuple[World, Booking]) -> None:
+async def test_the_console_shows_the_visit_outcome_beside_the_conversation(booked: tuple[World, Booking]) -> None:
     world, booking = booked
     await submitted(world, booking)
     sue = Desk(world.client)
@@ -337,6 +344,65 @@ async def test_a_payment_on_the_spot_is_a_claim_an_agent_checks(booked: tuple[Wo
     assert await world.services.redis.hexists(keys.paid_claim(ACCOUNT), "at")
     item = await world.services.handoffs.item(booking.conversation_id)
     assert item is not None and item.reason == "already_paid"
+
+
+async def test_a_cancelled_or_rescheduled_booking_takes_no_more_entries(booked: tuple[World, Booking]) -> None:
+    world, booking = booked
+    wang = await desk(world, "wang")
+    assert (await arrive(wang, booking)).status == 303
+    await world.services.bookings.cancel(ACCOUNT)
+    path = f"/agent/visits/{booking.booking_id}"
+    assert (await wang.post(f"{path}/submit", **complete_form(promise_day(), 1))).status == 410
+    assert (await wang.post(f"{path}/draft", **{"id_card.result": "matches", "version": "1"})).status == 410
+    assert (await wang.get(path)).status == 200  # what was recorded can still be read
+    assert await world.services.records.get_promise(ACCOUNT) is None
+
+
+async def test_nothing_is_saved_before_arrival_and_no_payment_after_a_refusal(booked: tuple[World, Booking]) -> None:
+    world, booking = booked
+    wang = await desk(world, "wang")
+    path = f"/agent/visits/{booking.booking_id}/draft"
+    early = await wang.post(path, headers={"Accept": "application/json"},
+                            **{"outcome.code": "legal_review", "version": "0"})
+    assert early.status == 400 and await world.services.field_visits.find(booking.booking_id) is None
+    await arrive(wang, booking, result="refused")
+    paid = await wang.post(path, headers={"Accept": "application/json"},
+                           **{"outcome.amount": "5000", "outcome.months": "6", "version": "1"})
+    assert paid.status == 400 and "consent to entry" in (await paid.json())["error"]
+
+
+async def test_a_whole_record_in_chinese_fits_in_one_form(booked: tuple[World, Booking]) -> None:
+    world, booking = booked
+    wang = await desk(world, "wang")
+    await arrive(wang, booking)
+    long_text = "借款人说明情况" * 142  # 994 characters, nine bytes each once %-encoded
+    form = {f"{item}.note": long_text for item in CHECKLIST}
+    form.update({f"interview.{name}": long_text for name in ("occupation", "family_members", "summary")})
+    form["version"] = "1"
+    response = await wang.post(f"/agent/visits/{booking.booking_id}/draft", headers={"Accept": "application/json"},
+                               **form)
+    assert response.status == 200, await response.text()
+    visit = await world.services.field_visits.find(booking.booking_id)
+    assert visit is not None and visit.record["interview"]["summary"] == long_text
+
+
+async def test_an_outcome_whose_report_failed_is_settled_on_the_next_read(booked: tuple[World, Booking],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    world, booking = booked
+
+    def broken(*_: Any) -> dict[str, bytes]:
+        raise OSError("no fonts")
+
+    monkeypatch.setattr(visit_report, "render_all", broken)
+    wang = await submitted(world, booking)
+    visit = await world.services.field_visits.find(booking.booking_id)
+    assert visit is not None and visit.state == "submitted" and not visit.settled
+    assert await world.services.records.get_promise(ACCOUNT) is not None  # the outcome applied all the same
+    monkeypatch.undo()
+    assert (await wang.get(f"/agent/visits/{booking.booking_id}")).status == 200
+    visit = await world.services.field_visits.find(booking.booking_id)
+    assert visit is not None and visit.settled
+    assert await world.services.field_visits.report(booking.booking_id, "en.pdf")
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -402,13 +468,26 @@ async def test_records_and_reports_are_kept_for_the_configured_period(booked: tu
         assert retention - 60 < await world.services.redis.ttl(key) <= retention, key
 
 
+async def test_visit_outcomes_older_than_the_retention_period_are_neither_shown_nor_kept(
+        booked: tuple[World, Booking]) -> None:
+    world, booking = booked
+    svc = world.services
+    old = {"code": "legal_review", "at": svc.field_visits.oldest_kept() - 60, "booking_id": "v_old",
+           "went_ahead": False, "date": ""}
+    await svc.redis.zadd(keys.field_visit_outcomes(ACCOUNT), {svc.vault.seal(old): old["at"]})
+    assert await svc.field_visits.outcomes(ACCOUNT) == []
+    await submitted(world, booking)
+    assert [o["code"] for o in await svc.field_visits.outcomes(ACCOUNT)] == ["promise"]
+    assert await svc.redis.zcard(keys.field_visit_outcomes(ACCOUNT)) == 1  # the old one was trimmed
+
+
 async def test_records_reports_and_addenda_are_deleted_when_retention_ends(booked: tuple[World, Booking]) -> None:
     world, booking = booked
     svc = world.services
     visits = FieldVisits(svc.redis, svc.vault, retention_seconds=1)
     visit = await visits.arrive(await visits.get(booking), {"result": "not_home"}, {}, "SH-0417")
     visit = await visits.save_draft(visit, {"outcome": {"code": "follow_up_visit", "date": promise_day(7)}}, "wang")
-    visit = await visits.submit(visit, "wang", datetime.now().astimezone().date(), 14)
+    visit = await visits.submit(visit, "wang", datetime.now(ZoneInfo("Asia/Shanghai")).date(), 14)
     await visits.add_addendum(visit, "邻居说他出差了", "wang")
     await visits.store_reports(booking.booking_id, {"zh.pdf": b"%PDF-1.7 sample"})
     assert await visits.report(booking.booking_id, "zh.pdf") == b"%PDF-1.7 sample"

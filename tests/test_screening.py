@@ -459,7 +459,7 @@ async def test_load_facts_takes_the_newest_visit_outcome_and_screening_gives_its
     for account_id, code, at in (("CN001", "promise", 1_790_000_000), ("CN001", "legal_review", 1_790_000_100),
                                  ("CN002", "paid_on_spot", 1_790_000_000), ("US001", hostile, 1_790_000_000)):
         record = visit_outcome(code, at, day="2026-12-05" if code == "promise" else "")
-        await services.redis.lpush(keys.field_visit_outcomes(account_id), services.vault.seal(record))
+        await services.redis.zadd(keys.field_visit_outcomes(account_id), {services.vault.seal(record): at})
     agent = outcome("dispute_opened", 1_790_000_000, note="rang +8613800138000")
     await services.redis.lpush(keys.agent_outcomes("CN002"), services.vault.seal(agent))
 

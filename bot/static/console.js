@@ -75,24 +75,45 @@
   }
 
   // A visit's draft saves itself as the visitor goes. Without a connection it is kept on the
-  // phone (this browser's storage) and sent when the connection is back; a save clears that copy.
+  // phone (this browser's storage, with the version it was based on) and sent when the connection
+  // is back. The copy goes once saved, once the visit is submitted, at sign-out, or after a day.
+  const DRAFT = "visit-draft:";
+  const DRAFT_KEPT_MS = 24 * 3600 * 1000;
+
+  function forgetDrafts(all) {
+    for (let i = window.localStorage.length - 1; i >= 0; i--) {
+      const name = window.localStorage.key(i);
+      if (name && name.startsWith(DRAFT)) {
+        const kept = JSON.parse(window.localStorage.getItem(name) || "{}");
+        if (all || !(Date.now() - kept.at < DRAFT_KEPT_MS)) { window.localStorage.removeItem(name); }
+      }
+    }
+  }
+
   function visitDrafts() {
     const form = document.getElementById("visit-form");
     const status = document.getElementById("save-status");
+    if (document.body.dataset.state === "submitted") {
+      window.localStorage.removeItem(DRAFT + document.body.dataset.booking);
+    }
     if (!form || !status) { return; }
-    const kept = "visit-draft:" + form.dataset.booking;
+    const kept = DRAFT + form.dataset.booking;
     let timer = null;
+    let leaving = false;  // the form is being submitted: no more autosaves
     const show = function (text, kind) { status.textContent = text; status.className = "save-status " + kind; };
     const keep = function () {
       const values = [];
       new FormData(form).forEach(function (value, name) {
         if (name !== "csrf" && name !== "version") { values.push([name, value]); }
       });
-      window.localStorage.setItem(kept, JSON.stringify(values));
+      const previous = JSON.parse(window.localStorage.getItem(kept) || "null");
+      const version = previous ? previous.version : form.elements.version.value;  // what the edits started from
+      window.localStorage.setItem(kept, JSON.stringify({ version: version, at: Date.now(), values: values }));
     };
     const restore = function () {
-      const values = JSON.parse(window.localStorage.getItem(kept) || "[]");
-      values.forEach(function (pair) {
+      const copy = JSON.parse(window.localStorage.getItem(kept) || "null");
+      if (!copy) { return null; }
+      copy.values.forEach(function (pair) {
         form.querySelectorAll("[name='" + CSS.escape(pair[0]) + "']").forEach(function (field) {
           if (field.type === "radio" || field.type === "checkbox") {
             field.checked = field.value === pair[1];
@@ -101,14 +122,17 @@
           }
         });
       });
-      return values.length > 0;
+      return copy.version;
     };
-    const save = async function () {
+    const save = async function (basedOn) {
+      if (leaving) { return; }
       keep();
+      const body = new FormData(form);
+      body.set("version", basedOn || form.elements.version.value);
       let response;
       try {
         response = await fetch(form.dataset.draftUrl, {
-          method: "POST", body: new FormData(form), credentials: "same-origin", headers: { "Accept": "application/json" },
+          method: "POST", body: body, credentials: "same-origin", headers: { "Accept": "application/json" },
         });
       } catch (offline) {
         show("Offline: kept on this phone, will save when the connection is back", "offline");
@@ -119,6 +143,10 @@
         form.elements.version.value = String(answer.version);
         window.localStorage.removeItem(kept);
         show("Saved " + answer.saved_at, "saved");
+      } else if (response.status === 409 && basedOn) {
+        window.localStorage.removeItem(kept);  // the page now shows this phone's copy; saving it is a choice
+        show("Someone else saved this visit after this phone's copy was made. The page shows this phone's " +
+             "copy, not saved: check it, then press Save draft.", "problem");
       } else {
         show(answer.error, "problem");
       }
@@ -126,11 +154,16 @@
     const later = function () { window.clearTimeout(timer); timer = window.setTimeout(save, 800); };
     form.addEventListener("input", later);
     form.addEventListener("change", later);
+    form.addEventListener("submit", function () { leaving = true; window.clearTimeout(timer); });
     window.addEventListener("online", function () { if (window.localStorage.getItem(kept)) { save(); } });
-    form.addEventListener("submit", function () { window.localStorage.removeItem(kept); });
-    if (restore()) { save(); }
+    const basedOn = restore();
+    if (basedOn !== null) { save(basedOn); }
   }
 
+  forgetDrafts(false);
+  document.querySelectorAll("form[action='/agent/logout']").forEach(function (form) {
+    form.addEventListener("submit", function () { forgetDrafts(true); });
+  });
   if (page === "visit") { visitDrafts(); }
 
   if (page === "queue" || page === "conversation") {

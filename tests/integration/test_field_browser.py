@@ -21,12 +21,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bot.booking import Booking, slots_on
+from bot.booking import Booking
 from bot.privacy import pseudonym
 from bot.services import Services
 from bot.settings import Settings
 from tests.integration.conftest import Borrower
 from tests.integration.test_console_browser import PASSWORD, screenshot
+from tests.test_field_visits import next_working_day_slots
 
 ADDRESS = "上海市静安区南京西路1266号"
 
@@ -38,12 +39,7 @@ async def visit(stack: Settings, daytime: tuple[Borrower, Borrower]) -> AsyncIte
     for username, staff_id in (("wang", "SH-0417"), ("chen", "SH-0522")):
         if await svc.agents.role(username) is None:
             await svc.agents.add(username, PASSWORD, "field", staff_id)
-    region = svc.bookings.field_teams.region("SH")
-    assert region is not None
-    day = datetime.now(region.zone).date() + timedelta(days=1)
-    while not slots_on(region, day):
-        day += timedelta(days=1)
-    slot = slots_on(region, day)[-1]
+    slot = next_working_day_slots(svc.bookings, "SH")[-1]
     conversation = pseudonym(daytime[1].phone, stack.hmac_secret)
     booking = await svc.bookings.book(conversation, "D1", slot, {"place": "home", "address": ADDRESS, "language": "zh"},
                                       now=slot.start - timedelta(days=1))
@@ -128,6 +124,8 @@ async def test_a_visit_is_recorded_on_a_phone(stack: Settings, phone_browser: we
     tap(browser, "#submit-visit")
     WebDriverWait(browser, 15).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Submitted"))
     assert "submitted" in browser.find_element(By.ID, "visit-state").text
+    drafts_left = "return Object.keys(localStorage).filter(function (k) { return k.startsWith('visit-draft:'); });"
+    assert browser.execute_script(drafts_left) == []  # nothing personal stays on the phone
 
     # The report, fetched with the officer's own session, names the discrepancy.
     cookie = browser.get_cookie("__Host-console")
