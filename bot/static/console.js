@@ -99,6 +99,7 @@
     if (!form || !status) { return; }
     const kept = DRAFT + form.dataset.booking;
     let timer = null;
+    let inflight = null;  // the autosave on its way, if any
     let leaving = false;  // the form is being submitted: no more autosaves
     const show = function (text, kind) { status.textContent = text; status.className = "save-status " + kind; };
     const keep = function () {
@@ -124,8 +125,12 @@
       });
       return copy.version;
     };
-    const save = async function (basedOn) {
-      if (leaving) { return; }
+    const save = function (basedOn) {
+      if (leaving) { return Promise.resolve(); }
+      inflight = saveNow(basedOn).finally(function () { inflight = null; });
+      return inflight;
+    };
+    const saveNow = async function (basedOn) {
       keep();
       const body = new FormData(form);
       body.set("version", basedOn || form.elements.version.value);
@@ -154,7 +159,16 @@
     const later = function () { window.clearTimeout(timer); timer = window.setTimeout(save, 800); };
     form.addEventListener("input", later);
     form.addEventListener("change", later);
-    form.addEventListener("submit", function () { leaving = true; window.clearTimeout(timer); });
+    form.addEventListener("submit", function (event) {
+      window.clearTimeout(timer);
+      if (inflight) {  // let it land first, so that the form carries the version it produced
+        event.preventDefault();
+        const button = event.submitter;
+        inflight.then(function () { form.requestSubmit(button); });
+        return;
+      }
+      leaving = true;
+    });
     window.addEventListener("online", function () { if (window.localStorage.getItem(kept)) { save(); } });
     const basedOn = restore();
     if (basedOn !== null) { save(basedOn); }

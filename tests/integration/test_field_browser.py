@@ -17,6 +17,7 @@ import aiohttp
 import pypdf
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
@@ -107,9 +108,9 @@ async def test_a_visit_is_recorded_on_a_phone(stack: Settings, phone_browser: we
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", note)
     note.send_keys("户口簿地址与合同不同")
     wait_for(browser, "save-status", "Offline")
+    assert "户口簿地址与合同不同" in browser.execute_script("return JSON.stringify(localStorage);")
     browser.set_network_conditions(offline=False, latency=0, download_throughput=-1, upload_throughput=-1)
-    browser.refresh()  # the page comes back with the server's copy, then puts the phone's on top and saves it
-    wait_for(browser, "save-status", "Saved")
+    wait_for(browser, "save-status", "Saved")  # back online: the phone's copy goes to the server
     stored = await svc.field_visits.find(booking.booking_id)
     assert stored is not None and stored.record["checklist"]["household_register"] == {
         "result": "discrepancy", "note": "户口簿地址与合同不同"}
@@ -122,7 +123,11 @@ async def test_a_visit_is_recorded_on_a_phone(stack: Settings, phone_browser: we
     promised = (datetime.now().astimezone().date() + timedelta(days=5)).isoformat()
     browser.execute_script("document.getElementsByName('outcome.date')[0].value = arguments[0];", promised)
     tap(browser, "#submit-visit")
-    WebDriverWait(browser, 15).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Submitted"))
+    try:
+        WebDriverWait(browser, 15).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Submitted"))
+    except TimeoutException:
+        flashes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".flash")]
+        pytest.fail(f"not submitted: {flashes} at {browser.current_url}")
     assert "submitted" in browser.find_element(By.ID, "visit-state").text
     drafts_left = "return Object.keys(localStorage).filter(function (k) { return k.startsWith('visit-draft:'); });"
     assert browser.execute_script(drafts_left) == []  # nothing personal stays on the phone
