@@ -102,6 +102,7 @@ async def _visit(request: web.Request, write: bool = False) -> tuple[Visit, Acco
     Raises:
         web.HTTPNotFound: no such booking or visit record.
         web.HTTPForbidden: not one of the visit's staff (a supervisor reads, and only staff write).
+        web.HTTPGone: writing to a visit whose booking was cancelled or rescheduled.
     """
     svc, session = services_of(request), session_of(request)
     booking_id = request.match_info["booking"]
