@@ -11,12 +11,12 @@ PYTHON310 ?= $(shell for p in python3.10 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/
 MODEL := models/collections.tar.gz
 TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml
 
-.PHONY: help setup pdf-libs browser run test unit integration stories heldout validate lint bench cv train clean screenshots
+.PHONY: help setup pdf-libs browser run test unit fuzz integration stories heldout validate lint bench cv train clean screenshots
 
 help:
 	@echo "make run    set up (venv, redis-server, model, .env) and start the bot with sample data"
 	@echo "make test   set up the same and run every test"
-	@echo "make lint | bench | cv | train | screenshots | clean"
+	@echo "make lint | fuzz | bench | cv | train | screenshots | clean"
 
 $(VENV)/.installed: requirements.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (pyenv install 3.10.13) or set PYTHON310=/path/to/python3.10"; exit 1; }
@@ -78,8 +78,14 @@ heldout: $(MODEL)
 	$(PY) scripts/heldout.py results/heldout --min-f1 0.9
 
 test: setup browser validate
+	rm -rf results/test-logs
 	$(PY) -m pytest -q tests
+	$(PY) scripts/scan_logs.py results/test-logs --ledger samples/accounts.csv --ledger results/test-logs/stack/accounts.csv
 	$(MAKE) --no-print-directory stories heldout
+
+# The fuzz suite for longer than `make test` gives it (thousands of examples per attack).
+fuzz: $(VENV)/.installed redis-server pdf-libs
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/fuzz
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot actions tests scripts

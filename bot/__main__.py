@@ -155,11 +155,15 @@ def _standin(args: argparse.Namespace) -> int:
 
 
 def _actions(args: argparse.Namespace) -> int:
-    from rasa_sdk.endpoint import run
+    """The action server on loopback, answering only Rasa (which sends RASA_TOKEN as ``?token=``)."""
+    from rasa_sdk.endpoint import create_app
 
-    load_settings()  # fail at start, naming the setting, rather than on the first turn
-    os.environ["SANIC_HOST"] = "127.0.0.1"
-    run("actions", port=args.port, cors_origins=[])
+    from bot.internal_auth import require_token
+
+    settings = load_settings()  # fail at start, naming the setting, rather than on the first turn
+    app = create_app("actions", cors_origins=[])
+    app.register_middleware(require_token(settings.rasa_token), "request")
+    app.run("127.0.0.1", args.port, workers=1, access_log=False)
     return 0
 
 

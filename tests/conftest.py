@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -24,10 +25,41 @@ from rasa.shared.core.events import Event
 from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 
 from bot import services as services_module
+from bot.privacy import MaskingFilter
 from bot.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
+# Everything a test run logs, at every level, through the same masking filter as the processes;
+# `make test` then scans it (and the integration stack's logs) for personal data: scripts/scan_logs.py.
+TEST_LOGS = ROOT / "results" / "test-logs"
+
+
+def _system_records(record: logging.LogRecord) -> bool:
+    """The system's own records at every level, libraries' from INFO (as the processes run them);
+    not the test tools' (Selenium logs what the test types)."""
+    top = record.name.split(".")[0]
+    if top in ("selenium", "hypothesis"):
+        return False
+    return top in ("bot", "actions", "tests") or record.levelno >= logging.INFO
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _log_everything() -> Iterator[None]:
+    TEST_LOGS.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(TEST_LOGS / f"pytest-{os.getpid()}.log", mode="w", encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.addFilter(_system_records)
+    handler.addFilter(MaskingFilter())
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    handler.close()
 
 
 def daytime_zone(now: datetime | None = None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -22,7 +23,7 @@ from selenium.webdriver.chrome.service import Service as ChromeService
 from bot.chat import messages_in, signed_sms
 from bot.settings import Settings, load_settings
 from bot.supervisor import Options, Stack, start_all
-from tests.conftest import daytime_zone, free_port, make_env
+from tests.conftest import TEST_LOGS, daytime_zone, free_port, make_env
 
 ZH_BIRTH, EN_BIRTH = date(1988, 6, 1), date(1979, 7, 4)
 LEDGER_DAY = date.today()
@@ -70,9 +71,12 @@ def _write_ledger(folder: Path, today: date) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def stack_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where the system under test writes its logs."""
-    return tmp_path_factory.mktemp("stack")
+def stack_folder() -> Path:
+    """Where the system under test writes its logs (scanned for personal data by `make test`) and its ledger."""
+    folder = TEST_LOGS / "stack"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
