@@ -171,3 +171,15 @@ def phone_browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
                      "Chrome/120.0 Mobile Safari/537.36"})
     yield driver
     driver.quit()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The at-rest checks read what the other integration tests left in Redis: they run after them,
+    and before the unit tests, which empty the database."""
+    at_rest = [i for i in items if i.path.name == "test_at_rest.py"]
+    if not at_rest:
+        return
+    rest = [i for i in items if i not in at_rest]
+    integration = [n for n, i in enumerate(rest) if "integration" in i.path.parts]
+    position = integration[-1] + 1 if integration else 0
+    items[:] = rest[:position] + at_rest + rest[position:]
