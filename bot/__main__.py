@@ -127,6 +127,21 @@ async def _remind_visits(_: argparse.Namespace) -> int:
     return 0
 
 
+async def _retention(_: argparse.Namespace) -> int:
+    """Trim the audit and decision streams and visit outcomes to their retention periods, once."""
+    from bot.retention import sweep
+    from bot.services import Services
+
+    svc = Services(_local_settings())
+    try:
+        swept = await sweep(svc)
+    finally:
+        await svc.close()
+    print(f"deleted {swept.audit_events} audit events, {swept.contact_decisions} contact decisions and "
+          f"{swept.visit_outcomes} visit outcomes past their retention periods")
+    return 0
+
+
 def _gateway(_: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -340,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     view.add_argument("account_id")
     view.add_argument("--as-of", type=date.fromisoformat)
     view.set_defaults(handler=lambda a: asyncio.run(_account(a)))
+    commands.add_parser("retention", help="trim the audit and decision streams and old visit outcomes now") \
+        .set_defaults(handler=lambda a: asyncio.run(_retention(a)))
     commands.add_parser("remind-visits", help="text tomorrow's visits a reminder, within the contact policy") \
         .set_defaults(handler=lambda a: asyncio.run(_remind_visits(a)))
     commands.add_parser("gateway", help="serve the Twilio webhooks").set_defaults(handler=_gateway)

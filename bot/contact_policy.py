@@ -137,8 +137,9 @@ class ContactPolicy:
     """Decides and records outbound contact for accounts."""
 
     def __init__(self, redis: Any, vault: Vault, hmac_secret: bytes, path: Path = RULES_FILE,
-                 bookings: Bookings | None = None) -> None:
+                 bookings: Bookings | None = None, attempts_kept_days: int = 30) -> None:
         self._redis = redis
+        self._attempts_kept = attempts_kept_days * 86400
         self._bookings = bookings or Bookings(redis, vault, load_field_teams())
         self._records = Records(redis, vault)
         self._arrangements = Arrangements(redis, vault)
@@ -229,7 +230,7 @@ class ContactPolicy:
             tx.hset(keys.contact_attempts(account_id), attempt_id, record)
             tx.zadd(keys.contact_attempt_times(account_id), {attempt_id: attempt.at.timestamp()})
             for key in (keys.contact_attempts(account_id), keys.contact_attempt_times(account_id)):
-                tx.expire(key, 30 * 86400)
+                tx.expire(key, self._attempts_kept)
             await tx.execute()
 
 

@@ -23,7 +23,7 @@ from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import catalog, console, field_console, keys, sms, transcripts, visits, voice
+from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
 from bot.appkeys import HTTP, PENDING, SENDER, SERVICES
 from bot.contact_policy import Attempt
 from bot.outbound import Sender, record_status, twilio_client
@@ -61,6 +61,7 @@ def init_app(settings: Settings) -> web.Application:
     app[SERVICES] = Services(settings)
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_visit_reminders)
+    app.cleanup_ctx.append(_retention_sweeps)
     app.router.add_post("/twilio/sms", sms_webhook)
     app.router.add_post("/twilio/status", status_callback)
     app.router.add_post("/twilio/voice", voice_webhook)
@@ -81,6 +82,28 @@ async def _visit_reminders(app: web.Application) -> AsyncIterator[None]:
         stop.set()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def _retention_sweeps(app: web.Application) -> AsyncIterator[None]:
+    """Trim the audit and decision streams and old visit outcomes every hour, in the background."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(_sweep_every(app, 3600, stop))
+    yield
+    stop.set()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _sweep_every(app: web.Application, seconds: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            swept = await retention.sweep(app[SERVICES])
+            log.info("retention: %d audit events, %d contact decisions, %d visit outcomes deleted",
+                     swept.audit_events, swept.contact_decisions, swept.visit_outcomes)
+        except Exception as exc:  # a failed sweep must not stop the next one
+            log.error("retention sweep failed: %s", type(exc).__name__)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def _remind_visits_every(app: web.Application, seconds: int, stop: asyncio.Event) -> None:

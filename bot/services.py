@@ -45,7 +45,8 @@ class Services:
 
     @cached_property
     def policy(self) -> ContactPolicy:
-        return ContactPolicy(self.redis, self.vault, self.settings.hmac_secret, bookings=self.bookings)
+        return ContactPolicy(self.redis, self.vault, self.settings.hmac_secret, bookings=self.bookings,
+                             attempts_kept_days=self.settings.contact_retention_days)
 
     @cached_property
     def arrangements(self) -> Arrangements:

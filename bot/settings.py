@@ -37,6 +37,9 @@ class Settings:
     promise_max_days: int
     visit_reminder_minutes: int  # 0: the gateway does not send day-before visit reminders
     visit_record_retention_days: int  # field visit records and reports are deleted this long after submission
+    conversation_retention_days: int  # a conversation (tracker and transcript) after its last turn
+    contact_retention_days: int  # contact attempts and contact-policy decisions
+    audit_retention_days: int  # the audit stream (who saw or changed what)
     agent_hours: str
     agent_phone: str  # empty: no live transfer, callers get a callback
     call_recording: bool
@@ -138,6 +141,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         promise_max_days=_integer(env, "PROMISE_MAX_DAYS", 14, 1, 90),
         visit_reminder_minutes=_integer(env, "VISIT_REMINDER_MINUTES", 30, 0, 1440),
         visit_record_retention_days=_integer(env, "VISIT_RECORD_RETENTION_DAYS", 1095, 1, 3650),
+        conversation_retention_days=_integer(env, "CONVERSATION_RETENTION_DAYS", 90, 1, 3650),
+        # Contact caps count attempts over the last week: keep at least that.
+        contact_retention_days=_integer(env, "CONTACT_RETENTION_DAYS", 30, 8, 3650),
+        audit_retention_days=_integer(env, "AUDIT_RETENTION_DAYS", 1825, 30, 7300),
         agent_hours=env.get("AGENT_HOURS", "").strip() or "09:00-18:00",
         agent_phone=_phone(env, "AGENT_PHONE", "") if env.get("AGENT_PHONE", "").strip() else "",
         call_recording=_flag(env, "CALL_RECORDING"),

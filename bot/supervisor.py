@@ -97,6 +97,7 @@ def component_env(options: Options, base: dict[str, str] | None = None) -> dict[
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "PYTHONUNBUFFERED": "1",  # logs reach their files as they happen
     })
+    env.setdefault("CONVERSATION_RETENTION_DAYS", "90")  # endpoints.yml needs it; bot.settings checks it
     env.setdefault("RASA_URL", f"http://127.0.0.1:{options.rasa_port}")
     env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{options.action_port}")
     return env

@@ -39,7 +39,8 @@ class CompactRedisTrackerStore(RedisTrackerStore):
 
     def __init__(self, domain: Any, data_keys: str, host: str = "localhost", port: int | str = 6379,
                  db: int | str = 0, password: str | None = None, max_live_events: int = 80, keep_events: int = 40,
-                 **kwargs: Any) -> None:
+                 retention_days: int | str = 90, **kwargs: Any) -> None:
+        kwargs.setdefault("record_exp", int(retention_days) * 86400)
         super().__init__(domain, host=host, port=int(port), db=int(db), password=password or None, **kwargs)
         if not 0 < keep_events < max_live_events:
             raise ValueError("keep_events must be above 0 and below max_live_events")

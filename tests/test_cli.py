@@ -108,3 +108,9 @@ def test_field_accounts_name_a_booked_staff_id(test_env: dict[str, str]) -> None
                            "--password-stdin")
     assert agent.returncode == 1 and "only a field account" in agent.stderr
     assert "ghost" not in run_cli(test_env, "agent", "list").stdout
+
+
+def test_retention_sweeps_once_and_says_what_went(test_env: dict[str, str]) -> None:
+    swept = run_cli(test_env, "retention")
+    assert swept.returncode == 0, swept.stderr
+    assert swept.stdout.startswith("deleted 0 audit events, 0 contact decisions and 0 visit outcomes")
