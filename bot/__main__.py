@@ -127,6 +127,20 @@ async def _remind_visits(_: argparse.Namespace) -> int:
     return 0
 
 
+async def _rotate_keys(_: argparse.Namespace) -> int:
+    """Re-encrypt every sealed value under the first key in DATA_KEYS; non-zero if any value no key opens."""
+    from bot.rotation import rotate_all, rotation_summary
+    from bot.services import Services
+
+    svc = Services(_local_settings())
+    try:
+        rotation = await rotate_all(svc.redis, svc.vault)
+    finally:
+        await svc.close()
+    print(rotation_summary(rotation))
+    return 1 if rotation.unreadable else 0
+
+
 async def _retention(_: argparse.Namespace) -> int:
     """Trim the audit and decision streams and visit outcomes to their retention periods, once."""
     from bot.retention import sweep
@@ -355,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     view.add_argument("account_id")
     view.add_argument("--as-of", type=date.fromisoformat)
     view.set_defaults(handler=lambda a: asyncio.run(_account(a)))
+    commands.add_parser("rotate-keys", help="re-encrypt everything at rest under the first key in DATA_KEYS") \
+        .set_defaults(handler=lambda a: asyncio.run(_rotate_keys(a)))
     commands.add_parser("retention", help="trim the audit and decision streams and old visit outcomes now") \
         .set_defaults(handler=lambda a: asyncio.run(_retention(a)))
     commands.add_parser("remind-visits", help="text tomorrow's visits a reminder, within the contact policy") \

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
 
+import redis.asyncio as aioredis
+from cryptography.fernet import Fernet
+
+from bot import keys
+from bot.privacy import Vault
+from bot.services import Services
 from tests.conftest import ROOT, SAMPLES
 
 
@@ -114,3 +121,24 @@ def test_retention_sweeps_once_and_says_what_went(test_env: dict[str, str]) -> N
     swept = run_cli(test_env, "retention")
     assert swept.returncode == 0, swept.stderr
     assert swept.stdout.startswith("deleted 0 audit events, 0 contact decisions and 0 visit outcomes")
+
+
+def test_rotate_keys_re_encrypts_the_ledger_under_the_new_key(test_env: dict[str, str], services: Services) -> None:
+    new_key = Fernet.generate_key().decode()
+    rotated = run_cli({**test_env, "DATA_KEYS": f"{new_key},{test_env['DATA_KEYS']}"}, "rotate-keys")
+    assert rotated.returncode == 0, rotated.stderr
+    only_new = Vault((new_key,))
+    sealed = asyncio.run(_raw(test_env["REDIS_URL"], keys.account("CN001")))
+    assert only_new.open(sealed)["name"] == "张伟"
+    # A value no configured key opens is reported, and the command fails.
+    stranger = run_cli({**test_env, "DATA_KEYS": Fernet.generate_key().decode()}, "rotate-keys")
+    assert stranger.returncode == 1 and "none of the configured keys" in stranger.stdout
+
+
+async def _raw(url: str, key: str) -> bytes:
+    client = aioredis.from_url(url)
+    try:
+        value: bytes = await client.get(key)
+        return value
+    finally:
+        await client.close()

@@ -74,6 +74,15 @@ async def test_the_action_server_answers_only_rasa(stack: Settings, http: aiohtt
         assert response.status == 200
 
 
+async def test_rasas_http_api_needs_its_token(stack: Settings, http: aiohttp.ClientSession) -> None:
+    tracker = f"{stack.rasa_url}/conversations/c_{'0' * 32}/tracker"
+    for query in ("", "?token=wrong"):
+        async with http.get(tracker + query) as response:
+            assert response.status == 401
+    async with http.get(f"{tracker}?token={stack.rasa_token}") as response:
+        assert response.status == 200
+
+
 @pytest.mark.parametrize("component", ["rasa_url", "action_url"])
 def test_rasa_and_the_action_server_listen_on_loopback_only(stack: Settings, component: str) -> None:
     port = int(getattr(stack, component).rsplit(":", 1)[1])
