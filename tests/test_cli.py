@@ -142,3 +142,17 @@ async def _raw(url: str, key: str) -> bytes:
         return value
     finally:
         await client.close()
+
+
+def test_privacy_export_then_delete_an_account(test_env: dict[str, str], services: Services, tmp_path: Path) -> None:
+    out = tmp_path / "cn001.json"
+    exported = run_cli(test_env, "privacy", "export", "CN001", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert "张伟" in out.read_text(encoding="utf-8") and out.stat().st_mode & 0o077 == 0
+    deleted = run_cli(test_env, "privacy", "delete", "CN001", "--requested-by", "ticket-4711")
+    assert deleted.returncode == 0 and deleted.stdout.startswith("deleted account CN001:")
+    assert asyncio.run(_raw(test_env["REDIS_URL"], keys.account("CN001"))) is None
+    again = run_cli(test_env, "privacy", "delete", "CN001", "--requested-by", "ticket-4711")
+    assert again.returncode == 1 and "no account" in again.stderr
+    assert run_cli(test_env, "privacy", "export", "nobody").returncode == 1
+    assert run_cli(test_env, "privacy", "delete", "CN002").returncode == 2  # argparse: who asked is required
