@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import time
@@ -98,8 +99,9 @@ async def _sweep_every(app: web.Application, seconds: int, stop: asyncio.Event) 
     while not stop.is_set():
         try:
             swept = await retention.sweep(app[SERVICES])
-            log.info("retention: %d audit events, %d contact decisions, %d visit outcomes deleted",
-                     swept.audit_events, swept.contact_decisions, swept.visit_outcomes)
+            if any(dataclasses.astuple(swept)):
+                log.info("retention: %d audit events, %d contact decisions, %d visit outcomes deleted",
+                         swept.audit_events, swept.contact_decisions, swept.visit_outcomes)
         except Exception as exc:  # a failed sweep must not stop the next one
             log.error("retention sweep failed: %s", type(exc).__name__)
         with contextlib.suppress(asyncio.TimeoutError):
