@@ -119,7 +119,7 @@ class Agents:
         counters = (keys.login_failures("user", _digest(username)), keys.login_failures("addr", _digest(address)))
         failures = [int(v or 0) for v in await self._redis.mget(counters)]
         if failures[0] >= MAX_FAILURES_PER_USERNAME or failures[1] >= MAX_FAILURES_PER_ADDRESS:
-            await self._audit("login_locked", username)
+            await self._audit("login_locked", username if USERNAME.fullmatch(username) else "(malformed)")
             raise LoginRefused(locked=True)
         record = await self._redis.hgetall(keys.agent(username)) if USERNAME.fullmatch(username) else {}
         if not self._dummy_hash:

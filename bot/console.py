@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import hmac
 import json
 import logging
@@ -23,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import parse_qsl, urlencode, urlparse
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -74,7 +75,7 @@ def add_to(app: web.Application) -> None:
     (Routes on the gateway itself, not a sub-application: aiohttp 3.9 cannot resolve
     sub-applications with the pinned yarl.)
     """
-    app.middlewares.extend([_security_headers, _signed_in, _csrf])
+    app.middlewares.extend([_security_headers, _signed_in, _csrf, _signed_flash])
     app[TEMPLATES] = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     app[SOCKETS] = set()
     app.on_shutdown.append(_close_sockets)  # type: ignore[arg-type]  # aiohttp 3.9 mistypes Signal
@@ -172,7 +173,10 @@ async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise web.HTTPForbidden(text="cross-origin form refused")
     if request.path.startswith("/agent/visits/"):  # a visit's whole record in one form: notes in Chinese, %-encoded
         request = request.clone(client_max_size=VISIT_FORM_BYTES)
-    form = await request.post()
+    try:
+        form = await request.post()
+    except (UnicodeError, LookupError, TypeError, ValueError):  # a charset or multipart body aiohttp cannot read
+        raise web.HTTPBadRequest(text="the form could not be read: send it as UTF-8") from None
     sent = str(form.get("csrf", ""))
     # Before sign-in the token is a cookie's twin (double submit); after, the session's.
     session = request.get("session")
@@ -182,6 +186,35 @@ async def _csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
                     "no token sent" if not sent else "no cookie" if not expected else "mismatch")
         raise web.HTTPForbidden(text="the form is stale or forged: reload the page and try again")
     return await handler(request)
+
+
+@web.middleware
+async def _signed_flash(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A redirect carrying a message (``?m=``) is signed for this session, so that a crafted link shows nothing."""
+    try:
+        return await handler(request)
+    except web.HTTPSeeOther as redirect:
+        session = request.get("session")
+        target = urlparse(str(redirect.location))
+        query = parse_qsl(target.query)
+        if session is not None and _console(request) and any(name == "m" for name, _ in query):
+            redirect.headers["Location"] += "&" + urlencode({"s": _flash_signature(session, query)})
+        raise
+
+
+def _flash_signature(session: Session, pairs: list[tuple[str, str]]) -> str:
+    message = urlencode(sorted((k, v) for k, v in pairs if k != "s")).encode()
+    return hmac.new(session.csrf.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
+def shown_flash(request: web.Request) -> str:
+    """The redirect's message, if this session's own action signed it; "" for a crafted or stale link."""
+    session = request.get("session")
+    sent = request.query.get("s", "")
+    if session is None or not sent:
+        return ""
+    expected = _flash_signature(session, list(request.query.items()))
+    return flash_text(request.query) if hmac.compare_digest(sent.encode(), expected.encode()) else ""
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -244,7 +277,7 @@ async def queue_page(request: web.Request) -> web.Response:
     """The queue: waiting conversations, and those held (one's own, or everyone's for a supervisor)."""
     await audit_event(request, "view_queue")
     context = await _queue_context(request)
-    return render(request, "queue.html", reasons=HANDOFF_REASONS, flash=flash_text(request.query), **context)
+    return render(request, "queue.html", reasons=HANDOFF_REASONS, flash=shown_flash(request), **context)
 
 
 async def queue_rows(request: web.Request) -> web.Response:
@@ -351,7 +384,7 @@ async def conversation_page(request: web.Request) -> web.Response:
         entries=await _entries(request, conversation_id), zone=ZoneInfo(account.timezone),
         quick_replies=_quick_replies(request, language, session.username), nonce=secrets.token_urlsafe(16),
         outcome_codes=OUTCOMES, agents=await svc.agents.usernames() if session.supervisor else [],
-        mine=item is not None and item.agent == session.username, flash=flash_text(request.query),
+        mine=item is not None and item.agent == session.username, flash=shown_flash(request),
         max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days,
     )
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from bot import visit_report
 from bot.arrangements import total_paid
 from bot.booking import Booking
-from bot.console import audit_event, flash_text, render, services_of, session_of
+from bot.console import audit_event, render, services_of, session_of, shown_flash
 from bot.conversation import local_today
 from bot.field_visits import (
     ABILITY,
@@ -77,7 +77,7 @@ async def visits_page(request: web.Request) -> web.Response:
     rows = [await _row(svc, booking) for booking in bookings]
     await audit_event(request, "view_visits", day=day.isoformat())
     return render(request, "visits.html", day=day, rows=rows, previous=day - timedelta(days=1),
-                  next=day + timedelta(days=1), flash=flash_text(request.query))
+                  next=day + timedelta(days=1), flash=shown_flash(request))
 
 
 async def _row(svc: Services, booking: Booking) -> dict[str, Any]:
@@ -133,7 +133,7 @@ async def visit_page(request: web.Request) -> web.Response:
     return render(
         request, "visit.html", visit=visit, booking=booking, account=account,
         ledger=visit.record.get("ledger") or ledger_figures(account, booking.slot.start.date()),
-        mine=session.staff_id in visit.staff_ids(), flash=flash_text(request.query), labels=visit_report.labels(),
+        mine=session.staff_id in visit.staff_ids(), flash=shown_flash(request), labels=visit_report.labels(),
         checks=ARRIVAL_CHECKS, checklist=CHECKLIST, results=RESULTS, interview=INTERVIEW, willingness=WILLINGNESS,
         ability=ABILITY, outcomes=OUTCOMES, zone=zone, today=local_today(account),
     )

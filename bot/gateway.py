@@ -151,7 +151,7 @@ async def signed_form(request: web.Request, settings: Settings) -> MultiDictProx
         raise web.HTTPBadRequest(text="expected application/x-www-form-urlencoded")
     try:
         form = await request.post()
-    except (UnicodeDecodeError, LookupError):  # bad bytes, or an unknown charset
+    except (UnicodeError, LookupError, TypeError, ValueError):  # bad bytes, or a charset aiohttp cannot use
         raise web.HTTPBadRequest(text="form is not valid UTF-8") from None
     url = settings.public_base_url + request.path_qs
     if not RequestValidator(settings.twilio_auth_token).validate(url, form, signature):
@@ -341,7 +341,7 @@ async def voice_webhook(request: web.Request) -> web.Response:
     outbound = form.get("Direction", "inbound").startswith("outbound")
     phone = form.get("To" if outbound else "From", "")
     silences = request.query.get("silence", "0")
-    if not _CALL_SID.fullmatch(form.get("CallSid", "")) or not silences.isdigit():
+    if not _CALL_SID.fullmatch(form.get("CallSid", "")) or not re.fullmatch(r"[0-9]{1,2}", silences):
         raise web.HTTPBadRequest(text="a CallSid is required")
     # A withheld number ("anonymous") is a caller we cannot know: they hear the unknown-caller answer.
     conversation_id = pseudonym(phone, svc.settings.hmac_secret) if _E164.fullmatch(phone) else None

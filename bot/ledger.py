@@ -146,6 +146,14 @@ def _rows(path: Path, columns: tuple[str, ...], errors: list[RowError]) -> Itera
         errors.append(RowError(name, line, "-", "not UTF-8; save the file as UTF-8 CSV"))
         return
     reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        yield from _cells(reader, name, columns, errors)
+    except csv.Error as exc:  # a NUL byte, a field over the csv module's limit
+        errors.append(RowError(name, reader.line_num, "-", f"not a readable CSV row ({exc})"))
+
+
+def _cells(reader: Any, name: str, columns: tuple[str, ...],
+           errors: list[RowError]) -> Iterator[tuple[int, dict[str, str]]]:
     header = [h.strip() for h in next(reader, [])]
     missing = [c for c in columns if c not in header]
     if missing:

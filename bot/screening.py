@@ -295,16 +295,28 @@ def _read_text(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
     """Every column as stripped text, with each row's line number; blank lines dropped."""
     try:
         frame = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=True, encoding="utf8")
+        frame = frame.rename({c: c.strip() for c in frame.columns})  # two names equal once stripped: an error
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         _raise_one(path.name, 1, "-", f"cannot be read as a UTF-8 CSV file ({first})")
-    frame = frame.rename({c: c.strip() for c in frame.columns})
     if missing := [c for c in columns if c not in frame.columns]:
         _raise_one(path.name, 1, ",".join(missing), f"header lacks column(s); expected {','.join(columns)}")
     frame = frame.select(pl.col(c).str.strip_chars() for c in columns)
     frame = frame.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
     blank = pl.all_horizontal(pl.col(c) == "" for c in columns)
     return frame.filter(~blank)
+
+
+def _spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """Text that a spreadsheet would run as a formula (=, +, -, @ first) gets a leading apostrophe.
+
+    The ledger's free text (a region, say) reaches the collection list supervisors open in Excel.
+    Account ids cannot start a formula (their pattern has no = + @ or operators after a -).
+    """
+    risky = r"^[=+\-@\t\r]"
+    return frame.with_columns(
+        pl.when(pl.col(c).str.contains(risky)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c, kind in frame.schema.items() if kind == pl.String and c != "account_id")
 
 
 def _raise_one(file: str, line: int, column: str, reason: str) -> NoReturn:
@@ -746,7 +758,7 @@ def write_outputs(result: pl.DataFrame, out_dir: Path, previous: Path | None = N
     partial.mkdir(parents=True)
     try:
         summary = _summary(result, generated_at or datetime.now(timezone.utc))
-        result.select(LIST_COLUMNS).write_csv(partial / "collection_list.csv", float_precision=2)
+        _spreadsheet_safe(result.select(LIST_COLUMNS)).write_csv(partial / "collection_list.csv", float_precision=2)
         (partial / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         charts = (_chart(partial / "buckets.png", "By bucket", summary["buckets"]),
                   _chart(partial / "strategies.png", "By strategy", summary["strategies"]))

@@ -10,6 +10,7 @@ pure and synchronous: the caller runs ``render_all`` in a thread, since making P
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -124,7 +125,7 @@ def _decimal(value: str) -> Decimal | None:
 def _whole(value: Any) -> int | None:
     """A count the record may hold as a number or as text; None when empty or not a whole number."""
     text = str(value).strip() if value is not None else ""
-    return int(text) if text.isdigit() else None
+    return int(text) if re.fullmatch(r"[0-9]{1,6}", text) else None
 
 
 def render_html(visit: Visit, account: Account, language: str, generated_at: datetime) -> str:

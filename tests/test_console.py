@@ -593,3 +593,20 @@ async def test_a_crafted_flash_code_shows_nothing(world: World) -> None:
     desk = await signed_in(world, "alice")
     html = await (await desk.get("/agent/?m=Security+alert:+call+555")).text()
     assert "Security alert" not in html and 'class="flash"' not in html
+
+
+async def test_a_message_shows_after_the_sessions_own_action_and_never_from_a_crafted_link(world: World) -> None:
+    conversation = await handed_off(world)
+    alice = await signed_in(world, "alice")
+    assert (await alice.post(f"/agent/c/{conversation}/claim")).status == 303
+    closed = await alice.post(f"/agent/c/{conversation}/close", outcome="no_such_outcome", note="")
+    location = closed.headers["Location"]
+    assert "&s=" in location
+    page = await (await alice.get(location)).text()
+    assert "outcome must be one of" in page
+    crafted = location.split("?")[0] + "?m=invalid&detail=Security+check%3A+call+us+now"
+    assert "Security check" not in await (await alice.get(crafted)).text()
+    forged = location.replace("outcome+must", "outcome+MUST")
+    assert "outcome MUST" not in await (await alice.get(forged)).text()
+    sue = await signed_in(world, "sue")  # another session's link shows nothing either
+    assert "outcome must be one of" not in await (await sue.get(location)).text()
