@@ -20,7 +20,7 @@ from aiohttp import web
 from bot import visit_report
 from bot.arrangements import total_paid
 from bot.booking import Booking
-from bot.console import audit_event, render, services_of, session_of, shown_flash
+from bot.console import audit_event, flash_text, render, services_of, session_of, shown_flash
 from bot.conversation import local_today
 from bot.field_visits import (
     ABILITY,
@@ -160,10 +160,14 @@ async def draft(request: web.Request) -> web.Response:
     wants_json = "application/json" in request.headers.get("Accept", "")
     try:
         saved = await _save(request, visit)
-    except (VisitError, StaleVisit) as exc:
+    except VisitError as exc:
         if wants_json:
-            return web.json_response({"error": _problem(exc)}, status=409 if isinstance(exc, StaleVisit) else 400)
-        raise _back(visit, "invalid", detail=_problem(exc)) from None
+            return web.json_response({"error": str(exc)}, status=400)
+        raise _back(visit, "invalid", detail=str(exc)) from None
+    except StaleVisit:
+        if wants_json:  # the same words the redirect shows (bot/templates/flash.yml)
+            return web.json_response({"error": flash_text({"m": "visit_stale"})}, status=409)
+        raise _back(visit, "visit_stale") from None
     if wants_json:
         return web.json_response({"version": saved.version, "saved_at": datetime.now(_zone(saved)).strftime("%H:%M")})
     raise _back(saved, "visit_saved")
@@ -268,10 +272,6 @@ def _recorder(request: web.Request) -> str:
 
 def _zone(visit: Visit) -> ZoneInfo:
     return ZoneInfo(visit.record["booking"]["timezone"])
-
-
-def _problem(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, VisitError) else "someone else saved this visit, or it was submitted: reload"
 
 
 def _back(visit: Visit, code: str, **values: object) -> web.HTTPSeeOther:

@@ -66,7 +66,7 @@ MAX_PLAN_MONTHS = 60
 MAX_FOLLOW_UP_DAYS = 90
 _AMOUNT = re.compile(r"\d{1,12}(\.\d{1,2})?")
 _RATE = re.compile(r"\d{1,2}(\.\d{1,4})?")
-_DIGITS = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() also takes "²", which int() refuses
+WHOLE_NUMBER = re.compile(r"[0-9]{1,6}")  # ASCII only: str.isdigit() also takes "²", which int() refuses
 
 
 class VisitError(ValueError):
@@ -214,7 +214,7 @@ def _whole(form: Mapping[str, Any], name: str, low: int, high: int, problems: li
     value = str(form.get(name, "")).strip()
     if not value:
         return None
-    if not _DIGITS.fullmatch(value) or not low <= int(value) <= high:
+    if not WHOLE_NUMBER.fullmatch(value) or not low <= int(value) <= high:
         problems.append(f"{name}: must be a whole number from {low} to {high}")
         return None
     return int(value)

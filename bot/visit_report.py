@@ -10,7 +10,6 @@ pure and synchronous: the caller runs ``render_all`` in a thread, since making P
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -26,7 +25,15 @@ from babel.dates import format_datetime
 from babel.numbers import format_percent
 from babel.units import format_unit
 
-from bot.field_visits import ARRIVAL_CHECKS, CHECKLIST, INTERVIEW, Visit, discrepancies, ledger_figures
+from bot.field_visits import (
+    ARRIVAL_CHECKS,
+    CHECKLIST,
+    INTERVIEW,
+    WHOLE_NUMBER,
+    Visit,
+    discrepancies,
+    ledger_figures,
+)
 from bot.formatting import locale_for, long_date, money
 from bot.ledger import Account
 
@@ -125,7 +132,7 @@ def _decimal(value: str) -> Decimal | None:
 def _whole(value: Any) -> int | None:
     """A count the record may hold as a number or as text; None when empty or not a whole number."""
     text = str(value).strip() if value is not None else ""
-    return int(text) if re.fullmatch(r"[0-9]{1,6}", text) else None
+    return int(text) if WHOLE_NUMBER.fullmatch(text) else None
 
 
 def render_html(visit: Visit, account: Account, language: str, generated_at: datetime) -> str:
