@@ -116,10 +116,12 @@ class Agents:
         Raises:
             LoginRefused: wrong credentials, or locked after too many failures.
         """
-        counters = (keys.login_failures("user", _digest(username)), keys.login_failures("addr", _digest(address)))
+        digests = (("user", _digest(username)), ("addr", _digest(address)))
+        counters = (keys.login_failures(*digests[0]), keys.login_failures(*digests[1]))
         failures = [int(v or 0) for v in await self._redis.mget(counters)]
         if failures[0] >= MAX_FAILURES_PER_USERNAME or failures[1] >= MAX_FAILURES_PER_ADDRESS:
-            await self._audit("login_locked", username if USERNAME.fullmatch(username) else "(malformed)")
+            by = 0 if failures[0] >= MAX_FAILURES_PER_USERNAME else 1
+            await self._audit_lock(counters[by], keys.login_locked(*digests[by]), username)
             raise LoginRefused(locked=True)
         record = await self._redis.hgetall(keys.agent(username)) if USERNAME.fullmatch(username) else {}
         if not self._dummy_hash:
@@ -130,6 +132,12 @@ class Agents:
             raise LoginRefused(locked=False)
         await self._redis.delete(counters[0])
         return await self._open_session(username, record[b"role"].decode(), record.get(b"staff_id", b"").decode())
+
+    async def _audit_lock(self, counter: str, marker: str, username: str) -> None:
+        """Audit a lock once, for as long as it lasts: knocking on a locked door must not grow the audit stream."""
+        lasts = await self._redis.pttl(counter)
+        if await self._redis.set(marker, 1, nx=True, px=max(lasts, 1000)):
+            await self._audit("login_locked", username if USERNAME.fullmatch(username) else "(malformed)")
 
     def _verify(self, hashed: str, password: str) -> bool:
         try:

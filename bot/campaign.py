@@ -50,6 +50,7 @@ from bot.ledger import Account, RowError
 from bot.outbound import DELIVERED, NOT_DELIVERED, Sender, Sent
 from bot.privacy import pseudonym
 from bot.screening import STRATEGIES as STRATEGY_NAMES
+from bot.screening import cell_text
 from bot.services import Services
 
 JOB = "campaign_contact"
@@ -150,7 +151,7 @@ def read_list(path: Path, segment: Mapping[str, set[str]] | None = None) -> list
             errors.append(RowError(name, line, "account_id", f"repeats line {seen[target.account_id]}"))
             continue
         seen[target.account_id] = line
-        if all((row.get(column) or "").strip() in values for column, values in (segment or {}).items()):
+        if all(cell_text(row.get(column) or "") in values for column, values in (segment or {}).items()):
             targets.append(target)
     if errors:
         raise CampaignListError(errors)
@@ -164,7 +165,7 @@ class _Bad(ValueError):
 
 
 def _target(row: dict[str, str]) -> Target:
-    values = {c: (row.get(c) or "").strip() for c in REQUIRED_COLUMNS}
+    values = {c: cell_text(row.get(c) or "") for c in REQUIRED_COLUMNS}
     if not values["account_id"]:
         raise _Bad("account_id", "is empty")
     if values["strategy"] not in STRATEGIES:

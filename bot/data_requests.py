@@ -58,7 +58,7 @@ Shared streams:
         of who did what, which the law requires to keep; it holds ids and codes only.
     contact:decisions (E, D the account's entries).
 Staff and machinery (X, not a borrower's data): agent:usernames, agent:user, agent:session,
-    agent:login-failures (hashed), console:events (a pub/sub channel: nothing is stored).
+    agent:login-failures and agent:login-locked (hashed), console:events (a pub/sub channel: nothing is stored).
 
 Not in Redis, so not reached from here: screening's output files (account ids and their scores),
 Twilio's own message logs and call recordings, the copy of a visit draft an officer's phone keeps

@@ -27,6 +27,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
 from bot.appkeys import HTTP, PENDING, SENDER, SERVICES
 from bot.contact_policy import Attempt
+from bot.ledger import E164_PATTERN
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
 from bot.records import console_notice
@@ -44,7 +45,7 @@ RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
 _MESSAGE_SID = re.compile(r"(SM|MM|SMS)[0-9a-fA-F]{32}")
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 _STATUS = re.compile(r"[a-z_-]{3,24}")
-_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_E164 = re.compile(E164_PATTERN)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _IN_PROGRESS = b"in-progress"
 

@@ -183,6 +183,11 @@ def login_failures(kind: str, digest: str) -> str:
     return f"agent:login-failures:{kind}:{digest}"
 
 
+def login_locked(kind: str, digest: str) -> str:
+    """Set while that username's or address's lock has been audited (so it is audited once)."""
+    return f"agent:login-locked:{kind}:{digest}"
+
+
 def tracker_archive(conversation_id: str) -> str:
     """Every event of the conversation, sealed, appended by bot.tracker_store (the transcript)."""
     return f"tracker:archive:{conversation_id}"

@@ -34,10 +34,10 @@ MAX_FIELD_LENGTH = 500
 
 # What a whole value must look like; bot.screening checks the same shapes with polars.
 ACCOUNT_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
-E164_PATTERN = r"\+[1-9]\d{6,14}"
-ID_LAST4_PATTERN = r"\d{3}[\dX]"
-AMOUNT_PATTERN = r"\d{1,12}(\.\d{1,4})?"
-ISO_DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+E164_PATTERN = r"\+[1-9][0-9]{6,14}"  # [0-9], not \d: \d also takes full-width and other scripts' digits
+ID_LAST4_PATTERN = r"[0-9]{3}[0-9X]"
+AMOUNT_PATTERN = r"[0-9]{1,12}(\.[0-9]{1,4})?"
+ISO_DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 # Why a value is refused, per column (bot.screening gives the same reasons).
 REASONS = {
     "account_id": "1-64 letters, digits, - or _",

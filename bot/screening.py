@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -294,7 +295,8 @@ def read_ledger(accounts_csv: Path, installments_csv: Path, today: date | None =
 def _read_text(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
     """Every column as stripped text, with each row's line number; blank lines dropped."""
     try:
-        frame = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=True, encoding="utf8")
+        source = _with_newlines(path)
+        frame = pl.read_csv(source, infer_schema=False, missing_utf8_is_empty_string=True, encoding="utf8")
         frame = frame.rename({c: c.strip() for c in frame.columns})  # two names equal once stripped: an error
     except (pl.exceptions.PolarsError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -307,16 +309,35 @@ def _read_text(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
     return frame.filter(~blank)
 
 
+def _with_newlines(path: Path) -> Path | bytes:
+    """A file with lone CR line endings (Excel's "CSV (Macintosh)") as LF lines; polars reads lone CRs as
+    part of one long header line, where Python's csv module (bot.ledger) sees the rows."""
+    with path.open("rb") as handle:
+        head = handle.read(64 * 1024)
+    if b"\n" in head or b"\r" not in head:
+        return path
+    return path.read_bytes().replace(b"\r", b"\n")
+
+
+FORMULA_START = "=+-@\t\r"
+
+
+def cell_text(cell: str) -> str:
+    """A collection-list cell as the ledger had it: the apostrophe ``_spreadsheet_safe`` added is removed."""
+    cell = cell.strip()
+    return cell[1:] if cell[:1] == "'" and cell[1:2] and cell[1] in FORMULA_START else cell
+
+
 def _spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
     """Text that a spreadsheet would run as a formula (=, +, -, @ first) gets a leading apostrophe.
 
-    The ledger's free text (a region, say) reaches the collection list supervisors open in Excel.
-    Account ids cannot start a formula (their pattern has no = + @ or operators after a -).
+    The ledger's free text (a region, say) reaches the collection list supervisors open in Excel; so do
+    account ids, and one like "-1-1" would be shown as -2.
     """
-    risky = r"^[=+\-@\t\r]"
+    risky = f"^[{re.escape(FORMULA_START)}]"
     return frame.with_columns(
         pl.when(pl.col(c).str.contains(risky)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
-        for c, kind in frame.schema.items() if kind == pl.String and c != "account_id")
+        for c, kind in frame.schema.items() if kind == pl.String)
 
 
 def _raise_one(file: str, line: int, column: str, reason: str) -> NoReturn:
@@ -864,11 +885,16 @@ def _top_table(result: pl.DataFrame) -> str:
     return f"<h2>Highest priority accounts</h2>\n<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _as_of_text(as_of: str | dict[str, str] | None) -> str:
+    if as_of is None:
+        return "no accounts"
+    return as_of if isinstance(as_of, str) else f"{as_of['from']} to {as_of['to']} (by time zone)"
+
+
 def _report(summary: dict[str, Any], before: dict[str, Any] | None, result: pl.DataFrame,
             charts: tuple[Path, ...]) -> str:
     """The manager's page: totals, buckets, strategies, changes since the last run, charts, top accounts."""
-    as_of = summary["as_of"]
-    day = as_of if isinstance(as_of, str) else f"{as_of['from']} to {as_of['to']} (by time zone)"
+    day = _as_of_text(summary["as_of"])
     if before is None:
         since = "<p>No earlier run to compare with.</p>"
     else:

@@ -99,7 +99,7 @@ def _payment_template(env: Mapping[str, str]) -> str:
 
 def _phone(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
-    if not re.fullmatch(r"\+[1-9]\d{4,14}", value):
+    if not re.fullmatch(r"\+[1-9][0-9]{4,14}", value):
         raise SettingsError(f"{name}={value!r} must be an E.164 number such as +8610955880000")
     return value
 
