@@ -15,3 +15,5 @@ SERVICES = web.AppKey("services", Services)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 SENDER = web.AppKey("sender", Sender)
 PENDING: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending")
+# Set to replay kept turns now (bot/turns.py): Rasa just failed one, or one was queued behind it.
+DRAIN = web.AppKey("drain", asyncio.Event)

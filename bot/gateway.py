@@ -25,7 +25,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
-from bot.appkeys import HTTP, PENDING, SENDER, SERVICES
+from bot.appkeys import DRAIN, HTTP, PENDING, SENDER, SERVICES
 from bot.contact_policy import Attempt
 from bot.ledger import E164_PATTERN
 from bot.outbound import Sender, record_status, twilio_client
@@ -41,6 +41,10 @@ SEEN_TTL_SECONDS = 7 * 24 * 3600
 REPLY_KEPT_SECONDS = 30 * 24 * 3600
 # A turn that crashed midway must not block Twilio's retry for long.
 IN_PROGRESS_TTL_SECONDS = 60
+# A message waiting longer than this behind the same borrower's earlier ones is kept and answered by
+# SMS later: Twilio gives up after 15 s, and the turn ahead may take Rasa's whole timeout.
+ORDER_WAIT_SECONDS = 3.0
+DRAIN_EVERY_SECONDS = 5
 RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
 _MESSAGE_SID = re.compile(r"(SM|MM|SMS)[0-9a-fA-F]{32}")
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
@@ -64,6 +68,7 @@ def init_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_visit_reminders)
     app.cleanup_ctx.append(_retention_sweeps)
+    app.cleanup_ctx.append(_kept_turns)
     app.router.add_post("/twilio/sms", sms_webhook)
     app.router.add_post("/twilio/status", status_callback)
     app.router.add_post("/twilio/voice", voice_webhook)
@@ -117,6 +122,59 @@ async def _remind_visits_every(app: web.Application, seconds: int, stop: asyncio
             log.error("visit reminders failed: %s", type(exc).__name__)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _kept_turns(app: web.Application) -> AsyncIterator[None]:
+    """Replay the turns Rasa could not take, when kicked and every few seconds, in the background."""
+    stop, app[DRAIN] = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(_drain_every(app, DRAIN_EVERY_SECONDS, stop))
+    yield
+    stop.set()
+    app[DRAIN].set()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _drain_every(app: web.Application, seconds: int, stop: asyncio.Event) -> None:
+    kick = app[DRAIN]
+    while not stop.is_set():
+        kick.clear()
+        try:
+            await drain(app)
+        except Exception as exc:  # a failed round must not stop the next one
+            log.error("replaying kept turns failed: %s", type(exc).__name__)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(kick.wait(), seconds)
+
+
+async def drain(app: web.Application) -> int:
+    """Replay every conversation's kept turns in arrival order and text their replies; returns how
+    many were replayed. A conversation stops at its first turn Rasa still cannot take."""
+    svc, replayed = app[SERVICES], 0
+    for conversation_id in await svc.pending_turns.conversations():
+        while True:
+            async with svc.turn_order.hold(conversation_id, ORDER_WAIT_SECONDS) as my_turn:
+                turn = await svc.pending_turns.first(conversation_id) if my_turn else None
+                if turn is None:
+                    break
+                try:
+                    texts = await _answer(app, conversation_id, turn.body, turn.sid)
+                except RasaUnavailable:
+                    break
+                await _text_replies(app, conversation_id, turn.sid, texts)
+                await svc.pending_turns.done(conversation_id, turn.sid)
+                replayed += 1
+    return replayed
+
+
+async def _text_replies(app: web.Application, conversation_id: str, sid: str, texts: list[str]) -> None:
+    """A replayed turn's replies by SMS; the outbox key per reply makes a second replay send nothing."""
+    account = await app[SERVICES].ledger.for_conversation(conversation_id)
+    if account is None:
+        return
+    for n, text in enumerate(texts):
+        sent = await app[SENDER].sms(account, text, f"reply:{sid}:{n}", requested=True)
+        log.info("reply to a kept turn: %s (%s)", sent.outcome, conversation_id)
 
 
 async def _clients(app: web.Application) -> AsyncIterator[None]:
@@ -187,7 +245,7 @@ async def _take_turn_once(app: web.Application, sid: str, phone: str, body: str)
     if not await svc.redis.set(seen_key, _IN_PROGRESS, nx=True, ex=IN_PROGRESS_TTL_SECONDS):
         return _xml(await _replayed_answer(svc, seen_key))
     try:
-        twiml = _twiml(await _reply(app, pseudonym(phone, svc.settings.hmac_secret), body))
+        twiml = _twiml(await _reply(app, pseudonym(phone, svc.settings.hmac_secret), body, sid))
     except BaseException:
         await svc.redis.delete(seen_key)  # not taken: let Twilio's retry take it
         raise
@@ -225,8 +283,27 @@ def _xml(twiml: str) -> web.Response:
     return web.Response(text=twiml, content_type="text/xml")
 
 
-async def _reply(app: web.Application, conversation_id: str, body: str) -> list[str]:
-    """Keyword at the edge, polite refusal for strangers, otherwise a Rasa turn."""
+async def _reply(app: web.Application, conversation_id: str, body: str, sid: str) -> list[str]:
+    """The answer to one message, after the same borrower's earlier ones. When Rasa cannot take it
+    now, or earlier ones are still kept, it is kept too (answered later by SMS) and Twilio gets none."""
+    svc = app[SERVICES]
+    async with svc.turn_order.hold(conversation_id, ORDER_WAIT_SECONDS) as my_turn:
+        if my_turn and not await svc.pending_turns.waiting(conversation_id):
+            try:
+                return await _answer(app, conversation_id, body, sid)
+            except RasaUnavailable:
+                log.warning("rasa did not take the turn; it is kept for later (%s)", conversation_id)
+        await svc.pending_turns.add(conversation_id, sid, body)
+    app[DRAIN].set()
+    return []
+
+
+async def _answer(app: web.Application, conversation_id: str, body: str, sid: str) -> list[str]:
+    """Keyword at the edge, polite refusal for strangers, otherwise a Rasa turn.
+
+    Raises:
+        RasaUnavailable: Rasa did not take the turn (nothing was answered).
+    """
     svc = app[SERVICES]
     account = await svc.ledger.for_conversation(conversation_id)
     language = await svc.records.language(conversation_id) or (
@@ -247,7 +324,7 @@ async def _reply(app: web.Application, conversation_id: str, body: str) -> list[
     if not body.strip():
         log.info("empty message body (%s); nothing to answer", conversation_id)
         return []
-    texts, _ = await _rasa_turn(app, conversation_id, body, "sms")
+    texts, _ = await _rasa_exchange(app, conversation_id, body, "sms", message_id=sid)
     return texts
 
 
@@ -259,7 +336,7 @@ async def _to_agent(app: web.Application, conversation_id: str, body: str, word:
     console; STOP and the other keywords still work and are recorded too.
 
     Raises:
-        web.HTTPServiceUnavailable: Rasa did not record it; Twilio's retry will bring it again.
+        RasaUnavailable: Rasa did not record it.
     """
     events = [transcripts.user_event(body, "sms")] if body.strip() else []
     replies = [await _keyword_reply(app, conversation_id, word, language)] if word else []
@@ -267,8 +344,8 @@ async def _to_agent(app: web.Application, conversation_id: str, body: str, word:
     try:
         if events:
             await transcripts.append(app[HTTP], app[SERVICES].settings, conversation_id, events)
-    except transcripts.TrackerUnavailable:
-        raise web.HTTPServiceUnavailable(text="conversation service unavailable, retry later") from None
+    except transcripts.TrackerUnavailable as exc:
+        raise RasaUnavailable from exc
     await app[SERVICES].redis.publish(keys.CONSOLE_EVENTS, console_notice("message", conversation_id))
     return replies
 
@@ -311,10 +388,12 @@ async def _rasa_turn(app: web.Application, conversation_id: str, body: str,
         raise web.HTTPServiceUnavailable(text="conversation service unavailable, retry later") from None
 
 
-async def _rasa_exchange(app: web.Application, conversation_id: str, body: str,
-                         channel: str) -> tuple[list[str], list[dict[str, Any]]]:
-    url = app[SERVICES].settings.rasa_url + "/webhooks/rest/webhook"
-    payload = {"sender": conversation_id, "message": body, "metadata": {"channel": channel}}
+async def _rasa_exchange(app: web.Application, conversation_id: str, body: str, channel: str,
+                         message_id: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+    """One turn through our channel (bot/rasa_channel.py), which answers 503 for a turn it did not take."""
+    url = app[SERVICES].settings.rasa_url + "/webhooks/gateway/webhook"
+    payload = {"sender": conversation_id, "message": body, "message_id": message_id,
+               "metadata": {"channel": channel}}
     try:
         async with app[HTTP].post(url, json=payload) as response:
             if response.status != 200:

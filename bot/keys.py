@@ -217,3 +217,20 @@ def field_visit_report(booking_id: str) -> str:
 
 def field_visit_outcomes(account_id: str) -> str:
     return f"fieldvisit:outcomes:{account_id}"
+
+
+TURNS_WAITING = "turns:waiting"
+
+
+def turn_order(conversation_id: str) -> str:
+    """The line of a conversation's messages being answered now (bot/turns.py)."""
+    return f"turns:order:{conversation_id}"
+
+
+def turn_leases(conversation_id: str) -> str:
+    return f"turns:lease:{conversation_id}"
+
+
+def turns_pending(conversation_id: str) -> str:
+    """A conversation's messages Rasa has not taken yet, sealed, oldest first."""
+    return f"turns:pending:{conversation_id}"

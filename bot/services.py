@@ -19,6 +19,7 @@ from bot.plans import ProductPolicy, load_plan_policy
 from bot.privacy import Vault
 from bot.records import Records
 from bot.settings import Settings, load_settings
+from bot.turns import PendingTurns, TurnOrder
 
 
 @dataclass
@@ -75,6 +76,14 @@ class Services:
     @cached_property
     def field_visits(self) -> FieldVisits:
         return FieldVisits(self.redis, self.vault, self.settings.visit_record_retention_days * 86400)
+
+    @cached_property
+    def turn_order(self) -> TurnOrder:
+        return TurnOrder(self.redis)
+
+    @cached_property
+    def pending_turns(self) -> PendingTurns:
+        return PendingTurns(self.redis, self.vault)
 
     async def close(self) -> None:
         if "redis" in self.__dict__:

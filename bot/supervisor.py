@@ -49,8 +49,11 @@ class Stack:
 
     children: list[tuple[str, asyncio.subprocess.Process]] = field(default_factory=list)
     logs: list[IO[bytes]] = field(default_factory=list)
+    # How each was started, for restart().
+    commands: dict[str, tuple[list[str], dict[str, str], Path | None]] = field(default_factory=dict)
 
     async def start(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path | None) -> None:
+        self.commands[name] = (argv, env, log_dir)
         output: IO[bytes] | None = None
         if log_dir:
             output = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
@@ -60,6 +63,19 @@ class Stack:
             stderr=asyncio.subprocess.STDOUT if output else None, start_new_session=True,
         )
         self.children.append((name, process))
+
+    async def kill(self, name: str) -> None:
+        """Kill one component at once, as a crash would (SIGKILL, no clean-up)."""
+        for child in [c for c in self.children if c[0] == name]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child[1].pid, signal.SIGKILL)
+            await child[1].wait()
+            self.children.remove(child)
+
+    async def restart(self, name: str) -> None:
+        """Kill it (if it runs) and start it again as before; wait for it with ``ready``."""
+        await self.kill(name)
+        await self.start(name, *self.commands[name])
 
     def dead(self) -> str | None:
         return next((name for name, p in self.children if p.returncode is not None), None)
@@ -158,6 +174,18 @@ async def _warm_up_rasa(env: dict[str, str]) -> bool:
         return True
     except (aiohttp.ClientError, asyncio.TimeoutError):
         return False
+
+
+async def ready(stack: Stack, name: str) -> None:
+    """Wait until a (re)started component answers, as start_all does."""
+    env = stack.commands[name][1]
+    checks = {
+        "redis": lambda: _redis_ready(env["REDIS_URL"]),
+        "rasa": lambda: _warm_up_rasa(env),
+        "actions": lambda: _http_ready(env["ACTION_SERVER_URL"] + "/health"),
+        "gateway": lambda: _http_ready(f"http://127.0.0.1:{env['GATEWAY_PORT']}/healthz"),
+    }
+    await _wait_for(checks[name.split("-")[0]], stack, name)
 
 
 async def _wait_for(check, stack: Stack, what: str) -> None:  # type: ignore[no-untyped-def]

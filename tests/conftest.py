@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -163,13 +164,16 @@ class FakeRasa:
         self.garbage: bytes | None = None
         self.customs: list[dict[str, Any]] = []
         self.events: dict[str, list[dict[str, Any]]] = {}  # appended through the tracker API
+        self.delay = 0.0  # seconds each turn takes
+        self.refused: set[str] = set()  # messages answered 500, as if Rasa failed on them
+        self.running = self.most_at_once = 0
         # Called with what the tracker API appended, to stand in for the tracker store's archive.
         self.archive: Callable[[str, list[dict[str, Any]]], Awaitable[None]] | None = None
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/conversations/{conversation}/tracker/events", self.tracker_events)
-        app.router.add_post("/webhooks/rest/webhook", self.webhook)
+        app.router.add_post("/webhooks/gateway/webhook", self.webhook)
         app.router.add_get("/status", self.status)
         app.router.add_get("/health", self.status)
         return app
@@ -180,7 +184,15 @@ class FakeRasa:
         if self.garbage is not None:
             return web.Response(body=self.garbage, content_type="application/json")
         payload = await request.json()
+        if payload["message"] in self.refused:
+            return web.Response(status=503)
         self.received.append(payload)
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.running -= 1
         if payload["message"] == "/session_start":  # the real one would introduce itself here
             return web.json_response([])
         return web.json_response([{"recipient_id": payload["sender"], "text": t} for t in self.replies]

@@ -1,0 +1,100 @@
+"""The channel the gateway speaks to Rasa through (credentials.yml: ``bot.rasa_channel.GatewayInput``).
+
+It is Rasa's REST channel with what the gateway needs to lose no borrower's message:
+
+- A turn that was not taken whole is HTTP 503, never 200 with whatever was collected: Rasa's
+  REST channel answers 200 even when the turn raised, so a failed turn looked like a silent bot.
+  Not taken: the agent is still loading, the action server does not answer its health check,
+  or processing raised (Redis gone, say).
+- No fail-safe tracker store. Rasa wraps every tracker store in FailSafeTrackerStore, which on a
+  Redis error hands the processor no tracker, so the borrower silently starts a new conversation
+  (and its save goes to memory). This module removes that wrapper when Rasa loads it, before the
+  agent is built: a Redis error fails the turn instead.
+- The gateway's id for the message (the MessageSid) becomes the tracker's ``message_id``.
+- Nothing the borrower wrote is logged; the stock channel logs the text of a failed turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.core.tracker_store import TrackerStore
+from rasa.shared.core.domain import Domain
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+log = logging.getLogger(__name__)
+
+ACTIONS_HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=2)
+_http: aiohttp.ClientSession | None = None  # one per Rasa process, made on its loop
+
+
+def _tracker_store_without_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
+    if store is None:
+        raise ValueError("endpoints.yml must name a tracker store")
+    store.domain = domain
+    return store
+
+
+Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # type: ignore[method-assign]
+
+
+class GatewayInput(RestInput):
+    """POST /webhooks/gateway/webhook {"sender", "message", "message_id", "metadata"} -> [messages] or 503."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "gateway"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("gateway_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            payload = request.json if isinstance(request.json, dict) else {}
+            sender, text = payload.get("sender"), payload.get("message")
+            message_id, metadata = payload.get("message_id"), payload.get("metadata")
+            if not isinstance(sender, str) or not sender or not isinstance(text, str) or not (
+                    message_id is None or isinstance(message_id, str)):
+                return response.json({"error": "sender and message are required strings"}, status=400)
+            agent: Agent = request.app.ctx.agent
+            if not agent.is_ready() or not await _actions_up(agent):
+                return response.json({"error": "not ready, the turn was not taken"}, status=503)
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(),
+                                                 metadata=metadata if isinstance(metadata, dict) else None,
+                                                 message_id=message_id))
+            except Exception as exc:  # noqa: BLE001 - any failure: the gateway keeps the message and retries
+                log.error("turn failed (%s): %s", sender, type(exc).__name__)
+                return response.json({"error": "the turn failed"}, status=503)
+            return response.json(collector.messages)
+
+        return webhook
+
+
+async def _actions_up(agent: Agent) -> bool:
+    """The action server answers: a turn without it would run without its actions (and say nothing)."""
+    endpoint = agent.action_endpoint
+    if endpoint is None or not endpoint.url:
+        return True
+    global _http
+    if _http is None or _http.closed:
+        _http = aiohttp.ClientSession(timeout=ACTIONS_HEALTH_TIMEOUT)
+    try:
+        async with _http.get(endpoint.url.rsplit("/", 1)[0] + "/health") as answer:
+            return answer.status == 200
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        return False

@@ -1,0 +1,147 @@
+"""A conversation's SMS turns: one at a time, in arrival order, and none lost while Rasa is down.
+
+Twilio may deliver one borrower's messages together, to different gateways, and does not
+retry an SMS webhook that answered 5xx. So:
+
+- ``TurnOrder.hold``: every gateway queues a conversation's arriving messages in one Redis
+  list (the push is atomic, so its order is the arrival order) and takes its turn when it
+  is at the head. A holder that died is skipped once its lease runs out.
+- ``PendingTurns``: a message Rasa could not take (down, restarting, its action server
+  down) is kept, sealed, in the conversation's pending list; Twilio gets an empty answer.
+  Later messages of that conversation queue behind it. Every gateway's drain loop
+  (bot/gateway.py) replays them in order once Rasa answers and texts the replies, each
+  under its own outbox key, so a replay after a crash never sends a reply twice.
+
+Keys (pseudonyms and MessageSids only): ``turns:order:<conversation>`` (list of tokens),
+``turns:lease:<conversation>`` (hash token -> lease end, ms), ``turns:pending:<conversation>``
+(list of {"sid", "body": sealed}), ``turns:waiting`` (sorted set of conversations with
+pending turns, by first arrival).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from bot import keys
+from bot.privacy import Vault
+
+LEASE_MS = 20_000  # a turn's longest run (Rasa's 12 s timeout and the replies) with room to spare
+PENDING_KEPT_SECONDS = 7 * 86400
+POLL_SECONDS = (0.005, 0.05)  # first and longest pause between looks at the head of the line
+
+# Join the line: the push is the arrival order.
+_JOIN = """
+redis.call('RPUSH', KEYS[1], ARGV[1])
+local t = redis.call('TIME')
+redis.call('HSET', KEYS[2], ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2]))
+redis.call('PEXPIRE', KEYS[1], ARGV[2] * 3)
+redis.call('PEXPIRE', KEYS[2], ARGV[2] * 3)
+"""
+# Is it my turn? Renews my lease and drops heads whose holder's lease ran out.
+_MY_TURN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
+while true do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head then return 0 end
+  if head == ARGV[1] then return 1 end
+  local lease = tonumber(redis.call('HGET', KEYS[2], head) or '0')
+  if lease >= now then return 0 end
+  redis.call('LPOP', KEYS[1])
+  redis.call('HDEL', KEYS[2], head)
+end
+"""
+_LEAVE = """
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+"""
+# Remove the first pending turn if it is still the one just replayed.
+_DONE = """
+local first = redis.call('LINDEX', KEYS[1], 0)
+if first and cjson.decode(first)['sid'] == ARGV[1] then redis.call('LPOP', KEYS[1]) end
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
+"""
+
+
+class TurnOrder:
+    """One conversation's turns one at a time, in arrival order, across every gateway."""
+
+    def __init__(self, redis: Any, lease_ms: int = LEASE_MS) -> None:
+        self._redis = redis
+        self._lease_ms = lease_ms
+        self._join = redis.register_script(_JOIN)
+        self._my_turn = redis.register_script(_MY_TURN)
+        self._leave = redis.register_script(_LEAVE)
+
+    @asynccontextmanager
+    async def hold(self, conversation_id: str, wait_seconds: float) -> AsyncIterator[bool]:
+        """Wait for this conversation's earlier messages; yields False if they took longer than
+        ``wait_seconds`` (the message then goes to the pending list, behind them)."""
+        line = [keys.turn_order(conversation_id), keys.turn_leases(conversation_id)]
+        token = secrets.token_hex(8)
+        await self._join(keys=line, args=[token, self._lease_ms])
+        try:
+            yield await self._wait(line, token, wait_seconds)
+        finally:
+            await asyncio.shield(self._leave(keys=line, args=[token]))
+
+    async def _wait(self, line: list[str], token: str, wait_seconds: float) -> bool:
+        deadline = time.monotonic() + wait_seconds
+        pause = POLL_SECONDS[0]
+        while not await self._my_turn(keys=line, args=[token, self._lease_ms]):
+            if time.monotonic() + pause > deadline:
+                return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, POLL_SECONDS[1])
+        return True
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A borrower's message that Rasa has not taken yet."""
+
+    sid: str
+    body: str
+
+
+class PendingTurns:
+    """Messages kept, in arrival order, until Rasa takes them."""
+
+    def __init__(self, redis: Any, vault: Vault) -> None:
+        self._redis = redis
+        self._vault = vault
+        self._done = redis.register_script(_DONE)
+
+    async def add(self, conversation_id: str, sid: str, body: str) -> None:
+        entry = json.dumps({"sid": sid, "body": self._vault.seal(body).decode()})
+        async with self._redis.pipeline(transaction=True) as tx:
+            tx.rpush(keys.turns_pending(conversation_id), entry)
+            tx.expire(keys.turns_pending(conversation_id), PENDING_KEPT_SECONDS)
+            tx.zadd(keys.TURNS_WAITING, {conversation_id: time.time()}, nx=True)
+            await tx.execute()
+
+    async def waiting(self, conversation_id: str) -> bool:
+        return bool(await self._redis.llen(keys.turns_pending(conversation_id)))
+
+    async def conversations(self) -> list[str]:
+        """Conversations with pending turns, longest waiting first."""
+        return [c.decode() for c in await self._redis.zrange(keys.TURNS_WAITING, 0, -1)]
+
+    async def first(self, conversation_id: str) -> Pending | None:
+        raw = await self._redis.lindex(keys.turns_pending(conversation_id), 0)
+        if raw is None:
+            await self._redis.zrem(keys.TURNS_WAITING, conversation_id)  # expired or already replayed
+            return None
+        entry = json.loads(raw)
+        return Pending(entry["sid"], str(self._vault.open(entry["body"])))
+
+    async def done(self, conversation_id: str, sid: str) -> None:
+        await self._done(keys=[keys.turns_pending(conversation_id), keys.TURNS_WAITING], args=[sid, conversation_id])

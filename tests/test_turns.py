@@ -1,0 +1,165 @@
+"""One borrower's messages: one at a time in arrival order across gateways, and kept while Rasa is down.
+
+Rasa is FakeRasa (conftest) and Twilio the stand-in; tests/integration/test_faults.py kills the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot import gateway, keys, twilio_standin
+from bot.chat import messages_in, signed_sms
+from bot.gateway import drain, init_app
+from bot.privacy import pseudonym
+from bot.services import Services
+from bot.turns import TurnOrder
+from tests.conftest import FakeRasa
+
+PHONE = "+14155550123"  # in the sample ledger
+
+
+@dataclasses.dataclass
+class Gateways:
+    clients: list[TestClient]
+    services: Services
+    rasa: FakeRasa
+    standin: twilio_standin.StandIn
+
+    async def sms(self, body: str, sid: str, n: int = 0) -> list[str]:
+        form, signature = signed_sms(self.services.settings, PHONE, body, sid)
+        response = await self.clients[n].post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+        assert response.status == 200
+        return messages_in(await response.text())
+
+    @property
+    def conversation(self) -> str:
+        return pseudonym(PHONE, self.services.settings.hmac_secret)
+
+    async def replayed(self) -> None:
+        """Until the kept turns are gone (a gateway's own drain loop may be the one replaying)."""
+        await drain(self.clients[0].app)
+        for _ in range(200):
+            if not await self.services.pending_turns.waiting(self.conversation):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("kept turns were not replayed")
+
+    def texted(self) -> list[str]:
+        return [m["body"] for m in self.standin.messages]
+
+
+@pytest.fixture
+async def gateways(services: Services, rasa: tuple[FakeRasa, str]) -> AsyncIterator[Gateways]:
+    """Two gateways on one Redis, one Rasa, Twilio's stand-in."""
+    standin = TestServer(twilio_standin.init_app(services.settings.twilio_account_sid,
+                                                 services.settings.twilio_auth_token))
+    await standin.start_server()
+    settings = dataclasses.replace(services.settings, rasa_url=rasa[1], action_url=rasa[1],
+                                   twilio_api_base_url=str(standin.make_url("")).rstrip("/"))
+    clients = [TestClient(TestServer(init_app(settings))) for _ in range(2)]
+    for client in clients:
+        await client.start_server()
+    yield Gateways(clients, services, rasa[0], standin.app[twilio_standin.STATE])
+    for client in clients:
+        await client.close()
+    await standin.close()
+
+
+def sid(n: int) -> str:
+    return f"SM{n:032x}"
+
+
+async def test_a_message_rasa_cannot_take_is_kept_sealed_and_answered_by_sms_once(gateways: Gateways) -> None:
+    gateways.rasa.up = False
+    assert await gateways.sms("how much do I owe", sid(1)) == []  # Twilio hears nothing, retries nothing
+    raw = await gateways.services.redis.lrange(keys.turns_pending(gateways.conversation), 0, -1)
+    assert len(raw) == 1 and b"how much" not in raw[0] and sid(1).encode() in raw[0]
+    assert await gateways.sms("how much do I owe", sid(1)) == []  # Twilio's own retry: not kept twice
+    assert len(await gateways.services.redis.lrange(keys.turns_pending(gateways.conversation), 0, -1)) == 1
+
+    gateways.rasa.up = True
+    await gateways.replayed()
+    assert [(r["message"], r["message_id"]) for r in gateways.rasa.received] == [("how much do I owe", sid(1))]
+    assert gateways.texted() == ["Hello from the bot."]
+    assert await drain(gateways.clients[1].app) == 0  # nothing left, nothing sent twice
+    assert gateways.texted() == ["Hello from the bot."]
+    assert await gateways.services.redis.zcard(keys.TURNS_WAITING) == 0
+
+
+@pytest.mark.parametrize("garbage", [b"not json", b'{"text": "a dict"}'])
+async def test_rasa_answering_garbage_keeps_the_message(gateways: Gateways, garbage: bytes) -> None:
+    gateways.rasa.garbage = garbage
+    assert await gateways.sms("hello", sid(2)) == []
+    assert await gateways.services.pending_turns.waiting(gateways.conversation)
+
+
+async def test_later_messages_wait_behind_a_kept_one_and_all_go_in_arrival_order(gateways: Gateways) -> None:
+    gateways.rasa.refused = {"first"}  # Rasa fails on this one only, so the drain loops cannot replay it yet
+    assert await gateways.sms("first", sid(1)) == []
+    assert await gateways.sms("second", sid(2), n=1) == []  # Rasa would take it, but "first" waits
+    assert await gateways.sms("third", sid(3)) == []
+    assert gateways.rasa.received == []
+    gateways.rasa.refused = set()
+    await gateways.replayed()
+    assert [r["message"] for r in gateways.rasa.received] == ["first", "second", "third"]
+    assert gateways.texted() == ["Hello from the bot."] * 3
+    assert await gateways.sms("fourth", sid(4)) == ["Hello from the bot."]  # answered directly again
+
+
+async def test_messages_arriving_together_at_two_gateways_are_taken_one_at_a_time_in_order(
+        gateways: Gateways) -> None:
+    gateways.rasa.delay = 0.2
+
+    async def arrive(n: int) -> list[str]:
+        await asyncio.sleep(0.03 * n)  # the arrival order
+        return await gateways.sms(f"message {n}", sid(n), n=n % 2)
+
+    answers = await asyncio.gather(*(arrive(n) for n in range(5)))
+    assert answers == [["Hello from the bot."]] * 5
+    assert [r["message"] for r in gateways.rasa.received] == [f"message {n}" for n in range(5)]
+    assert gateways.rasa.most_at_once == 1
+
+
+async def test_a_message_waiting_too_long_is_kept_and_answered_by_sms(gateways: Gateways,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway, "ORDER_WAIT_SECONDS", 0.1)
+    gateways.rasa.delay = 0.5
+    slow = asyncio.create_task(gateways.sms("slow one", sid(1)))
+    await asyncio.sleep(0.05)
+    assert await gateways.sms("impatient", sid(2), n=1) == []  # kept behind "slow one"
+    assert await slow == ["Hello from the bot."]
+    await gateways.replayed()
+    assert [r["message"] for r in gateways.rasa.received] == ["slow one", "impatient"]
+    assert gateways.texted() == ["Hello from the bot."]
+
+
+async def test_a_line_holder_that_died_is_passed_once_its_lease_ends(services: Services) -> None:
+    order = TurnOrder(services.redis, lease_ms=300)
+    dead = order.hold("c_dead_holder", 1)
+    assert await dead.__aenter__() is True  # entered and never left: its process died
+    started = asyncio.get_running_loop().time()
+    async with order.hold("c_dead_holder", 2) as my_turn:
+        waited = asyncio.get_running_loop().time() - started
+    assert my_turn and 0.2 < waited < 1.5
+
+
+async def test_a_turn_given_up_leaves_the_line(services: Services) -> None:
+    order = TurnOrder(services.redis)
+    async with order.hold("c_give_up", 1) as first, order.hold("c_give_up", 0.05) as second:
+        assert first and not second
+    assert await services.redis.exists(keys.turn_order("c_give_up")) == 0
+
+
+async def test_keys_hold_no_personal_data(gateways: Gateways) -> None:
+    gateways.rasa.up = False
+    await gateways.sms("my id is 1234, call me at +14155550123", sid(9))
+    names = [k.decode() async for k in gateways.services.redis.scan_iter(match="turns:*")]
+    assert names and not any(PHONE in n or "1234" in n for n in names)
+    values: list[Any] = await gateways.services.redis.lrange(keys.turns_pending(gateways.conversation), 0, -1)
+    assert not any(b"1234" in v or PHONE.encode() in v for v in values)
