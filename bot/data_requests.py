@@ -28,11 +28,12 @@ Per account:
 Per conversation:
     ledger:pseudo (E as the conversation id; D where it names this account, first), contact:optout,
     handoff:item, verify:blocked, conversation:language, arrangement:offers, visit:draft,
-    tracker:archive (the transcript), tracker (the live Rasa tracker) (E, D); visit:holds (E, D by
-    releasing the holds, which frees the teams held on slots); handoff:queue, handoff:held and
-    review:numbers members (E, D).
-    lock:route and Rasa's lock store's lock:<conversation> (X): held for one message or one turn;
-        deleting them could let two turns interleave. They name the conversation, nothing else.
+    tracker:archive (the transcript), tracker (the live Rasa tracker), turns:pending (messages Rasa
+    has not taken yet) (E, D); visit:holds (E, D by releasing the holds, which frees the teams held on
+    slots); handoff:queue, handoff:held, review:numbers and turns:waiting members (E, D).
+    lock:route, turns:order, turns:lease and Rasa's lock store's lock:<conversation> (X): held for
+        one message or one turn; deleting them could let two turns interleave. They name the
+        conversation, nothing else.
 Per booking:
     visit:booking (E, D by cancelling); visit:slot fields and visit:day members hold only booking
     ids and, for holds, the conversation id (D by cancelling and releasing); fieldvisit:<booking>,
@@ -233,6 +234,8 @@ async def _conversation(svc: Services, conversation_id: str) -> dict[str, Any]:
         "visit_holds": sorted(s.decode() for s in await redis.smembers(keys.visit_holds(conversation_id))),
         "transcript": [_plain(asdict(entry)) for entry in entries],
         "tracker": await _opened(svc, keys.tracker(conversation_id)),
+        "messages_not_yet_answered": [svc.vault.open(m) for m in await redis.lrange(
+            keys.turns_pending(conversation_id), 0, -1)],
     }
 
 
@@ -293,7 +296,7 @@ async def _delete_keys(svc: Services, found: _Found, markers: set[str]) -> dict[
                    keys.hardship_reason, keys.consent, keys.family_contact, keys.agent_outcomes,
                    keys.field_visit_outcomes]
     per_conversation = [keys.opt_out, keys.handoff, keys.disclosure_block, keys.language, keys.arrangement_offers,
-                        keys.visit_draft, keys.tracker_archive, keys.tracker]
+                        keys.visit_draft, keys.tracker_archive, keys.tracker, keys.turns_pending]
     per_visit = [keys.field_visit, keys.field_visit_addenda, keys.field_visit_report]
     per_sid = [keys.contact_status, keys.last_said, keys.call_sms_count, keys.keys_answer]
     jobs = [prefix + c.job_id for c in found.campaign for prefix in (job_key_prefix, retry_key_prefix,
@@ -314,7 +317,7 @@ async def _remove_entries(svc: Services, found: _Found) -> dict[str, int]:
     """Take the account's entries out of keys shared with other accounts."""
     redis, account_id = svc.redis, found.account.account_id
     removed = {name: int(await redis.zrem(name, *found.conversations))
-               for name in (keys.HANDOFF_QUEUE, keys.HANDOFF_HELD, keys.REVIEW_NUMBERS)}
+               for name in (keys.HANDOFF_QUEUE, keys.HANDOFF_HELD, keys.REVIEW_NUMBERS, keys.TURNS_WAITING)}
     removed[keys.campaign_contacts("*")] = sum([
         int(await redis.hdel(keys.campaign_contacts(c.campaign_id), f"{account_id}:{c.kind}")) for c in found.campaign])
     jobs = [c.job_id for c in found.campaign]

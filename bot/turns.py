@@ -14,20 +14,21 @@ retry an SMS webhook that answered 5xx. So:
 
 Keys (pseudonyms and MessageSids only): ``turns:order:<conversation>`` (list of tokens),
 ``turns:lease:<conversation>`` (hash token -> lease end, ms), ``turns:pending:<conversation>``
-(list of {"sid", "body": sealed}), ``turns:waiting`` (sorted set of conversations with
+(list of sealed {"sid", "body"}), ``turns:waiting`` (sorted set of conversations with
 pending turns, by first arrival).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from redis.exceptions import WatchError
 
 from bot import keys
 from bot.privacy import Vault
@@ -63,11 +64,10 @@ _LEAVE = """
 redis.call('LREM', KEYS[1], 1, ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 """
-# Remove the first pending turn if it is still the one just replayed.
-_DONE = """
-local first = redis.call('LINDEX', KEYS[1], 0)
-if first and cjson.decode(first)['sid'] == ARGV[1] then redis.call('LPOP', KEYS[1]) end
-if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[2]) end
+# A conversation leaves the waiting set only when its list is empty, in one step with the check: a
+# message kept at that moment must not be left out of every drain.
+_FORGET_IF_EMPTY = """
+if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
 """
 
 
@@ -113,17 +113,17 @@ class Pending:
 
 
 class PendingTurns:
-    """Messages kept, in arrival order, until Rasa takes them."""
+    """Messages kept, in arrival order, until Rasa takes them. Each entry is one sealed record (so key
+    rotation re-encrypts it like any other)."""
 
     def __init__(self, redis: Any, vault: Vault) -> None:
         self._redis = redis
         self._vault = vault
-        self._done = redis.register_script(_DONE)
+        self._forget_if_empty = redis.register_script(_FORGET_IF_EMPTY)
 
     async def add(self, conversation_id: str, sid: str, body: str) -> None:
-        entry = json.dumps({"sid": sid, "body": self._vault.seal(body).decode()})
         async with self._redis.pipeline(transaction=True) as tx:
-            tx.rpush(keys.turns_pending(conversation_id), entry)
+            tx.rpush(keys.turns_pending(conversation_id), self._vault.seal({"sid": sid, "body": body}))
             tx.expire(keys.turns_pending(conversation_id), PENDING_KEPT_SECONDS)
             tx.zadd(keys.TURNS_WAITING, {conversation_id: time.time()}, nx=True)
             await tx.execute()
@@ -138,10 +138,28 @@ class PendingTurns:
     async def first(self, conversation_id: str) -> Pending | None:
         raw = await self._redis.lindex(keys.turns_pending(conversation_id), 0)
         if raw is None:
-            await self._redis.zrem(keys.TURNS_WAITING, conversation_id)  # expired or already replayed
+            await self._forget(conversation_id)  # expired, or replayed by another gateway
             return None
-        entry = json.loads(raw)
-        return Pending(entry["sid"], str(self._vault.open(entry["body"])))
+        entry = self._vault.open(raw)
+        return Pending(entry["sid"], entry["body"])
 
     async def done(self, conversation_id: str, sid: str) -> None:
-        await self._done(keys=[keys.turns_pending(conversation_id), keys.TURNS_WAITING], args=[sid, conversation_id])
+        """Remove the first kept message if it is still the one with ``sid``."""
+        key = keys.turns_pending(conversation_id)
+        while True:
+            try:
+                async with self._redis.pipeline(transaction=True) as tx:
+                    await tx.watch(key)
+                    first = await tx.lindex(key, 0)
+                    tx.multi()
+                    if first is not None and self._vault.open(first)["sid"] == sid:
+                        tx.lpop(key)
+                    await tx.execute()
+                break
+            except WatchError:  # a message was kept meanwhile; look again
+                continue
+        await self._forget(conversation_id)
+
+    async def _forget(self, conversation_id: str) -> None:
+        await self._forget_if_empty(keys=[keys.turns_pending(conversation_id), keys.TURNS_WAITING],
+                                    args=[conversation_id])

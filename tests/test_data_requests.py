@@ -131,6 +131,7 @@ async def populate(svc: Services, campaign_id: str, account_id: str, slot: Slot,
                                       now=slot.start - timedelta(days=1))
     assert booking is not None
     await svc.redis.set(keys.visit_draft(conversation), svc.vault.seal({"place": "home", "address": address}))
+    await svc.pending_turns.add(conversation, "SM" + "7" * 32, said)  # a message Rasa has not taken yet
     await record_field_visit(svc, account, booking)
     call_sid, message_sid = await contact(svc, account, conversation, campaign_id, address)
     return Borrower(account, conversation, address, family_phone, booking, call_sid, message_sid, note, said)
@@ -264,6 +265,7 @@ async def test_the_export_holds_the_visits_contacts_and_conversation(world: Worl
     assert talk["visit_draft"]["address"] == asker.address and talk["visit_holds"]
     assert [(line["who"], line["text"]) for line in talk["transcript"]][0] == ("borrower", asker.said)
     assert talk["tracker"]["events"][0]["text"] == asker.said
+    assert talk["messages_not_yet_answered"] == [{"sid": "SM" + "7" * 32, "body": asker.said}]
     assert {"promise", "handoff", "visit_booked", "visit_submitted"} <= {e["event"] for e in export["audit_events"]}
 
 
@@ -299,6 +301,7 @@ async def test_a_deletion_leaves_nothing_of_the_borrower(world: World) -> None:
                                                     "field_visit", "contact", "outbox", "campaign_job", "cache",
                                                     "ledger"))
     assert deletion.entries[keys.HANDOFF_HELD] == 1 and deletion.entries[keys.REVIEW_NUMBERS] == 1
+    assert deletion.entries[keys.TURNS_WAITING] == 1
     assert deletion.entries[keys.campaign_contacts("*")] == 1 and deletion.entries["arq:queue"] == 1
     assert deletion.entries[keys.CONTACT_DECISIONS] == 3
     contents = await readable_contents(svc)

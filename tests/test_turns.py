@@ -79,7 +79,8 @@ async def test_a_message_rasa_cannot_take_is_kept_sealed_and_answered_by_sms_onc
     gateways.rasa.up = False
     assert await gateways.sms("how much do I owe", sid(1)) == []  # Twilio hears nothing, retries nothing
     raw = await gateways.services.redis.lrange(keys.turns_pending(gateways.conversation), 0, -1)
-    assert len(raw) == 1 and b"how much" not in raw[0] and sid(1).encode() in raw[0]
+    assert len(raw) == 1 and b"how much" not in raw[0] and sid(1).encode() not in raw[0]
+    assert gateways.services.vault.open(raw[0]) == {"sid": sid(1), "body": "how much do I owe"}
     assert await gateways.sms("how much do I owe", sid(1)) == []  # Twilio's own retry: not kept twice
     assert len(await gateways.services.redis.lrange(keys.turns_pending(gateways.conversation), 0, -1)) == 1
 
