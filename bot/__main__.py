@@ -248,6 +248,7 @@ def _run(args: argparse.Namespace) -> int:
     from bot.supervisor import Options, run_until_stopped
 
     options = Options(ledger=(args.accounts, args.installments) if args.accounts else None)
+    options.more_rasa_ports = tuple(range(options.rasa_port + 1, options.rasa_port + args.rasa_processes))
     options.gateway_port = _local_settings().gateway_port  # validates every setting before starting
     return asyncio.run(run_until_stopped(options))
 
@@ -442,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="start every component and wait for Ctrl-C")
     run.add_argument("--accounts", type=Path)
     run.add_argument("--installments", type=Path)
+    run.add_argument("--rasa-processes", type=int, default=1, choices=range(1, 17), metavar="N",
+                     help="Rasa servers sharing Redis, on consecutive ports from 5005 (one core each; default 1)")
     run.set_defaults(handler=_run)
     talk = commands.add_parser("chat", help="text the bot as a borrower, signed like Twilio")
     talk.add_argument("--phone", required=True)

@@ -61,6 +61,10 @@ class RasaUnavailable(Exception):
     """Rasa did not answer; the turn was not taken."""
 
 
+class _NotTaken(RasaUnavailable):
+    """That Rasa server did not take the turn; another one may."""
+
+
 def init_app(settings: Settings) -> web.Application:
     """Build the gateway application; clients open in ``cleanup_ctx``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
@@ -390,18 +394,33 @@ async def _rasa_turn(app: web.Application, conversation_id: str, body: str,
 
 async def _rasa_exchange(app: web.Application, conversation_id: str, body: str, channel: str,
                          message_id: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
-    """One turn through our channel (bot/rasa_channel.py), which answers 503 for a turn it did not take."""
-    url = app[SERVICES].settings.rasa_url + "/webhooks/gateway/webhook"
+    """One turn through our channel (bot/rasa_channel.py), on the conversation's Rasa server or, if that
+    one did not take it (refused the connection, or 503: not taken), on the next."""
     payload = {"sender": conversation_id, "message": body, "message_id": message_id,
                "metadata": {"channel": channel}}
+    for url in app[SERVICES].settings.rasa_for(conversation_id):
+        try:
+            return await _rasa_post(app, url + "/webhooks/gateway/webhook", payload)
+        except _NotTaken:
+            continue
+    raise RasaUnavailable
+
+
+async def _rasa_post(app: web.Application, url: str,
+                     payload: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    conversation_id = payload["sender"]
     try:
         async with app[HTTP].post(url, json=payload) as response:
             if response.status != 200:
                 log.error("rasa answered HTTP %s (%s)", response.status, conversation_id)
-                raise RasaUnavailable
+                raise _NotTaken if response.status == 503 else RasaUnavailable
             messages: Any = await response.json()
+    except aiohttp.ClientConnectorError as exc:
+        log.error("rasa unreachable: %s (%s)", type(exc).__name__, conversation_id)
+        raise _NotTaken from exc
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-        log.error("rasa unreachable or answered garbage: %s (%s)", type(exc).__name__, conversation_id)
+        # Maybe taken (a timeout, a dropped connection): not tried elsewhere, but kept and replayed.
+        log.error("rasa failed mid-turn or answered garbage: %s (%s)", type(exc).__name__, conversation_id)
         raise RasaUnavailable from exc
     if not isinstance(messages, list):
         log.error("rasa answered %s instead of a list (%s)", type(messages).__name__, conversation_id)
@@ -576,12 +595,16 @@ async def _redis_ok(svc: Services) -> bool:
 
 
 async def _rasa_ok(app: web.Application) -> bool:
+    """Every Rasa server has its model loaded."""
     settings = app[SERVICES].settings
-    try:
-        async with app[HTTP].get(settings.rasa_url + "/status", params={"token": settings.rasa_token}) as r:
-            return r.status == 200 and bool((await r.json()).get("model_file"))
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
-        return False
+    for url in settings.rasa_urls:
+        try:
+            async with app[HTTP].get(url + "/status", params={"token": settings.rasa_token}) as r:
+                if r.status != 200 or not (await r.json()).get("model_file"):
+                    return False
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return False
+    return True
 
 
 async def _http_ok(app: web.Application, url: str) -> bool:

@@ -6,10 +6,7 @@ It is Rasa's REST channel with what the gateway needs to lose no borrower's mess
   REST channel answers 200 even when the turn raised, so a failed turn looked like a silent bot.
   Not taken: the agent is still loading, the action server does not answer its health check,
   or processing raised (Redis gone, say).
-- No fail-safe tracker store. Rasa wraps every tracker store in FailSafeTrackerStore, which on a
-  Redis error hands the processor no tracker, so the borrower silently starts a new conversation
-  (and its save goes to memory). This module removes that wrapper when Rasa loads it, before the
-  agent is built: a Redis error fails the turn instead.
+- No fail-safe tracker store: a Redis error fails the turn (bot/rasa_patches.py, applied on import).
 - The gateway's id for the message (the MessageSid) becomes the tracker's ``message_id``.
 - Nothing the borrower wrote is logged; the stock channel logs the text of a failed turn.
 """
@@ -25,26 +22,16 @@ import aiohttp
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
-from rasa.core.tracker_store import TrackerStore
-from rasa.shared.core.domain import Domain
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot import rasa_patches  # noqa: F401 - Rasa's behaviour changed on import, before the agent is built
 
 log = logging.getLogger(__name__)
 
 ACTIONS_HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=2)
 _http: aiohttp.ClientSession | None = None  # one per Rasa process, made on its loop
-
-
-def _tracker_store_without_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
-    if store is None:
-        raise ValueError("endpoints.yml must name a tracker store")
-    store.domain = domain
-    return store
-
-
-Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # type: ignore[method-assign]
 
 
 class GatewayInput(RestInput):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ class Settings:
     data_keys: tuple[str, ...] = field(repr=False)
     hmac_secret: bytes = field(repr=False)
     gateway_port: int
-    rasa_url: str
+    rasa_url: str  # one Rasa server, or several separated by commas (sharing Redis)
     rasa_token: str = field(repr=False)
     action_url: str
     bank_phone: str
@@ -43,6 +44,17 @@ class Settings:
     agent_hours: str
     agent_phone: str  # empty: no live transfer, callers get a callback
     call_recording: bool
+
+    @property
+    def rasa_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip().rstrip("/") for u in self.rasa_url.split(",") if u.strip())
+
+    def rasa_for(self, conversation_id: str) -> list[str]:
+        """The Rasa servers to try for a conversation, its own first (the same one every turn, so the
+        load spreads by conversation), then the others in turn."""
+        urls = self.rasa_urls
+        first = int(hashlib.blake2b(conversation_id.encode(), digest_size=4).hexdigest(), 16) % len(urls)
+        return list(urls[first:] + urls[:first])
 
 
 def _require(env: Mapping[str, str], name: str) -> str:
@@ -65,6 +77,12 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     if parsed.scheme not in schemes or not (parsed.netloc or (parsed.scheme == "unix" and parsed.path)):
         raise SettingsError(f"{name}={raw!r} must be a URL starting with {' or '.join(schemes)}://")
     return raw
+
+
+def _urls(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """One URL or several separated by commas, each checked as ``_url`` does."""
+    raw = env.get(name, "").strip() or default
+    return ",".join(_url({name: part}, name, default, schemes) for part in raw.split(",") if part.strip())
 
 
 def _data_keys(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -132,7 +150,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_keys=_data_keys(env),
         hmac_secret=_hmac_secret(env),
         gateway_port=gateway_port,
-        rasa_url=_url(env, "RASA_URL", "http://127.0.0.1:5005", ("http", "https")),
+        rasa_url=_urls(env, "RASA_URL", "http://127.0.0.1:5005", ("http", "https")),
         rasa_token=_require(env, "RASA_TOKEN"),
         action_url=_url(env, "ACTION_SERVER_URL", "http://127.0.0.1:5055", ("http", "https")),
         bank_phone=env.get("BANK_PHONE", "").strip() or "95588",

@@ -41,6 +41,13 @@ class Options:
     endpoints: Path = ROOT / "endpoints.yml"
     ledger: tuple[Path, Path] | None = None
     worker: bool = True
+    # More Rasa servers beside the first (rasa_port), sharing the Redis tracker and lock stores: one
+    # Rasa process uses one core. The gateway spreads conversations over all of them.
+    more_rasa_ports: tuple[int, ...] = ()
+
+    @property
+    def rasa_urls(self) -> str:
+        return ",".join(f"http://127.0.0.1:{port}" for port in (self.rasa_port, *self.more_rasa_ports))
 
 
 @dataclass
@@ -114,7 +121,7 @@ def component_env(options: Options, base: dict[str, str] | None = None) -> dict[
         "PYTHONUNBUFFERED": "1",  # logs reach their files as they happen
     })
     env.setdefault("CONVERSATION_RETENTION_DAYS", "90")  # endpoints.yml needs it; bot.settings checks it
-    env.setdefault("RASA_URL", f"http://127.0.0.1:{options.rasa_port}")
+    env.setdefault("RASA_URL", options.rasa_urls)
     env.setdefault("ACTION_SERVER_URL", f"http://127.0.0.1:{options.action_port}")
     return env
 
@@ -162,13 +169,13 @@ async def _http_ready(url: str) -> bool:
         return False
 
 
-async def _warm_up_rasa(env: dict[str, str]) -> bool:
+async def _warm_up_rasa(base_url: str, token: str) -> bool:
     """Parse one message in each language: the first parse loads Jieba's dictionary (~1 s)."""
-    url = f"{env['RASA_URL']}/model/parse"
+    url = f"{base_url}/model/parse"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             for text in ("你好", "hello"):
-                async with session.post(url, params={"token": env["RASA_TOKEN"]}, json={"text": text}) as r:
+                async with session.post(url, params={"token": token}, json={"text": text}) as r:
                     if r.status != 200:
                         return False
         return True
@@ -178,10 +185,10 @@ async def _warm_up_rasa(env: dict[str, str]) -> bool:
 
 async def ready(stack: Stack, name: str) -> None:
     """Wait until a (re)started component answers, as start_all does."""
-    env = stack.commands[name][1]
+    argv, env, _ = stack.commands[name]
     checks = {
         "redis": lambda: _redis_ready(env["REDIS_URL"]),
-        "rasa": lambda: _warm_up_rasa(env),
+        "rasa": lambda: _warm_up_rasa(f"http://127.0.0.1:{argv[argv.index('-p') + 1]}", env["RASA_TOKEN"]),
         "actions": lambda: _http_ready(env["ACTION_SERVER_URL"] + "/health"),
         "gateway": lambda: _http_ready(f"http://127.0.0.1:{env['GATEWAY_PORT']}/healthz"),
     }
@@ -241,12 +248,15 @@ async def start_all(options: Options, base_env: dict[str, str] | None = None) ->
             await _import_ledger(env, options.ledger)
         await stack.start("actions", [sys.executable, "-m", "bot", "actions", "--port", str(options.action_port)],
                           env, options.log_dir)
-        await stack.start("rasa", [
-            _bin("rasa"), "run", "--enable-api", "--auth-token", env["RASA_TOKEN"], "-i", "127.0.0.1",
-            "-p", str(options.rasa_port), "--model", str(options.model), "--endpoints", str(options.endpoints),
-            "--credentials", "credentials.yml",
-        ], env, options.log_dir)
-        await _wait_for(lambda: _warm_up_rasa(env), stack, "rasa")
+        rasa_names = ["rasa", *(f"rasa-{n}" for n in range(2, 2 + len(options.more_rasa_ports)))]
+        for name, port in zip(rasa_names, (options.rasa_port, *options.more_rasa_ports), strict=True):
+            await stack.start(name, [
+                _bin("rasa"), "run", "--enable-api", "--auth-token", env["RASA_TOKEN"], "-i", "127.0.0.1",
+                "-p", str(port), "--model", str(options.model), "--endpoints", str(options.endpoints),
+                "--credentials", "credentials.yml",
+            ], env, options.log_dir)
+        for name in rasa_names:
+            await ready(stack, name)
         if not env.get("TWILIO_ACCOUNT_SID"):
             await _start_standin(stack, options, env)
         await stack.start("gateway", [sys.executable, "-m", "bot", "gateway"], env, options.log_dir)

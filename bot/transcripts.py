@@ -96,7 +96,7 @@ async def append(http: aiohttp.ClientSession, settings: Settings, conversation_i
     Raises:
         TrackerUnavailable: Rasa refused or did not answer.
     """
-    url = f"{settings.rasa_url}/conversations/{conversation_id}/tracker/events"
+    url = f"{settings.rasa_for(conversation_id)[0]}/conversations/{conversation_id}/tracker/events"
     params = {"token": settings.rasa_token, "include_events": "NONE"}
     try:
         async with http.post(url, params=params, json=events) as response:

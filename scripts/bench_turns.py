@@ -1,24 +1,35 @@
-"""Turn latency of signed /twilio/sms requests through the whole system.
+"""Turns through the whole system under load, beside stock Rasa serving the same model, in one run.
 
-Starts the real stack (its own redis-server, action server, Rasa, gateway) on
-free ports, holds one conversation per requested length, and writes p50/p99
-per conversation and latency by turn number to a Markdown file. The same run
-is repeated with Rasa's stock RedisTrackerStore as the reference. With --calls N,
-it also holds N simultaneous phone calls on /twilio/voice and reports the
-latency of each TwiML turn.
+Starts the real system (its own redis-server, action server, Rasa, gateway; bot/supervisor.py) and,
+next to it, stock Rasa 3.6 (`rasa run`, REST channel, default tracker and lock stores) on the same
+model and the same action server. Then, for each, the same borrowers' conversations:
 
-    .venv/bin/python scripts/bench_turns.py --turns 20 --turns 200 --calls 20 --out docs/benchmarks.md
+- load: C conversations at once, each T turns one after the other (a closed loop: a borrower
+  answers when the reply comes), for each C in --load; turns per second and p50/p95/p99;
+- length: one conversation of up to --length turns; the latency at turn 1, 50, 200, 1,000;
+- voice (ours): --calls simultaneous calls on /twilio/voice.
+
+Ours is reached as Twilio would reach it (signed /twilio/sms); stock Rasa at /webhooks/rest/webhook
+with the same conversation ids (the actions find the borrower by them). The load generator runs in
+this process on the same 2 cores; its CPU time and every component's are reported per turn.
+
+    .venv/bin/python scripts/bench_turns.py --load 20 --load 50 --length 1000 --calls 20 --out docs/benchmarks.md
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
+import signal
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -31,13 +42,20 @@ sys.path.insert(0, str(ROOT))
 from twilio.request_validator import RequestValidator  # noqa: E402
 
 from bot.chat import messages_in, signed_sms  # noqa: E402
+from bot.privacy import pseudonym  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
-from bot.supervisor import Options, start_all  # noqa: E402
+from bot.supervisor import Options, Stack, start_all  # noqa: E402
 from scripts.bench_common import emit, machine_line, percentile  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 # A borrower's side of a long, ordinary conversation: questions that never end it.
 SCRIPT = ["how much do i owe", "ok thanks", "what is my balance", "are you a bot?", "hello", "ok"]
+LENGTH_MARKS = (1, 50, 200, 1000)
+STOCK_LENGTH = 200  # stock Rasa's turns grow with the conversation; 1,000 of them would take most of an hour
+VOICE_SCRIPT = [{"Digits": "4242"}, {"SpeechResult": "how much do I owe"}, {"SpeechResult": "are you a robot"},
+                {"Digits": "9"}, {"SpeechResult": "thank you"}, {"SpeechResult": "what is my balance"}]
+# One turn: (phone, text) -> milliseconds.
+Turn = Callable[[str, str], Awaitable[float]]
 
 
 def write_ledger(folder: Path, count: int) -> tuple[Path, Path]:
@@ -53,29 +71,89 @@ def write_ledger(folder: Path, count: int) -> tuple[Path, Path]:
     return accounts, installments
 
 
-async def one_turn(http: aiohttp.ClientSession, settings: Settings, phone: str, body: str) -> float:
-    form, signature = signed_sms(settings, phone, body)
-    started = time.perf_counter()
-    async with http.post(f"http://127.0.0.1:{settings.gateway_port}/twilio/sms", data=form,
-                         headers={"X-Twilio-Signature": signature}) as response:
-        text = await response.text()
-    elapsed = time.perf_counter() - started
-    if response.status != 200 or not messages_in(text):
-        raise RuntimeError(f"turn failed: HTTP {response.status}")
-    return elapsed * 1000
+def phone(n: int) -> str:
+    return f"+1415666{n:04d}"
 
 
-async def conversation(http: aiohttp.ClientSession, settings: Settings, phone: str, turns: int) -> list[float]:
-    latencies = [await one_turn(http, settings, phone, "4242")]  # verify first, like a real borrower
+class Phones:
+    """Hands out ledger borrowers nobody has talked to yet, so every conversation starts fresh."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self, count: int) -> list[str]:
+        self.next += count
+        return [phone(n) for n in range(self.next - count, self.next)]
+
+
+def ours(http: aiohttp.ClientSession, settings: Settings) -> Turn:
+    async def turn(number: str, text: str) -> float:
+        form, signature = signed_sms(settings, number, text)
+        started = time.perf_counter()
+        async with http.post(f"http://127.0.0.1:{settings.gateway_port}/twilio/sms", data=form,
+                             headers={"X-Twilio-Signature": signature}) as response:
+            body = await response.text()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200 or not messages_in(body):
+            raise RuntimeError(f"turn failed: HTTP {response.status} {body[:200]}")
+        return elapsed
+    return turn
+
+
+def stock(http: aiohttp.ClientSession, settings: Settings, url: str) -> Turn:
+    async def turn(number: str, text: str) -> float:
+        payload = {"sender": pseudonym(number, settings.hmac_secret), "message": text}
+        started = time.perf_counter()
+        async with http.post(url + "/webhooks/rest/webhook", json=payload) as response:
+            answer = await response.json()
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status != 200 or not answer:
+            raise RuntimeError(f"stock turn failed: HTTP {response.status} {answer}")
+        return elapsed
+    return turn
+
+
+async def conversation(turn: Turn, number: str, turns: int) -> list[float]:
+    latencies = [await turn(number, "4242")]  # verify first, like a real borrower
     for n in range(1, turns):
-        latencies.append(await one_turn(http, settings, phone, SCRIPT[n % len(SCRIPT)]))
+        latencies.append(await turn(number, SCRIPT[n % len(SCRIPT)]))
     return latencies
 
 
-VOICE_SCRIPT = [{"Digits": "4242"}, {"SpeechResult": "how much do I owe"}, {"SpeechResult": "are you a robot"},
-                {"Digits": "9"}, {"SpeechResult": "thank you"}, {"SpeechResult": "what is my balance"}]
-# The simultaneous calls: every TwiML turn's latency in ms, and the seconds they all took.
-Voice = tuple[list[float], float]
+@dataclass
+class Run:
+    """Latencies (ms) of a scenario, its wall time and the CPU seconds each process spent in it."""
+
+    latencies: list[float]
+    seconds: float
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """user + system CPU seconds of each process and its children so far (/proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    spent = {}
+    for name, pid in pids.items():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        spent[name] = sum(int(f) for f in fields[11:15]) / tick
+    spent["load generator"] = time.process_time()
+    return spent
+
+
+async def measured(pids: dict[str, int], work: Callable[[], Awaitable[list[float]]]) -> Run:
+    before, started = cpu_seconds(pids), time.perf_counter()
+    latencies = await work()
+    seconds, after = time.perf_counter() - started, cpu_seconds(pids)
+    return Run(latencies, seconds, {name: after[name] - before[name] for name in after})
+
+
+async def load(turn: Turn, numbers: list[str], turns: int) -> list[float]:
+    per_conversation = await asyncio.gather(*(conversation(turn, n, turns) for n in numbers))
+    return [latency for one in per_conversation for latency in one]
 
 
 async def voice_turn(http: aiohttp.ClientSession, settings: Settings, fields: dict[str, str], query: str) -> float:
@@ -92,107 +170,205 @@ async def voice_turn(http: aiohttp.ClientSession, settings: Settings, fields: di
     return elapsed
 
 
-async def one_call(http: aiohttp.ClientSession, settings: Settings, n: int) -> list[float]:
-    fields = {"CallSid": f"CA{n:032x}", "AccountSid": settings.twilio_account_sid, "From": f"+1415666{n:04d}",
+async def one_call(http: aiohttp.ClientSession, settings: Settings, number: str, n: int) -> list[float]:
+    fields = {"CallSid": f"CA{n:032x}", "AccountSid": settings.twilio_account_sid, "From": number,
               "To": settings.twilio_from, "Direction": "inbound", "CallStatus": "in-progress"}
     latencies = [await voice_turn(http, settings, fields, "")]
-    for turn in VOICE_SCRIPT:
-        latencies.append(await voice_turn(http, settings, {**fields, **turn}, "?turn=1"))
+    for step in VOICE_SCRIPT:
+        latencies.append(await voice_turn(http, settings, {**fields, **step}, "?turn=1"))
     return latencies
 
 
-def stock_endpoints(folder: Path) -> Path:
-    """endpoints.yml with Rasa's own RedisTrackerStore instead of ours."""
-    text = (ROOT / "endpoints.yml").read_text(encoding="utf-8")
-    path = folder / "endpoints-stock.yml"
-    path.write_text(text.replace("type: bot.tracker_store.CompactRedisTrackerStore", "type: redis"), encoding="utf-8")
-    return path
+async def calls(http: aiohttp.ClientSession, settings: Settings, numbers: list[str]) -> list[float]:
+    per_call = await asyncio.gather(*(one_call(http, settings, number, n) for n, number in enumerate(numbers)))
+    return [latency for call in per_call for latency in call]
 
 
-def report(results: dict[str, dict[int, list[float]]], command: str) -> str:
-    lines = [
-        "## Turn latency of `/twilio/sms`, one conversation at a time",
-        "",
-        machine_line() + ", the whole system on this machine: redis-server, action server, Rasa "
-        "(RulePolicy, Redis tracker and lock stores), gateway; the client is on the same machine.",
-        "",
-        f"Command: `{command}`",
-        "",
-        "| tracker store | conversation | p50 ms | p99 ms | mean of first quarter ms | mean of last quarter ms |",
-        "|---|---|---|---|---|---|",
-    ]
-    for store, by_length in results.items():
-        for turns, values in by_length.items():
-            lines.append(f"| {store} | {turns} turns | {statistics.median(values):.0f} | "
-                         f"{percentile(values, 0.99):.0f} | {statistics.mean(values[:len(values) // 4]):.0f} | "
-                         f"{statistics.mean(values[-(len(values) // 4):]):.0f} |")
-    return "\n".join(lines) + "\n"
+def at_marks(latencies: list[float]) -> dict[int, float]:
+    """Mean latency of the five turns from each mark on (turn 1 is the first)."""
+    return {mark: statistics.mean(latencies[mark - 1:mark + 4]) for mark in LENGTH_MARKS if len(latencies) >= mark + 4}
 
 
-def voice_report(voice: Voice | None, calls: int) -> str:
-    if voice is None:
-        return ""
-    values, seconds = voice
-    return "\n".join([
-        "",
-        f"## TwiML turn latency of `/twilio/voice`, {calls} simultaneous calls",
-        "",
-        f"{calls} calls at once, each a greeting and {len(VOICE_SCRIPT)} turns (keyed ID digits, speech, "
-        "the repeat key), posted signed as Twilio would, on the same system as above.",
-        "",
-        "| turns | p50 ms | p99 ms | max ms | turns per second |",
-        "|---|---|---|---|---|",
-        f"| {len(values)} | {statistics.median(values):.0f} | {percentile(values, 0.99):.0f} | {max(values):.0f} | "
-        f"{len(values) / seconds:.1f} |",
-        "",
-    ])
+async def start_stock(stack: Stack, folder: Path, env: dict[str, str], port: int) -> str:
+    """Stock Rasa on the same model and action server: REST channel, default stores, default settings."""
+    (folder / "stock-credentials.yml").write_text("rest:\n", encoding="utf-8")
+    (folder / "stock-endpoints.yml").write_text(
+        f"action_endpoint:\n  url: {env['ACTION_SERVER_URL']}/webhook\n  token: {env['RASA_TOKEN']}\n",
+        encoding="utf-8")
+    await stack.start("rasa-stock", [
+        str(Path(sys.executable).parent / "rasa"), "run", "-i", "127.0.0.1", "-p", str(port),
+        "--model", str(ROOT / "models"), "--endpoints", str(folder / "stock-endpoints.yml"),
+        "--credentials", str(folder / "stock-credentials.yml")], env, folder)
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        for _ in range(480):
+            try:
+                async with http.get(url + "/webhooks/rest/") as response:
+                    if response.status == 200:
+                        return url
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+    raise RuntimeError("stock rasa did not start")
 
 
-async def measure(folder: Path, turns: list[int], endpoints: Path,
-                  calls: int = 0) -> tuple[dict[int, list[float]], Voice | None]:
-    """Start a fresh system with these endpoints and hold one conversation per length.
+@dataclass
+class Results:
+    load: dict[str, dict[int, Run]] = field(default_factory=dict)
+    length: dict[str, Run] = field(default_factory=dict)
+    voice: Run | None = None
+    profiles: dict[str, Counter[str]] = field(default_factory=dict)  # process -> function -> samples
 
-    Returns the latencies per conversation length and, with ``calls``, those of ``calls``
-    simultaneous phone calls and the seconds they took together (else None).
-    """
-    folder.mkdir()
+
+async def profiled(pids: dict[str, int], folder: Path, work: Callable[[], Awaitable[Run]]) -> tuple[Run, dict[
+        str, Counter[str]]]:
+    """Run ``work`` with py-spy sampling each process; the samples per innermost function."""
+    spies = {name: await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid), "-r", "100", "--format", "raw",
+        "-o", str(folder / f"{name}.raw"), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        for name, pid in pids.items() if name in ("rasa", "gateway", "actions")}
+    await asyncio.sleep(1)  # py-spy attached
+    run = await work()
+    for spy in spies.values():
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
+    return run, {name: _innermost(folder / f"{name}.raw") for name in spies}
+
+
+def _innermost(raw: Path) -> Counter[str]:
+    """py-spy's raw output (``frame;frame;... count`` lines) as samples per innermost frame."""
+    samples: Counter[str] = Counter()
+    for line in raw.read_text(encoding="utf-8").splitlines() if raw.exists() else []:
+        stack, count = line.rsplit(" ", 1)
+        frame = stack.split(";")[-1]
+        name, _, where = frame.partition(" (")
+        samples[f"{name} ({where.split(':')[0].rsplit('/', 2)[-2:][-1]})"] += int(count)
+    return samples
+
+
+async def measure(folder: Path, args: argparse.Namespace) -> Results:
+    conversations = 2 * sum(args.load) + 2 + args.calls
     options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                       redis_port=free_port(), standin_port=free_port(), var_dir=folder, log_dir=folder,
-                      endpoints=endpoints, ledger=write_ledger(folder, max(len(turns), calls)))
+                      ledger=write_ledger(folder, conversations), worker=False,
+                      more_rasa_ports=tuple(free_port() for _ in range(args.rasa_processes - 1)))
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
     env.update({
         "TWILIO_AUTH_TOKEN": "bench-token", "DATA_KEYS": Fernet.generate_key().decode(),
         "HMAC_SECRET": "bench-hmac-secret-long-enough-for-the-check", "RASA_TOKEN": "bench",
-        "GATEWAY_PORT": str(options.gateway_port), "RASA_URL": f"http://127.0.0.1:{options.rasa_port}",
+        "GATEWAY_PORT": str(options.gateway_port), "RASA_URL": options.rasa_urls,
         "ACTION_SERVER_URL": f"http://127.0.0.1:{options.action_port}",
     })
     stack = await start_all(options, env)
     try:
+        stock_url = await start_stock(stack, folder, stack.commands["actions"][1], free_port())
+        pids = {name: process.pid for name, process in stack.children if name != "twilio-standin"}
         settings = load_settings({**env, "REDIS_URL": f"redis://127.0.0.1:{options.redis_port}/0"})
-        async with aiohttp.ClientSession() as http:
-            results = {length: await conversation(http, settings, f"+1415666{n:04d}", length)
-                       for n, length in enumerate(turns)}
-            if not calls:
-                return results, None
-            started = time.perf_counter()
-            per_call = await asyncio.gather(*(one_call(http, settings, n) for n in range(calls)))
-            return results, ([latency for call in per_call for latency in call], time.perf_counter() - started)
+        phones, results = Phones(), Results()
+        limits = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=limits, timeout=aiohttp.ClientTimeout(total=120)) as http:
+            systems = {"ours": ours(http, settings), "stock Rasa": stock(http, settings, stock_url)}
+            for name, turn in systems.items():
+                results.load[name] = {}
+                for count in args.load:
+                    numbers = phones.take(count)
+                    work = functools.partial(measured, pids, functools.partial(load, turn, numbers, args.turns))
+                    if args.profile and name == "ours" and count == max(args.load):
+                        args.profile.mkdir(parents=True, exist_ok=True)
+                        results.load[name][count], results.profiles = await profiled(pids, args.profile, work)
+                    else:
+                        results.load[name][count] = await work()
+                    print(f"{name}, {count} at once: {results.load[name][count].per_second:.1f} turns/s", flush=True)
+            for name, turn in systems.items():
+                length = args.length if name == "ours" else min(args.length, STOCK_LENGTH)
+                results.length[name] = await measured(pids, functools.partial(
+                    conversation, turn, phones.take(1)[0], length))
+            if args.calls:
+                results.voice = await measured(pids, functools.partial(calls, http, settings, phones.take(args.calls)))
+        return results
     finally:
         await stack.stop()
 
 
+def _cpu_line(run: Run) -> str:
+    turns = len(run.latencies)
+    return ", ".join(f"{name} {1000 * seconds / turns:.0f}" for name, seconds in sorted(
+        run.cpu.items(), key=lambda item: -item[1]) if seconds > 0.005)
+
+
+def report(results: Results, args: argparse.Namespace, command: str) -> str:  # noqa: C901 - one table after another
+    lines = [
+        "## Turns under load: ours beside stock Rasa 3.6, same model, same run",
+        "",
+        machine_line() + ". Everything on this machine: redis-server, the action server, our Rasa "
+        f"(our channel, tracker and lock stores on Redis; {args.rasa_processes} process(es)) and gateway, and stock "
+        "Rasa (`rasa run`, REST channel, in-memory tracker and lock stores, default settings) on the same model and "
+        "action server. The load generator runs on the same cores (its CPU is in the last column's breakdown).",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Each of C borrowers holds a conversation of {args.turns} turns at once with the others, answering each "
+        "reply as it comes (ours: signed `/twilio/sms` through the gateway; stock: `/webhooks/rest/webhook`).",
+        "",
+        "| system | C at once | turns | turns/s | p50 ms | p95 ms | p99 ms | CPU ms per turn, by process |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, by_count in results.load.items():
+        for count, run in by_count.items():
+            values = run.latencies
+            lines.append(f"| {name} | {count} | {len(values)} | {run.per_second:.1f} | {statistics.median(values):.0f} "
+                         f"| {percentile(values, 0.95):.0f} | {percentile(values, 0.99):.0f} | {_cpu_line(run)} |")
+    lines += ["", "### One conversation, turn after turn", "",
+              "Mean latency of the five turns from each mark on, one conversation alone on the system.", "",
+              "| system | turns held | " + " | ".join(f"turn {m} ms" for m in LENGTH_MARKS) + " | last / first |",
+              "|---|---|" + "---|" * len(LENGTH_MARKS) + "---|"]
+    for name, run in results.length.items():
+        marks = at_marks(run.latencies)
+        cells = [f"{marks[m]:.0f}" if m in marks else "—" for m in LENGTH_MARKS]
+        ratio = marks[max(marks)] / marks[1]
+        lines.append(f"| {name} | {len(run.latencies)} | {' | '.join(cells)} | {ratio:.2f}× |")
+    if results.voice:
+        lines += _voice_lines(results.voice, args.calls)
+    if results.profiles:
+        lines += _profile_lines(results.profiles, max(args.load))
+    return "\n".join(lines) + "\n"
+
+
+def _voice_lines(run: Run, calls: int) -> list[str]:
+    return ["", f"### Voice: {calls} simultaneous calls", "",
+            f"{calls} calls at once, each a greeting and {len(VOICE_SCRIPT)} turns (keyed ID digits, speech, the "
+            "repeat key), posted signed to `/twilio/voice` as Twilio would.", "",
+            "| turns | turns/s | p50 ms | p95 ms | p99 ms | CPU ms per turn, by process |",
+            "|---|---|---|---|---|---|",
+            f"| {len(run.latencies)} | {run.per_second:.1f} | {statistics.median(run.latencies):.0f} | "
+            f"{percentile(run.latencies, 0.95):.0f} | {percentile(run.latencies, 0.99):.0f} | {_cpu_line(run)} |"]
+
+
+def _profile_lines(profiles: dict[str, Counter[str]], count: int) -> list[str]:
+    lines = ["", f"### Where the time goes (ours, {count} at once)", "",
+             "py-spy sampled each process 100 times a second during that load; the functions most often on "
+             "top of the stack (idle waiting included), as a share of the process's samples.", ""]
+    for name, samples in profiles.items():
+        total = sum(samples.values()) or 1
+        top = ", ".join(f"`{f}` {100 * n / total:.0f}%" for f, n in samples.most_common(6))
+        lines.append(f"- **{name}**: {top}")
+    return lines
+
+
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        ours, voice = await measure(folder / "ours", args.turns, ROOT / "endpoints.yml", args.calls)
-        stock, _ = await measure(folder / "stock", args.turns, stock_endpoints(folder))
-        results = {"ours (CompactRedisTrackerStore)": ours, "stock RedisTrackerStore": stock}
-    emit(report(results, "make bench") + voice_report(voice, args.calls), args.out, "# Benchmarks\n\n")
+        results = await measure(Path(tmp), args)
+    emit(report(results, args, "make bench"), args.out, "# Benchmarks\n\n")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--turns", type=int, action="append", required=True)
+    parser.add_argument("--load", type=int, action="append", required=True, help="conversations at once")
+    parser.add_argument("--turns", type=int, default=10, help="turns per conversation under load")
+    parser.add_argument("--length", type=int, default=1000, help="turns of the one long conversation")
     parser.add_argument("--calls", type=int, default=0, help="simultaneous phone calls to hold")
+    parser.add_argument("--rasa-processes", type=int, default=2, help="our Rasa servers behind the gateway")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="py-spy the processes under the largest load; their raw samples are kept in DIR")
     parser.add_argument("--out", type=Path)
     asyncio.run(main(parser.parse_args()))

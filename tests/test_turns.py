@@ -164,3 +164,37 @@ async def test_keys_hold_no_personal_data(gateways: Gateways) -> None:
     assert names and not any(PHONE in n or "1234" in n for n in names)
     values: list[Any] = await gateways.services.redis.lrange(keys.turns_pending(gateways.conversation), 0, -1)
     assert not any(b"1234" in v or PHONE.encode() in v for v in values)
+
+
+@pytest.mark.parametrize("first", ["refused", "503"])
+async def test_a_turn_the_conversations_rasa_does_not_take_goes_to_another(
+        services: Services, rasa: tuple[FakeRasa, str], first: str) -> None:
+    other = FakeRasa()
+    other_server = TestServer(other.app())
+    await other_server.start_server()
+    from tests.conftest import free_port
+
+    down = f"http://127.0.0.1:{free_port()}" if first == "refused" else str(other_server.make_url("")).rstrip("/")
+    if first == "503":
+        other.refused = {"hello"}  # answers 503 for it: not taken
+    settings = dataclasses.replace(services.settings, action_url=rasa[1])
+    conversation = pseudonym(PHONE, settings.hmac_secret)
+    # Order the two so that the conversation's own Rasa is the one that does not take the turn.
+    urls = [down, rasa[1]] if dataclasses.replace(settings, rasa_url=f"{down},{rasa[1]}").rasa_for(
+        conversation)[0] == down else [rasa[1], down]
+    settings = dataclasses.replace(settings, rasa_url=",".join(urls))
+    assert settings.rasa_for(conversation)[0] == down
+    async with TestClient(TestServer(init_app(settings))) as client:
+        form, signature = signed_sms(settings, PHONE, "hello", sid(5))
+        response = await client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+        assert messages_in(await response.text()) == ["Hello from the bot."]
+    assert [r["message"] for r in rasa[0].received] == ["hello"]
+    await other_server.close()
+
+
+def test_conversations_spread_over_the_rasa_servers_and_each_keeps_its_own(settings: Any) -> None:
+    spread = dataclasses.replace(settings, rasa_url="http://a:1,http://b:2")
+    firsts = [spread.rasa_for(f"c_{n:032x}")[0] for n in range(200)]
+    assert 60 < firsts.count("http://a:1") < 140
+    assert spread.rasa_for("c_same") == spread.rasa_for("c_same")
+    assert sorted(spread.rasa_for("c_same")) == ["http://a:1", "http://b:2"]

@@ -1,0 +1,102 @@
+"""What bot/rasa_patches.py changes in Rasa keeps Rasa's answers; only the cost differs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import UserMessage
+from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.utils.common import all_subclasses
+
+from bot import rasa_patches
+
+RESPONSES = [
+    {"events": [{"event": "slot", "name": "language", "value": "zh"}], "responses": [{"text": "hi"}]},
+    {"events": [], "responses": []},
+    {},
+    {"events": [{"event": "no_such_event"}]},
+    {"events": "not a list"},
+    {"responses": [{"text": 3}]},
+]
+
+
+@pytest.mark.parametrize("response", RESPONSES)
+def test_the_action_server_answer_is_judged_as_rasa_judges_it(response: dict[str, Any]) -> None:
+    try:
+        jsonschema.validate(response, RemoteAction.action_response_format_spec())
+        valid = True
+    except jsonschema.ValidationError:
+        valid = False
+    action = RemoteAction("action_x", None)
+    if valid:
+        assert action._validate_action_result(response) is True
+    else:
+        with pytest.raises(jsonschema.ValidationError, match="Failed to validate Action server response"):
+            action._validate_action_result(response)
+
+
+def test_every_event_class_is_found_by_its_name_as_before() -> None:
+    for cls in all_subclasses(Event):
+        assert Event.resolve_by_type(cls.type_name) is rasa_patches._original_resolve_by_type(cls.type_name)
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("no_such_event", UserUttered) is UserUttered
+    with pytest.raises(ValueError, match="Unknown event name"):
+        Event.resolve_by_type("no_such_event")
+
+
+def test_the_tracker_store_is_not_wrapped_in_a_fail_safe() -> None:
+    store = InMemoryTrackerStore(Domain.empty())
+    made = Agent._create_tracker_store(store, Domain.empty())
+    assert made is store and not isinstance(made, FailSafeTrackerStore)
+
+
+class _Processor:
+    """Stands in for MessageProcessor: the cache lives on the processor of one loaded model."""
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    parsed: list[str] = []
+
+    def parse(processor: Any, message: UserMessage, tracker: Any, only_output_properties: bool) -> dict[str, Any]:
+        parsed.append(message.text or "")
+        return {"text": message.text, "intent": {"name": "affirm"}, "entities": []}
+
+    monkeypatch.setattr(rasa_patches, "_original_parse_with_graph", parse)
+    return parsed
+
+
+def _parse(processor: Any, text: str) -> dict[str, Any]:
+    return rasa_patches._parse_message_with_graph(processor, UserMessage(text), None, True)  # type: ignore[arg-type]
+
+
+def test_a_short_reply_is_parsed_once_and_each_caller_gets_its_own_copy(parses: list[str]) -> None:
+    processor = _Processor()
+    first = _parse(processor, "ok thanks")
+    first["entities"].append("changed by the caller")
+    assert _parse(processor, "ok thanks") == {"text": "ok thanks", "intent": {"name": "affirm"}, "entities": []}
+    assert parses == ["ok thanks"]
+    _parse(_Processor(), "ok thanks")  # another model: parsed again
+    assert parses == ["ok thanks", "ok thanks"]
+
+
+@pytest.mark.parametrize("text", ["my id ends 4421", "1985年3月12日", "/greet", "x" * 25])
+def test_digits_commands_and_long_texts_are_always_parsed(parses: list[str], text: str) -> None:
+    processor = _Processor()
+    _parse(processor, text)
+    _parse(processor, text)
+    assert parses == [text, text]
+
+
+def test_the_cache_keeps_only_the_most_recent_texts(parses: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rasa_patches, "PARSE_CACHE_SIZE", 2)
+    processor = _Processor()
+    for text in ("ok", "yes", "ok", "thanks", "yes"):
+        _parse(processor, text)
+    assert parses == ["ok", "yes", "thanks", "yes"]  # "yes" was the oldest when "thanks" came
