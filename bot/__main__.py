@@ -240,7 +240,7 @@ def _actions(args: argparse.Namespace) -> int:
     settings = load_settings()  # fail at start, naming the setting, rather than on the first turn
     app = create_app("actions", cors_origins=[])
     app.register_middleware(require_token(settings.rasa_token), "request")
-    app.run("127.0.0.1", args.port, workers=1, access_log=False)
+    app.run(args.host, args.port, workers=1, access_log=False)
     return 0
 
 
@@ -401,6 +401,18 @@ def _worker(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = command_line().parse_args(argv)
+    load_env_file(Path(os.environ.get("BOT_ENV_FILE", ROOT / ".env")))
+    _logging()
+    try:
+        return int(args.handler(args))
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def command_line() -> argparse.ArgumentParser:
+    """Every command and its arguments (deploy/ files are checked against it too)."""
     parser = argparse.ArgumentParser(prog="python -m bot")
     commands = parser.add_subparsers(dest="command", required=True)
     imp = commands.add_parser("import-ledger", help="validate and upsert accounts and instalments")
@@ -436,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("gateway", help="serve the Twilio webhooks").set_defaults(handler=_gateway)
     act = commands.add_parser("actions", help="serve the Rasa custom actions on loopback")
     act.add_argument("--port", type=int, default=5055)
+    act.add_argument("--host", default="127.0.0.1", help="only on a private network, such as a compose file's")
     act.set_defaults(handler=_actions)
     standin = commands.add_parser("twilio-standin", help="serve the local stand-in of Twilio's REST API")
     standin.add_argument("--port", type=int, default=8081)
@@ -477,14 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     agent.set_defaults(handler=lambda a: asyncio.run(_agent(a)))
     commands.add_parser("worker", help="run a campaign worker (arq); start as many as needed") \
         .set_defaults(handler=_worker)
-    args = parser.parse_args(argv)
-    load_env_file(Path(os.environ.get("BOT_ENV_FILE", ROOT / ".env")))
-    _logging()
-    try:
-        return int(args.handler(args))
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+    return parser
 
 
 if __name__ == "__main__":

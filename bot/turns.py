@@ -37,18 +37,16 @@ LEASE_MS = 20_000  # a turn's longest run (Rasa's 12 s timeout and the replies) 
 PENDING_KEPT_SECONDS = 7 * 86400
 POLL_SECONDS = (0.005, 0.05)  # first and longest pause between looks at the head of the line
 
-# Join the line: the push is the arrival order.
-_JOIN = """
-redis.call('RPUSH', KEYS[1], ARGV[1])
-local t = redis.call('TIME')
-redis.call('HSET', KEYS[2], ARGV[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2]))
-redis.call('PEXPIRE', KEYS[1], ARGV[2] * 3)
-redis.call('PEXPIRE', KEYS[2], ARGV[2] * 3)
-"""
-# Is it my turn? Renews my lease and drops heads whose holder's lease ran out.
+# Is it my turn? Renews my lease and drops heads whose holder's lease ran out. With ARGV[3] set, first
+# joins the line (the push is the arrival order), so that joining and the first look are one round trip.
 _MY_TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[3] == 'join' then
+  redis.call('RPUSH', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2] * 3)
+  redis.call('PEXPIRE', KEYS[2], ARGV[2] * 3)
+end
 redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
 while true do
   local head = redis.call('LINDEX', KEYS[1], 0)
@@ -77,7 +75,6 @@ class TurnOrder:
     def __init__(self, redis: Any, lease_ms: int = LEASE_MS) -> None:
         self._redis = redis
         self._lease_ms = lease_ms
-        self._join = redis.register_script(_JOIN)
         self._my_turn = redis.register_script(_MY_TURN)
         self._leave = redis.register_script(_LEAVE)
 
@@ -87,16 +84,17 @@ class TurnOrder:
         ``wait_seconds`` (the message then goes to the pending list, behind them)."""
         line = [keys.turn_order(conversation_id), keys.turn_leases(conversation_id)]
         token = secrets.token_hex(8)
-        await self._join(keys=line, args=[token, self._lease_ms])
         try:
             yield await self._wait(line, token, wait_seconds)
         finally:
             await asyncio.shield(self._leave(keys=line, args=[token]))
 
     async def _wait(self, line: list[str], token: str, wait_seconds: float) -> bool:
+        if await self._my_turn(keys=line, args=[token, self._lease_ms, "join"]):
+            return True
         deadline = time.monotonic() + wait_seconds
         pause = POLL_SECONDS[0]
-        while not await self._my_turn(keys=line, args=[token, self._lease_ms]):
+        while not await self._my_turn(keys=line, args=[token, self._lease_ms, ""]):
             if time.monotonic() + pause > deadline:
                 return False
             await asyncio.sleep(pause)

@@ -51,6 +51,9 @@ from tests.conftest import free_port  # noqa: E402
 # A borrower's side of a long, ordinary conversation: questions that never end it.
 SCRIPT = ["how much do i owe", "ok thanks", "what is my balance", "are you a bot?", "hello", "ok"]
 LENGTH_MARKS = (1, 50, 200, 1000)
+COMMAND = ("make bench  # .venv/bin/python scripts/bench_turns.py --load 20 --load 50 --turns 20 --length 1000 "
+           "--calls 20 --profile results/profile --out docs/benchmarks.md --gather docs/benchmarks-booking.md "
+           "docs/benchmarks-screening.md docs/benchmarks-campaign.md")
 STOCK_LENGTH = 200  # stock Rasa's turns grow with the conversation; 1,000 of them would take most of an hour
 VOICE_SCRIPT = [{"Digits": "4242"}, {"SpeechResult": "how much do I owe"}, {"SpeechResult": "are you a robot"},
                 {"Digits": "9"}, {"SpeechResult": "thank you"}, {"SpeechResult": "what is my balance"}]
@@ -355,10 +358,19 @@ def _profile_lines(profiles: dict[str, Counter[str]], count: int) -> list[str]:
     return lines
 
 
+def gathered(paths: list[Path]) -> str:
+    """The other benchmarks' reports, each under its own heading, one level down."""
+    parts = []
+    for path in paths:
+        text = path.read_text(encoding="utf-8").strip()
+        parts.append("\n".join("#" + line if line.startswith("#") else line for line in text.splitlines()))
+    return "".join(f"\n{part}\n" for part in parts)
+
+
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         results = await measure(Path(tmp), args)
-    emit(report(results, args, "make bench"), args.out, "# Benchmarks\n\n")
+    emit(report(results, args, COMMAND) + gathered(args.gather), args.out, "# Benchmarks\n\n")
 
 
 if __name__ == "__main__":
@@ -371,4 +383,5 @@ if __name__ == "__main__":
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="py-spy the processes under the largest load; their raw samples are kept in DIR")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--gather", type=Path, nargs="*", default=[], help="other reports to include after ours")
     asyncio.run(main(parser.parse_args()))
