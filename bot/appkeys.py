@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -17,3 +18,5 @@ SENDER = web.AppKey("sender", Sender)
 PENDING: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending")
 # Set to replay kept turns now (bot/turns.py): Rasa just failed one, or one was queued behind it.
 DRAIN = web.AppKey("drain", asyncio.Event)
+# Turns each Rasa server is taking for this gateway now: a turn goes to the least busy one.
+RASA_BUSY: web.AppKey[Counter[str]] = web.AppKey("rasa_busy")

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
-from bot.appkeys import DRAIN, HTTP, PENDING, SENDER, SERVICES
+from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, SENDER, SERVICES
 from bot.contact_policy import Attempt
 from bot.ledger import E164_PATTERN
 from bot.outbound import Sender, record_status, twilio_client
@@ -69,6 +70,7 @@ def init_app(settings: Settings) -> web.Application:
     """Build the gateway application; clients open in ``cleanup_ctx``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = Services(settings)
+    app[RASA_BUSY] = Counter()
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_visit_reminders)
     app.cleanup_ctx.append(_retention_sweeps)
@@ -394,15 +396,20 @@ async def _rasa_turn(app: web.Application, conversation_id: str, body: str,
 
 async def _rasa_exchange(app: web.Application, conversation_id: str, body: str, channel: str,
                          message_id: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
-    """One turn through our channel (bot/rasa_channel.py), on the conversation's Rasa server or, if that
-    one did not take it (refused the connection, or 503: not taken), on the next."""
+    """One turn through our channel (bot/rasa_channel.py) on the least busy Rasa server (any can take any
+    conversation: they share Redis, and turns are already in order) or, if that one did not take it
+    (refused the connection, or 503: not taken), on the next."""
     payload = {"sender": conversation_id, "message": body, "message_id": message_id,
                "metadata": {"channel": channel}}
-    for url in app[SERVICES].settings.rasa_for(conversation_id):
+    busy = app[RASA_BUSY]
+    for url in sorted(app[SERVICES].settings.rasa_for(conversation_id), key=lambda u: busy[u]):
+        busy[url] += 1
         try:
             return await _rasa_post(app, url + "/webhooks/gateway/webhook", payload)
         except _NotTaken:
             continue
+        finally:
+            busy[url] -= 1
     raise RasaUnavailable
 
 

@@ -50,8 +50,8 @@ class Settings:
         return tuple(u.strip().rstrip("/") for u in self.rasa_url.split(",") if u.strip())
 
     def rasa_for(self, conversation_id: str) -> list[str]:
-        """The Rasa servers to try for a conversation, its own first (the same one every turn, so the
-        load spreads by conversation), then the others in turn."""
+        """The Rasa servers in the order a conversation prefers them (the same every turn; conversations
+        spread over all of them), for ties between equally busy ones and for the tracker API."""
         urls = self.rasa_urls
         first = int(hashlib.blake2b(conversation_id.encode(), digest_size=4).hexdigest(), 16) % len(urls)
         return list(urls[first:] + urls[:first])

@@ -18,7 +18,6 @@ Used from endpoints.yml as ``type: bot.tracker_store.CompactRedisTrackerStore``.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -32,6 +31,7 @@ from bot.privacy import Vault
 log = logging.getLogger(__name__)
 
 ACTION_LISTEN = "action_listen"
+ARCHIVED_UNTIL = "_archived_until"  # set on a tracker read from this store: its newest archived event
 
 
 class CompactRedisTrackerStore(RedisTrackerStore):
@@ -56,8 +56,10 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         await self.stream_events(tracker)
         key = self.key_prefix + tracker.sender_id
         events = [event.as_dict() for event in tracker.events]
-        stored = self.red.get(key)
-        archived_until = float(self.vault.open(stored).get("archived_until", 0.0)) if stored else 0.0
+        archived_until = getattr(tracker, ARCHIVED_UNTIL, None)
+        if archived_until is None:  # not read from here this turn (a new tracker, say): ask the stored one
+            stored = self.red.get(key)
+            archived_until = float(self.vault.open(stored).get("archived_until", 0.0)) if stored else 0.0
         new_events = [e for e in events if e.get("timestamp", 0) > archived_until]
         live = events if len(events) <= self.max_live_events else self._compact(tracker, events)
         record = {"name": tracker.sender_id, "events": live,
@@ -70,6 +72,7 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         if expiry:
             pipe.expire(self._archive_key(tracker.sender_id), int(expiry))
         pipe.execute()
+        setattr(tracker, ARCHIVED_UNTIL, record["archived_until"])  # saved again, it archives only what is new
 
     def _compact(self, tracker: DialogueStateTracker, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """A session start, the current slots, then the last whole turns."""
@@ -87,9 +90,13 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         return [event.as_dict() for event in prefix] + tail
 
     def deserialise_tracker(self, sender_id: str, serialised_tracker: str | bytes) -> DialogueStateTracker | None:
-        """Decrypt, then let Rasa rebuild the tracker."""
-        record = json.dumps(self.vault.open(serialised_tracker))
-        return super().deserialise_tracker(sender_id, record)
+        """Decrypt and rebuild the tracker as Rasa does; it remembers how far the archive goes, so that
+        saving it at the end of the turn need not read and decrypt the stored one again."""
+        record = self.vault.open(serialised_tracker)
+        tracker = self.init_tracker(sender_id)
+        tracker.recreate_from_dialogue(Dialogue.from_parameters(record))
+        setattr(tracker, ARCHIVED_UNTIL, float(record.get("archived_until", 0.0)))
+        return tracker
 
     async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         """Every event of every session, from the archive."""

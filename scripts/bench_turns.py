@@ -48,8 +48,14 @@ from bot.supervisor import Options, Stack, start_all  # noqa: E402
 from scripts.bench_common import emit, machine_line, percentile  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
-# A borrower's side of a long, ordinary conversation: questions that never end it.
-SCRIPT = ["how much do i owe", "ok thanks", "what is my balance", "are you a bot?", "hello", "ok"]
+# A borrower's side of a long, ordinary conversation: questions that never end it. Half are short replies
+# the parse cache serves (bot/rasa_patches.py), half longer questions it does not.
+SCRIPT = ["how much do i owe", "ok thanks", "sorry can you tell me again how much i owe you", "are you a bot?",
+          "what's the total amount overdue on my account right now", "hello", "thank you",
+          "is this an automated message or a robot texting me", "what is my balance",
+          "hey there, quick question about my loan balance", "thx", "thanks a lot for the information, appreciate it",
+          "hi again", "i forgot, how much is overdue on my auto loan?", "are u a real bot lol",
+          "can you remind me what my outstanding balance is"]
 LENGTH_MARKS = (1, 50, 200, 1000)
 COMMAND = ("make bench  # .venv/bin/python scripts/bench_turns.py --load 20 --load 50 --turns 20 --length 1000 "
            "--calls 20 --profile results/profile --out docs/benchmarks.md --gather docs/benchmarks-booking.md "

@@ -58,6 +58,19 @@ async def test_archive_holds_every_event_once(store: CompactRedisTrackerStore) -
     assert sum(isinstance(e, SlotSet) and e.key == "language" for e in full.events) == 1
 
 
+async def test_a_tracker_saved_twice_or_from_elsewhere_archives_each_event_once(
+        store: CompactRedisTrackerStore) -> None:
+    tracker = await converse(store, 3)  # read from the store: it knows how far the archive goes
+    one_turn(tracker, 3)
+    await store.save(tracker)
+    await store.save(tracker)  # again, nothing new
+    outsider = DialogueStateTracker.from_events("c_test", list(tracker.events), slots=DOMAIN.slots)
+    one_turn(outsider, 4)
+    await store.save(outsider)  # built elsewhere: the stored record says how far the archive goes
+    full = await store.retrieve_full_tracker("c_test")
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == [f"message {n}" for n in range(5)]
+
+
 async def test_short_conversations_are_stored_as_they_are(store: CompactRedisTrackerStore) -> None:
     tracker = await converse(store, 3)
     full = await store.retrieve_full_tracker("c_test")
