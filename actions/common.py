@@ -44,17 +44,18 @@ class BorrowerAction(Action, abc.ABC):
         changes = await gate(turn, self.requires_verification, self.answers_questions)
         if changes is None:
             changes = leave_question(turn, await self.act(turn))
-        utter(dispatcher, domain, turn)
+        utter(dispatcher, turn)
         return [SlotSet(slot, value) for slot, value in changes]
 
 
-def utter(dispatcher: CollectingDispatcher, domain: dict[str, Any], turn: Turn) -> None:
+def utter(dispatcher: CollectingDispatcher, turn: Turn) -> None:
     """Send what the turn said, each message rendered in the language it was said in.
 
-    On a call, SMS to send and call actions (transfer, hang up) travel as custom
-    payloads for the voice gateway.
+    The words are domain.yml's, read by this process (Rasa does not send the domain with every call:
+    endpoints.yml, enable_selective_domain). On a call, SMS to send and call actions (transfer, hang
+    up) travel as custom payloads for the voice gateway.
     """
-    responses = domain.get("responses", {})
+    responses = catalog.responses()
     for response, language, values in turn.said:
         dispatcher.utter_message(text=catalog.render(responses, response, language, turn.channel, **values))
     if turn.channel != "voice":

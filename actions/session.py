@@ -8,7 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.catalog import render
+from bot.catalog import render, responses
 from bot.conversation import load_turn
 from bot.services import services
 
@@ -29,6 +29,6 @@ class ActionSessionStart(Action):
             settings = turn.services.settings
             events += [SlotSet("language", language), SlotSet("bank_phone", settings.bank_phone),
                        SlotSet("agent_hours", settings.agent_hours)]
-            dispatcher.utter_message(text=render(domain.get("responses", {}), "utter_intro", language))
+            dispatcher.utter_message(text=render(responses(), "utter_intro", language))
         return events + [ActionExecuted("action_listen")]
 
