@@ -97,7 +97,8 @@ bench: setup
 	$(PY) scripts/bench_screening.py --accounts 1000000 --seed 7 --out docs/benchmarks-screening.md
 	$(PY) scripts/bench_campaign.py --accounts 100000 --workers 2 --out docs/benchmarks-campaign.md
 	$(PY) scripts/bench_turns.py --load 20 --load 50 --turns 20 --length 1000 --calls 20 --profile results/profile \
-		--out docs/benchmarks.md --gather docs/benchmarks-booking.md docs/benchmarks-screening.md docs/benchmarks-campaign.md
+		--out docs/benchmarks.md \
+		--gather docs/benchmarks-changes.md docs/benchmarks-booking.md docs/benchmarks-screening.md docs/benchmarks-campaign.md
 
 # Cross-validated intent F1 per language (slow: trains the model once per fold).
 cv: $(VENV)/.installed

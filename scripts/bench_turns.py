@@ -58,7 +58,8 @@ SCRIPT = ["how much do i owe", "ok thanks", "sorry can you tell me again how muc
           "can you remind me what my outstanding balance is"]
 LENGTH_MARKS = (1, 50, 200, 1000)
 COMMAND = ("make bench  # .venv/bin/python scripts/bench_turns.py --load 20 --load 50 --turns 20 --length 1000 "
-           "--calls 20 --profile results/profile --out docs/benchmarks.md --gather docs/benchmarks-booking.md "
+           "--calls 20 --profile results/profile --out docs/benchmarks.md --gather docs/benchmarks-changes.md "
+           "docs/benchmarks-booking.md "
            "docs/benchmarks-screening.md docs/benchmarks-campaign.md")
 STOCK_LENGTH = 200  # stock Rasa's turns grow with the conversation; 1,000 of them would take most of an hour
 VOICE_SCRIPT = [{"Digits": "4242"}, {"SpeechResult": "how much do I owe"}, {"SpeechResult": "are you a robot"},
