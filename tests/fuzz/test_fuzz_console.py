@@ -198,6 +198,21 @@ form_pairs = st.lists(st.tuples(st.one_of(st.sampled_from(FIELD_NAMES), text), s
                       max_size=5)
 
 
+async def _send(gateway: Gateway, method: str, target: str, headers: dict[str, str], typed_body: tuple[str, bytes],
+                origin: str | None) -> tuple[Any, Any, Any]:
+    """One raw request; returns the response, and the Redis snapshot and audit entries from before it."""
+    content_type, body = typed_body
+    if method in BODY_METHODS:
+        headers["Content-Type"] = content_type
+    if origin is not None:
+        headers["Origin"] = origin
+    before, audit_before = await snapshot(gateway.redis), await audit_entries(gateway.redis)
+    gateway.recorder.seen.clear()
+    response = await raw_http(gateway.port, raw_request(method, target, gateway.port, headers,
+                                                        body if method in BODY_METHODS else b""))
+    return response, before, audit_before
+
+
 def body_of(pairs: list[tuple[str, str]], kind: str) -> tuple[str, bytes]:
     """The Content-Type and body of a form: urlencoded, multipart (both parsed by aiohttp), JSON (not a form),
     or a form aiohttp cannot read: a charset it cannot decode with, multipart without a boundary."""
@@ -294,16 +309,8 @@ async def test_without_a_live_session_only_the_login_and_static_files_open(conso
     # Every cookie state but "none" comes with a login cookie, the twin of the form's csrf when it has one.
     header_cookie = "; ".join(c for c in (cookies[cookie], f"{LOGIN_COOKIE}={twin}" if cookie != "none" else "")
                               if c)
-    content_type, body = body_of(pairs, kind)
-    headers = {"Cookie": header_cookie}
-    if method in BODY_METHODS:
-        headers["Content-Type"] = content_type
-    if origin is not None:
-        headers["Origin"] = origin
-    before, audit_before = await snapshot(gateway.redis), await audit_entries(gateway.redis)
-    gateway.recorder.seen.clear()
-    response = await raw_http(gateway.port, raw_request(method, target, gateway.port, headers,
-                                                        body if method in BODY_METHODS else b""))
+    response, before, audit_before = await _send(gateway, method, target, {"Cookie": header_cookie},
+                                                 body_of(pairs, kind), origin)
     expected = model.without_session(method, path, raw, origin_ok(gateway, origin), csrf_twin,
                                      unreadable(pairs, kind, method))
     event(f"{method} -> {expected.status}")
@@ -360,16 +367,9 @@ async def test_each_role_reaches_only_its_pages_and_no_form_passes_without_its_t
                     and who.staff_id in world.booking_staff))
     expected = model.with_session(who, method, path, raw, query, form, origin_ok(gateway, origin), csrf_ok,
                                   csrf_twin, world, broken)
-    content_type, body = body_of(pairs, kind)
-    headers = {"Cookie": f"{SESSION_COOKIE}={console.tokens[username]}; {LOGIN_COOKIE}={twin}"}
-    if method in BODY_METHODS:
-        headers["Content-Type"] = content_type
-    if origin is not None:
-        headers["Origin"] = origin
-    before, audit_before = await snapshot(gateway.redis), await audit_entries(gateway.redis)
-    gateway.recorder.seen.clear()
-    response = await raw_http(gateway.port, raw_request(method, target, gateway.port, headers,
-                                                        body if method in BODY_METHODS else b""))
+    cookie = f"{SESSION_COOKIE}={console.tokens[username]}; {LOGIN_COOKIE}={twin}"
+    response, before, audit_before = await _send(gateway, method, target, {"Cookie": cookie},
+                                                 body_of(pairs, kind), origin)
     event(f"{who.role} {method} -> {expected.status} {expected.note}")
     assert gateway.recorder.last().path == path
     assert response.status == expected.status, (username, target, path, response.status, expected,
