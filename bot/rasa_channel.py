@@ -4,8 +4,8 @@ It is Rasa's REST channel with what the gateway needs to lose no borrower's mess
 
 - A turn that was not taken whole is HTTP 503, never 200 with whatever was collected: Rasa's
   REST channel answers 200 even when the turn raised, so a failed turn looked like a silent bot.
-  Not taken: the agent is still loading, the action server does not answer its health check,
-  or processing raised (Redis gone, say).
+  Not taken: the agent is still loading, or processing raised (Redis gone, say), or a custom action
+  call failed (the action server down; bot/rasa_patches.py stops such a turn before it is saved).
 - No fail-safe tracker store: a Redis error fails the turn (bot/rasa_patches.py, applied on import).
 - The gateway's id for the message (the MessageSid) becomes the tracker's ``message_id``.
 - Nothing the borrower wrote is logged; the stock channel logs the text of a failed turn.
@@ -13,12 +13,10 @@ It is Rasa's REST channel with what the gateway needs to lose no borrower's mess
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
@@ -26,12 +24,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import rasa_patches  # noqa: F401 - Rasa's behaviour changed on import, before the agent is built
+from bot import rasa_patches  # Rasa's behaviour changed on import, before the agent is built
 
 log = logging.getLogger(__name__)
 
-ACTIONS_HEALTH_TIMEOUT = aiohttp.ClientTimeout(total=2)
-_http: aiohttp.ClientSession | None = None  # one per Rasa process, made on its loop
 
 
 class GatewayInput(RestInput):
@@ -57,31 +53,16 @@ class GatewayInput(RestInput):
                     message_id is None or isinstance(message_id, str)):
                 return response.json({"error": "sender and message are required strings"}, status=400)
             agent: Agent = request.app.ctx.agent
-            if not agent.is_ready() or not await _actions_up(agent):
+            if not agent.is_ready():
                 return response.json({"error": "not ready, the turn was not taken"}, status=503)
             collector = CollectingOutputChannel()
             try:
                 await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(),
                                                  metadata=metadata if isinstance(metadata, dict) else None,
                                                  message_id=message_id))
-            except Exception as exc:  # noqa: BLE001 - any failure: the gateway keeps the message and retries
+            except (Exception, rasa_patches.ActionServerFailed) as exc:  # noqa: BLE001 - the gateway keeps it
                 log.error("turn failed (%s): %s", sender, type(exc).__name__)
                 return response.json({"error": "the turn failed"}, status=503)
             return response.json(collector.messages)
 
         return webhook
-
-
-async def _actions_up(agent: Agent) -> bool:
-    """The action server answers: a turn without it would run without its actions (and say nothing)."""
-    endpoint = agent.action_endpoint
-    if endpoint is None or not endpoint.url:
-        return True
-    global _http
-    if _http is None or _http.closed:
-        _http = aiohttp.ClientSession(timeout=ACTIONS_HEALTH_TIMEOUT)
-    try:
-        async with _http.get(endpoint.url.rsplit("/", 1)[0] + "/health") as answer:
-            return answer.status == 200
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
-        return False

@@ -11,6 +11,11 @@ before the agent is built. Each patch keeps Rasa's behaviour and says why it is 
 - Event classes found by name from a table. Rasa walks every Event subclass (``all_subclasses``,
   with an ``isabstract`` test each) for every event it reads back from the tracker store: 9% of its
   CPU under load. The table is built from the same walk, on first use and again for a name it lacks.
+- A failed custom action call fails the turn. Rasa catches every exception around an action, logs it
+  and carries on without the action's events: with the action server down the bot said nothing and the
+  turn was saved as taken. ``ActionServerFailed`` derives from BaseException so that it passes that
+  ``except Exception``: the turn stops before the tracker is saved, and our channel answers 503 (the
+  gateway keeps the message and replays it). A rejection (ActionExecutionRejection) is left to Rasa.
 - The parse of common short replies remembered. Parsing is a third of a turn's CPU, and borrowers
   send "ok", "thanks", "好的", "yes" again and again; the parse of a message depends on its text
   alone (for a given model). Texts up to ``PARSE_CACHE_CHARS`` characters without digits (digits are
@@ -28,7 +33,7 @@ from typing import Any
 from jsonschema import ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
-from rasa.core.actions.action import RemoteAction
+from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import UserMessage
 from rasa.core.processor import MessageProcessor
@@ -37,7 +42,24 @@ from rasa.shared.constants import DOCS_BASE_URL
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
 from rasa.shared.utils.common import all_subclasses
+
+
+class ActionServerFailed(BaseException):  # caught by bot.rasa_channel, nowhere else
+    """A custom action call failed; the turn must not be saved as taken (see the module's docstring)."""
+
+
+_original_remote_run = RemoteAction.run
+
+
+async def _run_or_fail_the_turn(self: RemoteAction, *args: Any, **kwargs: Any) -> list[Event]:
+    try:
+        return await _original_remote_run(self, *args, **kwargs)
+    except ActionExecutionRejection:
+        raise
+    except RasaException as error:
+        raise ActionServerFailed(self.name()) from error
 
 
 def _tracker_store_without_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
@@ -102,3 +124,4 @@ Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # 
 RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[method-assign]
 MessageProcessor._parse_message_with_graph = _parse_message_with_graph  # type: ignore[method-assign]
+RemoteAction.run = _run_or_fail_the_turn  # type: ignore[method-assign]

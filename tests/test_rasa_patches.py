@@ -100,3 +100,23 @@ def test_the_cache_keeps_only_the_most_recent_texts(parses: list[str], monkeypat
     for text in ("ok", "yes", "ok", "thanks", "yes"):
         _parse(processor, text)
     assert parses == ["ok", "yes", "thanks", "yes"]  # "yes" was the oldest when "thanks" came
+
+
+async def test_a_failed_action_call_stops_the_turn_but_a_rejection_is_rasas(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rasa.core.actions.action import ActionExecutionRejection
+    from rasa.shared.exceptions import RasaException
+
+    async def down(*_: Any, **__: Any) -> list[Event]:
+        raise RasaException("Failed to execute custom action 'action_x'. Couldn't connect to the server")
+
+    async def rejects(*_: Any, **__: Any) -> list[Event]:
+        raise ActionExecutionRejection("action_x")
+
+    action = RemoteAction("action_x", None)
+    monkeypatch.setattr(rasa_patches, "_original_remote_run", down)
+    with pytest.raises(rasa_patches.ActionServerFailed):
+        await action.run(None, None, None, None)  # type: ignore[arg-type]
+    assert not issubclass(rasa_patches.ActionServerFailed, Exception)  # Rasa's `except Exception` lets it by
+    monkeypatch.setattr(rasa_patches, "_original_remote_run", rejects)
+    with pytest.raises(ActionExecutionRejection):
+        await action.run(None, None, None, None)  # type: ignore[arg-type]
