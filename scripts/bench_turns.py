@@ -359,8 +359,9 @@ def _voice_lines(run: Run, calls: int) -> list[str]:
 
 def _profile_lines(profiles: dict[str, Counter[str]], count: int) -> list[str]:
     lines = ["", f"### Where the time goes (ours, {count} at once)", "",
-             "py-spy sampled each process 100 times a second during that load; the functions most often on "
-             "top of the stack (idle waiting included), as a share of the process's samples.", ""]
+             "py-spy sampled each process 100 times a second during that load (its sampling costs that run "
+             "some throughput); the functions most often on top of the stack (idle waiting included), as a "
+             "share of the process's samples.", ""]
     for name, samples in profiles.items():
         total = sum(samples.values()) or 1
         top = ", ".join(f"`{f}` {100 * n / total:.0f}%" for f, n in samples.most_common(6))
