@@ -42,12 +42,12 @@ POLL_SECONDS = (0.005, 0.05)  # first and longest pause between looks at the hea
 _MY_TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if ARGV[3] == 'join' then
-  redis.call('RPUSH', KEYS[1], ARGV[1])
+if ARGV[3] == 'join' then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
+if ARGV[3] == 'join' then  -- both exist now; a line whose holders all died goes with its leases
   redis.call('PEXPIRE', KEYS[1], ARGV[2] * 3)
   redis.call('PEXPIRE', KEYS[2], ARGV[2] * 3)
 end
-redis.call('HSET', KEYS[2], ARGV[1], now + tonumber(ARGV[2]))
 while true do
   local head = redis.call('LINDEX', KEYS[1], 0)
   if not head then return 0 end

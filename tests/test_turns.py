@@ -144,6 +144,8 @@ async def test_a_line_holder_that_died_is_passed_once_its_lease_ends(services: S
     order = TurnOrder(services.redis, lease_ms=300)
     dead = order.hold("c_dead_holder", 1)
     assert await dead.__aenter__() is True  # entered and never left: its process died
+    for key in (keys.turn_order("c_dead_holder"), keys.turn_leases("c_dead_holder")):
+        assert 0 < await services.redis.pttl(key) <= 900  # nothing stays if nobody comes after it
     started = asyncio.get_running_loop().time()
     async with order.hold("c_dead_holder", 2) as my_turn:
         waited = asyncio.get_running_loop().time() - started
