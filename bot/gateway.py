@@ -381,24 +381,15 @@ def _speak(app: web.Application, response: str, language: str) -> str:
     return _say(app, response, language, "voice")
 
 
-async def _rasa_turn(app: web.Application, conversation_id: str, body: str,
-                     channel: str) -> tuple[list[str], list[dict[str, Any]]]:
-    """One turn through Rasa's REST channel: the texts and the custom payloads.
-
-    Raises:
-        web.HTTPServiceUnavailable: Rasa did not answer properly; Twilio may retry.
-    """
-    try:
-        return await _rasa_exchange(app, conversation_id, body, channel)
-    except RasaUnavailable:
-        raise web.HTTPServiceUnavailable(text="conversation service unavailable, retry later") from None
-
-
 async def _rasa_exchange(app: web.Application, conversation_id: str, body: str, channel: str,
                          message_id: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """One turn through our channel (bot/rasa_channel.py) on the least busy Rasa server (any can take any
     conversation: they share Redis, and turns are already in order) or, if that one did not take it
-    (refused the connection, or 503: not taken), on the next."""
+    (refused the connection, or 503: not taken), on the next.
+
+    Raises:
+        RasaUnavailable: no Rasa server took the turn, or one may have taken it without answering.
+    """
     payload = {"sender": conversation_id, "message": body, "message_id": message_id,
                "metadata": {"channel": channel}}
     busy = app[RASA_BUSY]
@@ -477,7 +468,7 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
         return await _no_answer(app, form, account, language, silences)
     try:
         texts, customs = await _call_turn(app, conversation_id, message, first)
-    except web.HTTPServiceUnavailable:
+    except RasaUnavailable:
         return voice.finish([_speak(app, "utter_voice_unavailable", language)], language)
     if not first:  # the borrower spoke with us: a phone conversation, whoever placed the call
         await svc.policy.record_attempt(account.account_id, form["CallSid"],
@@ -510,9 +501,9 @@ async def _call_turn(app: web.Application, conversation_id: str, message: str,
     """A Rasa turn on the phone. A call starts a fresh session: whoever answers must verify
     again, even if the borrower verified by SMS a few minutes ago."""
     if not first:
-        return await _rasa_turn(app, conversation_id, message, "voice")
-    opened, _ = await _rasa_turn(app, conversation_id, "/session_start", "voice")
-    texts, customs = await _rasa_turn(app, conversation_id, message, "voice")
+        return await _rasa_exchange(app, conversation_id, message, "voice")
+    opened, _ = await _rasa_exchange(app, conversation_id, "/session_start", "voice")
+    texts, customs = await _rasa_exchange(app, conversation_id, message, "voice")
     return opened + texts, customs
 
 

@@ -26,7 +26,7 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
-local function load(key, conversation_id)
+local function load(key)
   local raw = redis.call('GET', key)
   local tickets = {}
   if raw then
@@ -53,7 +53,7 @@ local function save(key, conversation_id, tickets)
 end
 """
 _ISSUE = _LOAD + """
-local tickets = load(KEYS[1], ARGV[1])
+local tickets = load(KEYS[1])
 local number = 0
 if #tickets > 0 then number = tickets[#tickets]['number'] + 1 end
 table.insert(tickets, {number = number, expires = now() + tonumber(ARGV[2])})
@@ -62,14 +62,13 @@ return number
 """
 _FINISH = _LOAD + """
 local kept = {}
-for _, ticket in ipairs(load(KEYS[1], ARGV[1])) do
+for _, ticket in ipairs(load(KEYS[1])) do
   if ticket['number'] ~= tonumber(ARGV[2]) then table.insert(kept, ticket) end
 end
 save(KEYS[1], ARGV[1], kept)
-return #kept
 """
 _EXPIRE = _LOAD + """
-save(KEYS[1], ARGV[1], load(KEYS[1], ARGV[1]))
+save(KEYS[1], ARGV[1], load(KEYS[1]))
 """
 
 

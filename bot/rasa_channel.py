@@ -29,7 +29,6 @@ from bot import rasa_patches  # Rasa's behaviour changed on import, before the a
 log = logging.getLogger(__name__)
 
 
-
 class GatewayInput(RestInput):
     """POST /webhooks/gateway/webhook {"sender", "message", "message_id", "metadata"} -> [messages] or 503."""
 

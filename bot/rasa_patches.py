@@ -46,22 +46,6 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.utils.common import all_subclasses
 
 
-class ActionServerFailed(BaseException):  # caught by bot.rasa_channel, nowhere else
-    """A custom action call failed; the turn must not be saved as taken (see the module's docstring)."""
-
-
-_original_remote_run = RemoteAction.run
-
-
-async def _run_or_fail_the_turn(self: RemoteAction, *args: Any, **kwargs: Any) -> list[Event]:
-    try:
-        return await _original_remote_run(self, *args, **kwargs)
-    except ActionExecutionRejection:
-        raise
-    except RasaException as error:
-        raise ActionServerFailed(self.name()) from error
-
-
 def _tracker_store_without_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
     if store is None:
         raise ValueError("endpoints.yml must name a tracker store")
@@ -99,6 +83,22 @@ def _resolve_by_type(type_name: str, default: type[Event] | None = None) -> type
     return found if found is not None else _original_resolve_by_type(type_name, default)
 
 
+class ActionServerFailed(BaseException):  # caught by bot.rasa_channel, nowhere else
+    """A custom action call failed; the turn must not be saved as taken (see the module's docstring)."""
+
+
+_original_remote_run = RemoteAction.run
+
+
+async def _run_or_fail_the_turn(self: RemoteAction, *args: Any, **kwargs: Any) -> list[Event]:
+    try:
+        return await _original_remote_run(self, *args, **kwargs)
+    except ActionExecutionRejection:
+        raise
+    except RasaException as error:
+        raise ActionServerFailed(self.name()) from error
+
+
 PARSE_CACHE_CHARS = 24
 PARSE_CACHE_SIZE = 2048
 _original_parse_with_graph = MessageProcessor._parse_message_with_graph
@@ -123,5 +123,5 @@ def _parse_message_with_graph(self: MessageProcessor, message: UserMessage, trac
 Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # type: ignore[method-assign]
 RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[method-assign]
-MessageProcessor._parse_message_with_graph = _parse_message_with_graph  # type: ignore[method-assign]
 RemoteAction.run = _run_or_fail_the_turn  # type: ignore[method-assign]
+MessageProcessor._parse_message_with_graph = _parse_message_with_graph  # type: ignore[method-assign]

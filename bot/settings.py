@@ -47,7 +47,7 @@ class Settings:
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
-        return tuple(u.strip().rstrip("/") for u in self.rasa_url.split(",") if u.strip())
+        return tuple(self.rasa_url.split(","))  # each already checked and trimmed by load_settings
 
     def rasa_for(self, conversation_id: str) -> list[str]:
         """The Rasa servers in the order a conversation prefers them (the same every turn; conversations

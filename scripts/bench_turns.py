@@ -308,7 +308,7 @@ def _cpu_line(run: Run) -> str:
         run.cpu.items(), key=lambda item: -item[1]) if seconds > 0.005)
 
 
-def report(results: Results, args: argparse.Namespace, command: str) -> str:  # noqa: C901 - one table after another
+def report(results: Results, args: argparse.Namespace, command: str) -> str:
     lines = [
         "## Turns under load: ours beside stock Rasa 3.6, same model, same run",
         "",
