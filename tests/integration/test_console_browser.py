@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
@@ -31,6 +31,12 @@ from tests.integration.conftest import Borrower, text
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "a long console passphrase"
+
+
+def after_click(browser: webdriver.Chrome) -> WebDriverWait:
+    """A wait after a click that loads a page: while the old page goes, Chrome may answer that an element
+    "does not belong to the document"; that is the page changing, so look again."""
+    return WebDriverWait(browser, 10, ignored_exceptions=(WebDriverException,))
 
 
 @pytest.fixture
@@ -49,7 +55,7 @@ def sign_in(browser: webdriver.Chrome, base: str, username: str) -> None:
     browser.find_element(By.NAME, "username").send_keys(username)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ready.presence_of_element_located((By.ID, "queue-rows")))
+    after_click(browser).until(ready.presence_of_element_located((By.ID, "queue-rows")))
 
 
 def wait_live(browser: webdriver.Chrome) -> None:
@@ -84,7 +90,7 @@ async def test_an_agent_takes_over_replies_and_hands_back(stack: Settings, http:
     screenshot(browser, tmp_path, "console-queue.png")
     row.find_element(By.CSS_SELECTOR, "button.claim").click()
 
-    WebDriverWait(browser, 10).until(ready.url_contains(f"/agent/c/{conversation}"))
+    after_click(browser).until(ready.url_contains(f"/agent/c/{conversation}"))
     wait_live(browser)
     transcript = browser.find_element(By.ID, "transcript").text
     assert "talk to a real person" in transcript and "colleague will reply" in transcript
@@ -93,7 +99,7 @@ async def test_an_agent_takes_over_replies_and_hands_back(stack: Settings, http:
     reply = "Hello, this is Alice. 您好，我是Alice，可以分期还款。"
     browser.find_element(By.ID, "reply-text").send_keys(reply)
     browser.find_element(By.ID, "send").click()
-    WebDriverWait(browser, 10).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Sent."))
+    after_click(browser).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Sent."))
     assert reply in await standin_messages(http, stack, borrower.phone)
     wait_live(browser)
 
@@ -108,7 +114,7 @@ async def test_an_agent_takes_over_replies_and_hands_back(stack: Settings, http:
     screenshot(browser, tmp_path, "console-conversation.png")
 
     browser.find_element(By.ID, "hand-back").click()
-    WebDriverWait(browser, 10).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"),
+    after_click(browser).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"),
                                                                          "Handed back to the bot."))
     assert await agents.handoffs.item(conversation) is None
     answered = await text(http, stack, borrower, "how much do I owe?")
@@ -126,7 +132,7 @@ async def test_a_supervisor_sees_who_holds_what(stack: Settings, http: aiohttp.C
     held = browser.find_element(By.ID, "held").text
     assert "D1" in held and "alice" in held and "complaint" in held
     browser.find_element(By.CSS_SELECTOR, f"tr[data-conversation='{conversation}'] a").click()
-    WebDriverWait(browser, 10).until(ready.presence_of_element_located((By.ID, "transcript")))
+    after_click(browser).until(ready.presence_of_element_located((By.ID, "transcript")))
     assert "我要投诉" in browser.find_element(By.ID, "transcript").text
     assert "+8613799000001" in browser.page_source  # a supervisor's role sees the number
     assert await agents.handoffs.hand_back(conversation, "alice")
