@@ -95,7 +95,11 @@ async def run_campaign(svc: Services, folder: Path, accounts: int, name: str, ti
 
 
 async def bench(args: argparse.Namespace) -> str:
-    folder = Path(tempfile.mkdtemp(prefix="bench-campaign-"))
+    with tempfile.TemporaryDirectory(prefix="bench-campaign-") as tmp:
+        return await bench_in(args, Path(tmp))
+
+
+async def bench_in(args: argparse.Namespace, folder: Path) -> str:
     times: list[float] = []
     twilio_standin._report = lambda app, url, updates: None  # no status callbacks: dispatch only
     with redis_server(folder) as redis_url:
