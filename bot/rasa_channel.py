@@ -38,6 +38,7 @@ class GatewayInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("gateway_webhook", __name__)
+        webhook.after_server_stop(lambda app, loop: rasa_patches.close_kept_sessions())
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

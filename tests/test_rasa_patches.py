@@ -120,3 +120,27 @@ async def test_a_failed_action_call_stops_the_turn_but_a_rejection_is_rasas(monk
     monkeypatch.setattr(rasa_patches, "_original_remote_run", rejects)
     with pytest.raises(ActionExecutionRejection):
         await action.run(None, None, None, None)  # type: ignore[arg-type]
+
+
+async def test_action_calls_share_one_kept_alive_connection_until_the_server_stops() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+    from rasa.utils.endpoints import EndpointConfig
+
+    clients: list[int] = []
+
+    async def webhook(request: web.Request) -> web.Response:
+        clients.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
+        return web.json_response({"events": [], "responses": [], "token": request.query.get("token")})
+
+    app = web.Application()
+    app.router.add_post("/webhook", webhook)
+    async with TestServer(app) as server:
+        endpoint = EndpointConfig(str(server.make_url("/webhook")), token="secret")
+        answers = [await endpoint.request(json={"next_action": "action_x"}, method="post") for _ in range(3)]
+        assert [answer["token"] for answer in answers] == ["secret"] * 3  # the endpoint's parameters still sent
+        assert len(clients) == 3 and len(set(clients)) == 1  # stock Rasa: a new connection per call
+        await rasa_patches.close_kept_sessions()
+        await endpoint.request(json={}, method="post")
+        assert len(set(clients)) == 2  # a closed session is replaced, not reused
+        await rasa_patches.close_kept_sessions()

@@ -1,0 +1,53 @@
+"""Our Rasa patches that touch parsing (bot/rasa_patches.py) classify as stock Rasa does, on the trained
+model and every held-out message of both languages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import UserMessage
+from rasa.core.tracker_store import InMemoryTrackerStore
+from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.shared.core.domain import Domain
+
+from bot import rasa_patches
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "collections.tar.gz"  # built by `make test` before the tests run
+
+
+def _held_out_texts() -> list[str]:
+    texts = []
+    for path in sorted((ROOT / "tests" / "nlu").glob("*.yml")):
+        for block in yaml.safe_load(path.read_text(encoding="utf-8"))["nlu"]:
+            for line in block["examples"].splitlines():
+                texts.append(re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", line.removeprefix("- ").strip()))
+    return [text for text in texts if text]
+
+
+def _parse_all(agent: Agent, texts: list[str]) -> list[dict[str, Any]]:
+    # Below the parse cache: every text goes through the graph.
+    return [rasa_patches._original_parse_with_graph(agent.processor, UserMessage(text), None)  # type: ignore[arg-type]
+            for text in texts]
+
+
+async def test_the_patched_graph_and_classifier_input_parse_as_stock_rasa(monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = Agent.load(str(MODEL), tracker_store=InMemoryTrackerStore(Domain.empty()))
+    texts = _held_out_texts()
+    assert len(texts) > 400
+    ours = _parse_all(agent, texts)
+    monkeypatch.setattr(DaskGraphRunner, "run", rasa_patches._original_graph_run)
+    monkeypatch.setattr(LogisticRegressionClassifier, "_create_X", rasa_patches._original_create_x)
+    stock = _parse_all(agent, texts)
+    for text, mine, theirs in zip(texts, ours, stock, strict=True):
+        assert mine["intent"]["name"] == theirs["intent"]["name"], text
+        assert [r["name"] for r in mine["intent_ranking"]] == [r["name"] for r in theirs["intent_ranking"]], text
+        assert [r["confidence"] for r in mine["intent_ranking"]] == pytest.approx(
+            [r["confidence"] for r in theirs["intent_ranking"]], abs=1e-9), text
+        assert mine["entities"] == theirs["entities"], text
