@@ -205,12 +205,15 @@ async def _retention(_: argparse.Namespace) -> int:
 
 
 def _gateway(_: argparse.Namespace) -> int:
+    import uvloop
     from aiohttp import web
 
     from bot.gateway import init_app
 
     settings = load_settings()
-    web.run_app(init_app(settings), host=_gateway_host(), port=settings.gateway_port, print=None)
+    # libuv's loop: a quarter less of the gateway's CPU per turn than asyncio's own (docs/benchmarks-changes.md)
+    web.run_app(init_app(settings), host=_gateway_host(), port=settings.gateway_port, print=None,
+                loop=uvloop.new_event_loop())
     return 0
 
 

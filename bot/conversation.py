@@ -11,6 +11,7 @@ make as ``(slot, value)`` pairs; the actions turn both into Rasa's terms.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,6 +150,8 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
     if account is None:
         return None
     language = slots.get("language") or await svc.records.language(conversation_id) or account.language
+    failures, blocked = await asyncio.gather(  # at once: one wait for Redis, not two
+        svc.records.verification_failures(account.account_id), svc.records.disclosure_blocked(conversation_id))
     return Turn(
         conversation_id=conversation_id,
         account=account,
@@ -161,8 +164,8 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         channel=(latest_message.get("metadata") or {}).get("channel") or "sms",
         awaiting=slots.get("awaiting"),
         pending=slots.get("pending"),
-        failures=await svc.records.verification_failures(account.account_id),
-        blocked=await svc.records.disclosure_blocked(conversation_id),
+        failures=failures,
+        blocked=blocked,
         services=svc,
         now=utc_now(),
     )

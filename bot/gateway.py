@@ -311,13 +311,14 @@ async def _answer(app: web.Application, conversation_id: str, body: str, sid: st
         RasaUnavailable: Rasa did not take the turn (nothing was answered).
     """
     svc = app[SERVICES]
-    account = await svc.ledger.for_conversation(conversation_id)
-    language = await svc.records.language(conversation_id) or (
-        account.language if account else ("zh" if _CJK.search(body) else "en"))
+    account, chosen_language, holder = await asyncio.gather(  # at once: one wait for Redis, not three
+        svc.ledger.for_conversation(conversation_id), svc.records.language(conversation_id),
+        svc.handoffs.holder(conversation_id))
+    language = chosen_language or (account.language if account else ("zh" if _CJK.search(body) else "en"))
     if account is not None:  # a reply, whatever it says: campaigns call only those who did not reply
         await svc.redis.set(keys.last_reply(account.account_id), int(time.time()), ex=REPLY_KEPT_SECONDS)
     word = sms.keyword(body)
-    if account is not None and await svc.handoffs.holder(conversation_id):
+    if account is not None and holder:
         # Under the lock an agent lets go under: the message is the agent's, or the bot's, never neither's.
         async with svc.redis.lock(keys.route_lock(conversation_id), timeout=30, blocking_timeout=30):
             if await svc.handoffs.holder(conversation_id):
