@@ -8,7 +8,8 @@ per conversation:
 - ``tracker:<id>``: the live tracker, compacted once it passes
   ``max_live_events``: a fresh session start, the current slot values, then the
   last turns whole. Rules and actions only look back a turn or two.
-- ``tracker:archive:<id>``: every event ever, appended once, for transcripts.
+- ``tracker:archive:<id>``: every event ever, appended once, for transcripts: an item per save,
+  the events it added (bot.transcripts.archived_events reads them).
 
 Both are encrypted with the project's data keys: trackers hold what borrowers
 typed, birth dates and ID digits included.
@@ -27,6 +28,7 @@ from rasa.shared.core.events import ActionExecuted, Event, SessionStarted, SlotS
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.privacy import Vault
+from bot.transcripts import archived_events
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,8 @@ class CompactRedisTrackerStore(RedisTrackerStore):
                   "archived_until": max([archived_until] + [e.get("timestamp", 0) for e in new_events])}
         expiry = timeout or self.record_exp
         pipe = self.red.pipeline(transaction=True)
-        if new_events:
-            pipe.rpush(self._archive_key(tracker.sender_id), *(self.vault.seal(e) for e in new_events))
+        if new_events:  # sealed together: one encryption per turn, not one per event
+            pipe.rpush(self._archive_key(tracker.sender_id), self.vault.seal(new_events))
         pipe.set(key, self.vault.seal(record), ex=expiry)
         if expiry:
             pipe.expire(self._archive_key(tracker.sender_id), int(expiry))
@@ -100,7 +102,7 @@ class CompactRedisTrackerStore(RedisTrackerStore):
 
     async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         """Every event of every session, from the archive."""
-        events = [self.vault.open(e) for e in self.red.lrange(self._archive_key(sender_id), 0, -1)]
+        events = archived_events(self.vault, self.red.lrange(self._archive_key(sender_id), 0, -1))
         if not events:
             return None
         tracker = self.init_tracker(sender_id)

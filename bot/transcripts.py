@@ -45,7 +45,17 @@ class Entry:
 async def read(redis: Any, vault: Vault, conversation_id: str) -> list[Entry]:
     """Every message of the conversation, oldest first, with the moments agents took over and let go."""
     sealed = await redis.lrange(keys.tracker_archive(conversation_id), 0, -1)
-    return [entry for entry in (_entry(vault.open(s)) for s in sealed) if entry is not None]
+    return [entry for entry in map(_entry, archived_events(vault, sealed)) if entry is not None]
+
+
+def archived_events(vault: Vault, sealed: list[bytes]) -> list[dict[str, Any]]:
+    """The events of an archive, oldest first. Each item holds the events one save added (a list), or
+    one event (as the tracker store wrote them before it sealed a save's events together)."""
+    events: list[dict[str, Any]] = []
+    for item in sealed:
+        opened = vault.open(item)
+        events.extend(opened if isinstance(opened, list) else [opened])
+    return events
 
 
 def _entry(event: dict[str, Any]) -> Entry | None:

@@ -77,6 +77,19 @@ async def test_short_conversations_are_stored_as_they_are(store: CompactRedisTra
     assert [e.as_dict() for e in tracker.events] == [e.as_dict() for e in full.events]
 
 
+async def test_each_save_is_one_archive_item_and_items_of_single_events_still_read(
+        store: CompactRedisTrackerStore) -> None:
+    archive = store.key_prefix + "archive:c_test"
+    older = [UserUttered("written one event per item", {"name": "greet", "confidence": 1.0}, timestamp=1.0),
+             ActionExecuted("action_listen", timestamp=2.0)]
+    store.red.rpush(archive, *(store.vault.seal(e.as_dict()) for e in older))  # as the store wrote before
+    await converse(store, 3)
+    assert store.red.llen(archive) == 2 + 1 + 3  # then one item for the new tracker, one per turn
+    full = await store.retrieve_full_tracker("c_test")
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == [
+        "written one event per item", "message 0", "message 1", "message 2"]
+
+
 def test_keep_must_be_below_the_limit(redis_url: str) -> None:
     with pytest.raises(ValueError):
         CompactRedisTrackerStore(DOMAIN, Fernet.generate_key().decode(), port=urlparse(redis_url).port,
