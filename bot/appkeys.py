@@ -18,5 +18,8 @@ SENDER = web.AppKey("sender", Sender)
 PENDING: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("pending")
 # Set to replay kept turns now (bot/turns.py): Rasa just failed one, or one was queued behind it.
 DRAIN = web.AppKey("drain", asyncio.Event)
+# Set when the server begins to stop: the background loops end then, not at cleanup (aiohttp waits for
+# every task to finish before it cleans up, up to its 60 s shutdown timeout).
+STOPPING = web.AppKey("stopping", asyncio.Event)
 # Turns each Rasa server is taking for this gateway now: a turn goes to the least busy one.
 RASA_BUSY: web.AppKey[Counter[str]] = web.AppKey("rasa_busy")

@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
-from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, SENDER, SERVICES
+from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, SENDER, SERVICES, STOPPING
 from bot.contact_policy import Attempt
 from bot.ledger import E164_PATTERN
 from bot.outbound import Sender, record_status, twilio_client
@@ -71,6 +71,8 @@ def init_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = Services(settings)
     app[RASA_BUSY] = Counter()
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stop_background_loops)  # type: ignore[arg-type]  # aiohttp 3.9 mistypes Signal
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_visit_reminders)
     app.cleanup_ctx.append(_retention_sweeps)
@@ -84,10 +86,16 @@ def init_app(settings: Settings) -> web.Application:
     return app
 
 
+async def _stop_background_loops(app: web.Application) -> None:
+    app[STOPPING].set()
+    if DRAIN in app:
+        app[DRAIN].set()
+
+
 async def _visit_reminders(app: web.Application) -> AsyncIterator[None]:
     """Text tomorrow's visits their reminder every few minutes, in the background."""
     minutes = app[SERVICES].settings.visit_reminder_minutes
-    stop = asyncio.Event()
+    stop = app[STOPPING]
     task = asyncio.create_task(_remind_visits_every(app, minutes * 60, stop)) if minutes else None
     yield
     if task:
@@ -99,7 +107,7 @@ async def _visit_reminders(app: web.Application) -> AsyncIterator[None]:
 
 async def _retention_sweeps(app: web.Application) -> AsyncIterator[None]:
     """Trim the audit and decision streams and old visit outcomes every hour, in the background."""
-    stop = asyncio.Event()
+    stop = app[STOPPING]
     task = asyncio.create_task(_sweep_every(app, 3600, stop))
     yield
     stop.set()
@@ -132,7 +140,7 @@ async def _remind_visits_every(app: web.Application, seconds: int, stop: asyncio
 
 async def _kept_turns(app: web.Application) -> AsyncIterator[None]:
     """Replay the turns Rasa could not take, when kicked and every few seconds, in the background."""
-    stop, app[DRAIN] = asyncio.Event(), asyncio.Event()
+    stop, app[DRAIN] = app[STOPPING], asyncio.Event()
     task = asyncio.create_task(_drain_every(app, DRAIN_EVERY_SECONDS, stop))
     yield
     stop.set()

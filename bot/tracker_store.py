@@ -53,6 +53,16 @@ class CompactRedisTrackerStore(RedisTrackerStore):
     def _archive_key(self, sender_id: str) -> str:
         return self.key_prefix + "archive:" + sender_id
 
+    async def create_tracker(self, sender_id: str, append_action_listen: bool = True) -> DialogueStateTracker:
+        """A new tracker, stored by the save that ends the turn it was made for. Rasa stores it at once,
+        empty: a write, a read and an encryption more on every conversation's first message, for a
+        record the turn's save replaces."""
+        tracker = self.init_tracker(sender_id)
+        if append_action_listen:
+            tracker.update(ActionExecuted(ACTION_LISTEN))
+        setattr(tracker, ARCHIVED_UNTIL, 0.0)  # every event it will hold is new
+        return tracker
+
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
         """Append the turn's new events to the archive and store the live tracker, in one transaction."""
         await self.stream_events(tracker)

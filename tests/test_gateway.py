@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +29,7 @@ from bot.privacy import pseudonym
 from bot.services import Services
 from bot.settings import Settings
 from bot.sms import segments
-from tests.conftest import FakeRasa
+from tests.conftest import ROOT, FakeRasa, free_port
 
 CN_PHONE = "+8613800138000"
 US_PHONE = "+14155550123"
@@ -253,3 +261,34 @@ async def test_a_reply_from_a_borrower_is_timed_for_campaigns(client: TestClient
     assert int(await services.redis.get(keys.last_reply("CN001"))) > 0
     await post_sms(client, services.settings, "+447700900123", "hello")  # a stranger has no account to time
     assert await services.redis.keys("contact:last-reply:*") == [b"contact:last-reply:CN001"]
+
+
+def test_the_gateway_process_stops_at_once_when_told_to(test_env: dict[str, str], tmp_path: Path) -> None:
+    """A deploy sends SIGTERM and kills a few seconds later. aiohttp waits for every running task before
+    the app's cleanup: the background loops (kept turns, reminders, retention) used to hold the process
+    for its whole 60 s shutdown timeout."""
+    port = free_port()
+    log = tmp_path / "gateway.log"
+    with log.open("wb") as out:
+        gateway = subprocess.Popen([sys.executable, "-m", "bot", "gateway"], cwd=ROOT, stdout=out,
+                                   stderr=subprocess.STDOUT,
+                                   env={"PATH": os.environ.get("PATH", ""), **test_env, "GATEWAY_PORT": str(port)})
+    try:
+        _wait_until_listening(port, gateway)
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=20) == 0, log.read_text()
+    finally:
+        gateway.kill()
+
+
+def _wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        assert process.poll() is None, "the gateway exited at start"
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (503 while Rasa is away)
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("the gateway did not listen")

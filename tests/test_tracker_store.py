@@ -84,10 +84,21 @@ async def test_each_save_is_one_archive_item_and_items_of_single_events_still_re
              ActionExecuted("action_listen", timestamp=2.0)]
     store.red.rpush(archive, *(store.vault.seal(e.as_dict()) for e in older))  # as the store wrote before
     await converse(store, 3)
-    assert store.red.llen(archive) == 2 + 1 + 3  # then one item for the new tracker, one per turn
+    assert store.red.llen(archive) == 2 + 3  # then one item per turn
     full = await store.retrieve_full_tracker("c_test")
     assert [e.text for e in full.events if isinstance(e, UserUttered)] == [
         "written one event per item", "message 0", "message 1", "message 2"]
+
+
+async def test_a_new_tracker_is_stored_by_the_save_that_ends_its_turn(store: CompactRedisTrackerStore) -> None:
+    tracker = await store.get_or_create_tracker("c_new", append_action_listen=False)
+    assert store.red.keys("*c_new*") == []  # Rasa stores it empty at once
+    one_turn(tracker, 0)
+    await store.save(tracker)
+    full = await store.retrieve_full_tracker("c_new")
+    assert [e.as_dict() for e in full.events] == [e.as_dict() for e in tracker.events]
+    assert [e.as_dict() for e in (await store.retrieve("c_new")).events] == [  # type: ignore[union-attr]
+        e.as_dict() for e in tracker.events]
 
 
 def test_keep_must_be_below_the_limit(redis_url: str) -> None:
