@@ -87,13 +87,14 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         setattr(tracker, ARCHIVED_UNTIL, record["archived_until"])  # saved again, it archives only what is new
 
     def _compact(self, tracker: DialogueStateTracker, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A session start, the current slots, then the last whole turns."""
+        """A session start, the current slots, then the last whole turns: at least ``keep_events`` events,
+        from the start of a turn (so the last turn stays whole, however long it was)."""
         start = len(events) - self.keep_events
-        while start < len(events) and not _is_listen(events[start - 1]):
-            start += 1
-        tail = events[start:]
-        if not tail:
+        while start > 0 and not _is_listen(events[start - 1]):
+            start -= 1
+        if start == 0:
             return events
+        tail = events[start:]
         at = float(tail[0].get("timestamp") or 0) - 0.001
         prefix: list[Event] = [ActionExecuted("action_session_start", timestamp=at), SessionStarted(timestamp=at)]
         prefix += [SlotSet(name, value, timestamp=at)

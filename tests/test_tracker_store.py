@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import yaml
 from cryptography.fernet import Fernet
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
@@ -99,6 +101,31 @@ async def test_a_new_tracker_is_stored_by_the_save_that_ends_its_turn(store: Com
     assert [e.as_dict() for e in full.events] == [e.as_dict() for e in tracker.events]
     assert [e.as_dict() for e in (await store.retrieve("c_new")).events] == [  # type: ignore[union-attr]
         e.as_dict() for e in tracker.events]
+
+
+@pytest.mark.parametrize("slots_per_turn", [0, 2, 4, 6])
+async def test_with_the_configured_sizes_the_last_message_stays_live(
+        redis_url: str, slots_per_turn: int) -> None:
+    """The actions compare the borrower's message with the one before (two fallbacks in a row hand
+    the conversation to an agent): the live tracker keeps the last turn, however many events it has."""
+    configured = yaml.safe_load(Path("endpoints.yml").read_text(encoding="utf-8"))["tracker_store"]
+    url = urlparse(redis_url)
+    store = CompactRedisTrackerStore(DOMAIN, Fernet.generate_key().decode(), host=str(url.hostname), port=url.port or 0,
+                                     db=1, max_live_events=configured["max_live_events"],
+                                     keep_events=configured["keep_events"])
+    store.red.flushdb()
+    for n in range(30):
+        tracker = await store.get_or_create_tracker("c_test", append_action_listen=True)
+        tracker.update(UserUttered(f"message {n}", {"name": "greet", "confidence": 1.0}))
+        tracker.update(ActionExecuted("action_greet"))
+        for k in range(slots_per_turn):
+            tracker.update(SlotSet("awaiting", f"turn-{n}-{k}"))
+        tracker.update(BotUttered(f"reply {n}"))
+        tracker.update(ActionExecuted("action_listen"))
+        await store.save(tracker)
+        live = await store.retrieve("c_test")
+        assert live is not None and live.latest_message.text == f"message {n}"
+        assert len(live.events) <= configured["max_live_events"] + 5 + slots_per_turn
 
 
 def test_keep_must_be_below_the_limit(redis_url: str) -> None:
