@@ -63,6 +63,13 @@ def _log_everything() -> Iterator[None]:
     handler.close()
 
 
+@pytest.fixture(autouse=True)
+def _log_everything_again() -> None:
+    """Loading a Rasa model sets the root logger to WARNING: every later test's records went unlogged
+    (and unscanned) after the first test that loaded one."""
+    logging.getLogger().setLevel(logging.DEBUG)
+
+
 def daytime_zone(now: datetime | None = None) -> str:
     """An Etc/GMT zone where it is now between 10:00 and 17:59 (Etc/GMT-8 is UTC+8)."""
     hour = (now or datetime.now(ZoneInfo("UTC"))).hour
