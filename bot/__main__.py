@@ -238,11 +238,13 @@ def _actions(args: argparse.Namespace) -> int:
     """The action server on loopback, answering only Rasa (which sends RASA_TOKEN as ``?token=``)."""
     from rasa_sdk.endpoint import create_app
 
+    from bot.heap import freeze_startup_heap
     from bot.internal_auth import require_token
 
     settings = load_settings()  # fail at start, naming the setting, rather than on the first turn
     app = create_app("actions", cors_origins=[])
     app.register_middleware(require_token(settings.rasa_token), "request")
+    app.register_listener(lambda app, loop: freeze_startup_heap(), "after_server_start")
     app.run(args.host, args.port, workers=1, access_log=False)
     return 0
 

@@ -28,6 +28,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
 from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, SENDER, SERVICES, STOPPING
 from bot.contact_policy import Attempt
+from bot.heap import freeze_startup_heap
 from bot.ledger import E164_PATTERN
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
@@ -73,6 +74,7 @@ def init_app(settings: Settings) -> web.Application:
     app[RASA_BUSY] = Counter()
     app[STOPPING] = asyncio.Event()
     app.on_shutdown.append(_stop_background_loops)  # type: ignore[arg-type]  # aiohttp 3.9 mistypes Signal
+    app.on_startup.append(_freeze_heap)  # type: ignore[arg-type]  # as above
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_visit_reminders)
     app.cleanup_ctx.append(_retention_sweeps)
@@ -84,6 +86,10 @@ def init_app(settings: Settings) -> web.Application:
     console.add_to(app)
     field_console.add_to(app)
     return app
+
+
+async def _freeze_heap(app: web.Application) -> None:
+    freeze_startup_heap()
 
 
 async def _stop_background_loops(app: web.Application) -> None:

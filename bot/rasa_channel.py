@@ -25,6 +25,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import rasa_patches  # Rasa's behaviour changed on import, before the agent is built
+from bot.heap import freeze_startup_heap
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class GatewayInput(RestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("gateway_webhook", __name__)
         webhook.after_server_stop(lambda app, loop: rasa_patches.close_kept_sessions())
+        webhook.after_server_start(lambda app, loop: freeze_startup_heap())  # the model is loaded before
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import signal
 import subprocess
@@ -292,3 +293,15 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.1)
     raise AssertionError("the gateway did not listen")
+
+
+async def test_what_the_gateway_loaded_at_start_is_kept_out_of_full_collections(
+        services: Services, rasa: tuple[FakeRasa, str]) -> None:
+    """bot/heap.py: a full collection over everything start-up loaded stalled every turn of the process."""
+    gc.unfreeze()
+    try:
+        settings = dataclasses.replace(services.settings, rasa_url=rasa[1], action_url=rasa[1])
+        async with TestClient(TestServer(init_app(settings))):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
