@@ -211,7 +211,7 @@ def _gateway(_: argparse.Namespace) -> int:
     from bot.gateway import init_app
 
     settings = load_settings()
-    # libuv's loop: a quarter less of the gateway's CPU per turn than asyncio's own (docs/benchmarks-changes.md)
+    # libuv's loop, as under Rasa's and the action server's Sanic
     web.run_app(init_app(settings), host=_gateway_host(), port=settings.gateway_port, print=None,
                 loop=uvloop.new_event_loop())
     return 0

@@ -2,7 +2,7 @@
 
 A full (oldest-generation) collection walks every object alive: in a Rasa server, with its model and
 libraries loaded, half a million of them, 250-380 ms during which no turn on that process moves;
-measured under load, such a pass came every 10-20 s and made the slowest turns. Objects made at
+under load such a pass came about once a quarter-minute per process and made the slowest turns. Objects made at
 start live as long as the process, so after start-up they are frozen (``gc.freeze``): full passes
 then walk only what came later. Called once each server listens (Rasa: after its model loaded).
 """
