@@ -286,8 +286,8 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     for _ in range(300):
         assert process.poll() is None, "the gateway exited at start"
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return
         except urllib.error.HTTPError:
             return  # it answers (503 while Rasa is away)
         except OSError:
