@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -101,27 +101,39 @@ async def _stop_background_loops(app: web.Application) -> None:
 async def _visit_reminders(app: web.Application) -> AsyncIterator[None]:
     """Text tomorrow's visits their reminder every few minutes, in the background."""
     minutes = app[SERVICES].settings.visit_reminder_minutes
-    stop = app[STOPPING]
-    task = asyncio.create_task(_remind_visits_every(app, minutes * 60, stop)) if minutes else None
-    yield
-    if task:
-        # The event, not only the cancel: redis-py can swallow a cancellation inside a command.
-        stop.set()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async with _in_background(app, _remind_visits_every(app, minutes * 60) if minutes else None):
+        yield
 
 
 async def _retention_sweeps(app: web.Application) -> AsyncIterator[None]:
     """Trim the audit and decision streams and old visit outcomes every hour, in the background."""
+    async with _in_background(app, _sweep_every(app, 3600)):
+        yield
+
+
+async def _kept_turns(app: web.Application) -> AsyncIterator[None]:
+    """Replay the turns Rasa could not take, when kicked and every few seconds, in the background."""
+    app[DRAIN] = asyncio.Event()
+    async with _in_background(app, _drain_every(app, DRAIN_EVERY_SECONDS)):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _in_background(app: web.Application, work: Coroutine[Any, Any, None] | None) -> AsyncIterator[None]:
+    """Run a loop that ends once STOPPING is set (on shutdown, see _stop_background_loops)."""
+    task = asyncio.create_task(work) if work else None
+    try:
+        yield
+    finally:
+        await _stop_background_loops(app)  # already, unless the app never started serving
+        if task:
+            # The event, not only the cancel: redis-py can swallow a cancellation inside a command.
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _sweep_every(app: web.Application, seconds: int) -> None:
     stop = app[STOPPING]
-    task = asyncio.create_task(_sweep_every(app, 3600, stop))
-    yield
-    stop.set()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
-async def _sweep_every(app: web.Application, seconds: int, stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             swept = await retention.sweep(app[SERVICES])
@@ -134,7 +146,8 @@ async def _sweep_every(app: web.Application, seconds: int, stop: asyncio.Event) 
             await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _remind_visits_every(app: web.Application, seconds: int, stop: asyncio.Event) -> None:
+async def _remind_visits_every(app: web.Application, seconds: int) -> None:
+    stop = app[STOPPING]
     while not stop.is_set():
         try:
             await visits.send_reminders(app[SERVICES], app[SENDER])
@@ -144,19 +157,8 @@ async def _remind_visits_every(app: web.Application, seconds: int, stop: asyncio
             await asyncio.wait_for(stop.wait(), seconds)
 
 
-async def _kept_turns(app: web.Application) -> AsyncIterator[None]:
-    """Replay the turns Rasa could not take, when kicked and every few seconds, in the background."""
-    stop, app[DRAIN] = app[STOPPING], asyncio.Event()
-    task = asyncio.create_task(_drain_every(app, DRAIN_EVERY_SECONDS, stop))
-    yield
-    stop.set()
-    app[DRAIN].set()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-
-
-async def _drain_every(app: web.Application, seconds: int, stop: asyncio.Event) -> None:
-    kick = app[DRAIN]
+async def _drain_every(app: web.Application, seconds: int) -> None:
+    stop, kick = app[STOPPING], app[DRAIN]
     while not stop.is_set():
         kick.clear()
         try:

@@ -35,6 +35,7 @@ async def rounds(args: argparse.Namespace) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        # The stack as bench_turns.measure starts ours, spelled out here: older checkouts must run too.
         options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                           redis_port=free_port(), standin_port=free_port(), var_dir=folder, log_dir=folder,
                           ledger=bench.write_ledger(folder, args.conversations * args.rounds), worker=False,
