@@ -51,12 +51,15 @@ class System:
             return [m["body"] for m in await response.json() if m["to"] == borrower.phone]
 
     async def texted_until(self, borrower: Borrower, words: str, seconds: float = 60) -> list[str]:
-        """The replies texted to the borrower, once one of them holds ``words``."""
+        """The replies texted to the borrower, once one of them holds ``words`` and no more came for a
+        second (a replayed turn's replies go out one after another: the test must see them all)."""
+        before: list[str] = []
         for _ in range(int(seconds * 4)):
             sent = await self.texted(borrower)
-            if any(words in m for m in sent):
+            if any(words in m for m in sent) and sent == before:
                 return sent
-            await asyncio.sleep(0.25)
+            before = sent if any(words in m for m in sent) else []
+            await asyncio.sleep(0.25 if not before else 1)
         raise AssertionError(f"no reply with {words!r} in {seconds:.0f} s: {await self.texted(borrower)}")
 
     async def user_messages(self, borrower: Borrower) -> list[str]:
