@@ -149,9 +149,10 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
     account = await svc.ledger.for_conversation(conversation_id)
     if account is None:
         return None
-    language = slots.get("language") or await svc.records.language(conversation_id) or account.language
-    failures, blocked = await asyncio.gather(  # at once: one wait for Redis, not two
-        svc.records.verification_failures(account.account_id), svc.records.disclosure_blocked(conversation_id))
+    chosen, failures, blocked = await asyncio.gather(  # at once: one wait for Redis, not three
+        _chosen_language(svc, conversation_id, slots), svc.records.verification_failures(account.account_id),
+        svc.records.disclosure_blocked(conversation_id))
+    language = chosen or account.language
     return Turn(
         conversation_id=conversation_id,
         account=account,
@@ -169,6 +170,10 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         services=svc,
         now=utc_now(),
     )
+
+
+async def _chosen_language(svc: Services, conversation_id: str, slots: Mapping[str, Any]) -> str | None:
+    return slots.get("language") or await svc.records.language(conversation_id)
 
 
 def refuse_or_ask_verification(turn: Turn, pending: str | None = None) -> list[SlotChange]:

@@ -332,6 +332,14 @@ def _from_record(record: dict[str, Any]) -> Account:
     return Account(**fields, birth_date=date.fromisoformat(record["birth_date"]), installments=installments)
 
 
+# The account a pseudonym points to, in one round trip (every turn asks, in the gateway and the actions).
+_BY_PSEUDONYM = """
+local account_id = redis.call('GET', KEYS[1])
+if not account_id then return false end
+return redis.call('GET', ARGV[1] .. account_id)
+"""
+
+
 class Ledger:
     """Reads and writes accounts in Redis, encrypted, indexed by pseudonym."""
 
@@ -339,6 +347,7 @@ class Ledger:
         self._redis = redis
         self._vault = vault
         self._secret = hmac_secret
+        self._by_pseudonym = redis.register_script(_BY_PSEUDONYM)
 
     async def get(self, account_id: str) -> Account | None:
         """The stored account, or None."""
@@ -352,8 +361,9 @@ class Ledger:
 
     async def for_conversation(self, conversation_id: str) -> Account | None:
         """The account whose phone number has this pseudonym, or None."""
-        account_id = await self._redis.get(keys.account_by_pseudonym(conversation_id))
-        return await self.get(account_id.decode()) if account_id else None
+        sealed = await self._by_pseudonym(keys=[keys.account_by_pseudonym(conversation_id)],
+                                          args=[keys.account("")])
+        return _from_record(self._vault.open(sealed)) if sealed else None
 
     async def import_files(self, accounts_csv: Path, installments_csv: Path, today: date) -> tuple[int, int]:
         """Validate both files and upsert them in one transaction.

@@ -131,14 +131,17 @@ async def test_action_calls_share_one_kept_alive_connection_until_the_server_sto
 
     async def webhook(request: web.Request) -> web.Response:
         clients.append(request.transport.get_extra_info("peername")[1])  # type: ignore[union-attr]
-        return web.json_response({"events": [], "responses": [], "token": request.query.get("token")})
+        return web.json_response({"events": [], "responses": [], "token": request.query.get("token"),
+                                  "got": await request.json()})
 
     app = web.Application()
     app.router.add_post("/webhook", webhook)
     async with TestServer(app) as server:
         endpoint = EndpointConfig(str(server.make_url("/webhook")), token="secret")
-        answers = [await endpoint.request(json={"next_action": "action_x"}, method="post") for _ in range(3)]
+        sent = {"next_action": "action_x", "tracker": {"events": [{"text": "下礼拜三 / 还钱", "timestamp": 1.0 / 3}]}}
+        answers = [await endpoint.request(json=sent, method="post") for _ in range(3)]
         assert [answer["token"] for answer in answers] == ["secret"] * 3  # the endpoint's parameters still sent
+        assert [answer["got"] for answer in answers] == [sent] * 3  # written with ujson, read as it was
         assert len(clients) == 3 and len(set(clients)) == 1  # stock Rasa: a new connection per call
         await rasa_patches.close_kept_sessions()
         await endpoint.request(json={}, method="post")
