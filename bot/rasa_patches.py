@@ -42,6 +42,11 @@ before the agent is built. Each patch keeps Rasa's behaviour and says why it is 
   RulePolicy looks for a rule twice (the message's text, then its intent), and each look turns the whole
   live tracker into states again; the two differ only in what each keeps of the last message, which the
   featurizer takes out of its own copy. Each look now gets a copy of the states made once.
+- No copy of the tracker for an action that cannot change it. Before every action, Rasa replays the
+  whole tracker into a copy, so that the policy's events can be dropped if the action is rejected (4% of
+  its CPU under load). When the prediction brought no events and the action only reads the tracker (a
+  custom action, which sends it to the action server, or action_listen), there is nothing to drop: the
+  action is given the tracker itself.
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ import ujson
 from jsonschema import ValidationError
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
-from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+from rasa.core.actions.action import Action, ActionExecutionRejection, ActionListen, RemoteAction
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import UserMessage
 from rasa.core.constants import DEFAULT_REQUEST_TIMEOUT
@@ -284,6 +289,25 @@ def _predict_with_states_once(self: RulePolicy, tracker: DialogueStateTracker,
         del featurizer._create_states
 
 
+_original_run_action = MessageProcessor._run_action
+
+
+async def _run_action_on_the_tracker(self: MessageProcessor, action: Action, tracker: DialogueStateTracker,
+                                     output_channel: Any, nlg: Any, prediction: Any) -> bool:
+    if prediction.events or not isinstance(action, RemoteAction | ActionListen):
+        return await _original_run_action(self, action, tracker, output_channel, nlg, prediction)
+
+    def itself() -> DialogueStateTracker:  # Rasa's first copy, at once (no await before it); later ones real
+        del tracker.copy  # type: ignore[method-assign]
+        return tracker
+
+    tracker.copy = itself  # type: ignore[method-assign]
+    try:
+        return await _original_run_action(self, action, tracker, output_channel, nlg, prediction)
+    finally:
+        tracker.__dict__.pop("copy", None)
+
+
 Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # type: ignore[method-assign]
 RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[method-assign]
@@ -294,3 +318,4 @@ DaskGraphRunner.run = _run_in_order  # type: ignore[method-assign]
 LogisticRegressionClassifier._create_X = _create_x  # type: ignore[method-assign]
 Domain.is_empty = _is_empty_once  # type: ignore[method-assign]
 RulePolicy._predict = _predict_with_states_once  # type: ignore[method-assign]
+MessageProcessor._run_action = _run_action_on_the_tracker  # type: ignore[method-assign]

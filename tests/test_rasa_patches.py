@@ -6,12 +6,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-from rasa.core.actions.action import RemoteAction
+from rasa.core.actions.action import ActionListen, ActionRestart, RemoteAction
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import UserMessage
+from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
 from bot import rasa_patches
@@ -147,3 +149,26 @@ async def test_action_calls_share_one_kept_alive_connection_until_the_server_sto
         await endpoint.request(json={}, method="post")
         assert len(set(clients)) == 2  # a closed session is replaced, not reused
         await rasa_patches.close_kept_sessions()
+
+
+@pytest.mark.parametrize(("action", "policy_events", "itself"), [
+    (RemoteAction("action_balance", None), [], True),
+    (ActionListen(), [], True),
+    (RemoteAction("action_balance", None), [SlotSet("language", "zh")], False),  # dropped if rejected: a copy
+    (ActionRestart(), [], False),  # Rasa's own actions may change what they are given: a copy
+])
+async def test_an_action_that_only_reads_the_tracker_is_given_the_tracker_itself(
+        monkeypatch: pytest.MonkeyPatch, action: Any, policy_events: list[Event], itself: bool) -> None:
+    given: list[bool] = []
+
+    async def run_action(processor: Any, action: Any, tracker: DialogueStateTracker, *args: Any) -> bool:
+        given.append(tracker.copy() is tracker)  # what Rasa does first
+        given.append(tracker.copy() is tracker)
+        return False
+
+    monkeypatch.setattr(rasa_patches, "_original_run_action", run_action)
+    tracker = DialogueStateTracker.from_events("c", [ActionExecuted("action_listen"), UserUttered("hi")])
+    prediction = PolicyPrediction([1.0], "RulePolicy", events=policy_events)
+    await rasa_patches._run_action_on_the_tracker(None, action, tracker, None, None, prediction)  # type: ignore
+    assert given == [itself, False]  # a later copy is a real one
+    assert "copy" not in tracker.__dict__
