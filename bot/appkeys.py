@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.outbound import Sender
+from bot.rasa_slots import Slots
 from bot.services import Services
 
 SERVICES = web.AppKey("services", Services)
@@ -23,3 +24,5 @@ DRAIN = web.AppKey("drain", asyncio.Event)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 # Turns each Rasa server is taking for this gateway now: a turn goes to the least busy one.
 RASA_BUSY: web.AppKey[Counter[str]] = web.AppKey("rasa_busy")
+# How many turns this gateway has inside Rasa at once (bot/rasa_slots.py).
+RASA_SLOTS = web.AppKey("rasa_slots", Slots)

@@ -26,12 +26,13 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
-from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, SENDER, SERVICES, STOPPING
+from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, RASA_SLOTS, SENDER, SERVICES, STOPPING
 from bot.contact_policy import Attempt
 from bot.heap import freeze_startup_heap
 from bot.ledger import E164_PATTERN
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
+from bot.rasa_slots import NoSlot, Slots
 from bot.records import console_notice
 from bot.services import Services
 from bot.settings import Settings
@@ -48,6 +49,7 @@ IN_PROGRESS_TTL_SECONDS = 60
 ORDER_WAIT_SECONDS = 3.0
 DRAIN_EVERY_SECONDS = 5
 RASA_TIMEOUT = aiohttp.ClientTimeout(total=12)  # Twilio gives up after 15 s
+RASA_SLOT_WAIT_SECONDS = 2.5  # and the turn's wait for a free slot (bot/rasa_slots.py) with it
 _MESSAGE_SID = re.compile(r"(SM|MM|SMS)[0-9a-fA-F]{32}")
 _CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
 _STATUS = re.compile(r"[a-z_-]{3,24}")
@@ -72,6 +74,7 @@ def init_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = Services(settings)
     app[RASA_BUSY] = Counter()
+    app[RASA_SLOTS] = Slots(settings.rasa_turns_at_once * len(settings.rasa_urls))
     app[STOPPING] = asyncio.Event()
     app.on_shutdown.append(_stop_background_loops)  # type: ignore[arg-type]  # aiohttp 3.9 mistypes Signal
     app.on_startup.append(_freeze_heap)  # type: ignore[arg-type]  # as above
@@ -402,13 +405,24 @@ async def _rasa_exchange(app: web.Application, conversation_id: str, body: str, 
                          message_id: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """One turn through our channel (bot/rasa_channel.py) on the least busy Rasa server (any can take any
     conversation: they share Redis, and turns are already in order) or, if that one did not take it
-    (refused the connection, or 503: not taken), on the next.
+    (refused the connection, or 503: not taken), on the next; once a slot is free, in arrival order.
 
     Raises:
-        RasaUnavailable: no Rasa server took the turn, or one may have taken it without answering.
+        RasaUnavailable: no slot came free in time, no Rasa server took the turn, or one may have taken it
+            without answering.
     """
     payload = {"sender": conversation_id, "message": body, "message_id": message_id,
                "metadata": {"channel": channel}}
+    try:
+        async with app[RASA_SLOTS].slot(RASA_SLOT_WAIT_SECONDS):
+            return await _on_least_busy_rasa(app, conversation_id, payload)
+    except NoSlot:
+        log.warning("no Rasa slot came free in %s s (%s)", RASA_SLOT_WAIT_SECONDS, conversation_id)
+        raise RasaUnavailable from None
+
+
+async def _on_least_busy_rasa(app: web.Application, conversation_id: str,
+                              payload: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     busy = app[RASA_BUSY]
     for url in sorted(app[SERVICES].settings.rasa_for(conversation_id), key=lambda u: busy[u]):
         busy[url] += 1

@@ -31,6 +31,7 @@ class Settings:
     gateway_port: int
     rasa_url: str  # one Rasa server, or several separated by commas (sharing Redis)
     rasa_token: str = field(repr=False)
+    rasa_turns_at_once: int  # per Rasa server, from each gateway; more turns wait at the gateway in order
     action_url: str
     bank_phone: str
     payment_url_template: str
@@ -152,6 +153,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         gateway_port=gateway_port,
         rasa_url=_urls(env, "RASA_URL", "http://127.0.0.1:5005", ("http", "https")),
         rasa_token=_require(env, "RASA_TOKEN"),
+        rasa_turns_at_once=_integer(env, "RASA_TURNS_AT_ONCE", 2, 1, 64),
         action_url=_url(env, "ACTION_SERVER_URL", "http://127.0.0.1:5055", ("http", "https")),
         bank_phone=env.get("BANK_PHONE", "").strip() or "95588",
         payment_url_template=_payment_template(env),

@@ -4,8 +4,9 @@ Starts the real system (its own redis-server, action server, Rasa, gateway; bot/
 next to it, stock Rasa 3.6 (`rasa run`, REST channel, default tracker and lock stores) on the same
 model and the same action server. Then, for each, the same borrowers' conversations:
 
-- load: C conversations at once, each T turns one after the other (a closed loop: a borrower
-  answers when the reply comes), for each C in --load; turns per second and p50/p95/p99;
+- load: C conversations in progress at every moment, each T turns one after the other (a closed loop: a
+  borrower answers when the reply comes), their starts spread (steady_load), for each C in --load; turns
+  per second and p50/p95/p99;
 - length: one conversation of up to --length turns; the latency at turn 1, 50, 200, 1,000;
 - voice (ours): --calls simultaneous calls on /twilio/voice.
 
@@ -134,15 +135,21 @@ async def conversation(turn: Turn, number: str, turns: int) -> list[float]:
 
 @dataclass
 class Run:
-    """Latencies (ms) of a scenario, its wall time and the CPU seconds each process spent in it."""
+    """Latencies (ms) of a scenario's measured turns, its wall time, the CPU seconds each process spent in it
+    and the turns it ran in all (measured or not)."""
 
     latencies: list[float]
     seconds: float
     cpu: dict[str, float] = field(default_factory=dict)
+    turns_run: int = 0
+
+    @property
+    def turns(self) -> int:
+        return self.turns_run or len(self.latencies)
 
     @property
     def per_second(self) -> float:
-        return len(self.latencies) / self.seconds
+        return self.turns / self.seconds
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -156,16 +163,37 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return spent
 
 
-async def measured(pids: dict[str, int], work: Callable[[], Awaitable[list[float]]]) -> Run:
+async def measured(pids: dict[str, int], work: Callable[[], Awaitable[list[float]]], turns_run: int = 0) -> Run:
     before, started = cpu_seconds(pids), time.perf_counter()
     latencies = await work()
     seconds, after = time.perf_counter() - started, cpu_seconds(pids)
-    return Run(latencies, seconds, {name: after[name] - before[name] for name in after})
+    return Run(latencies, seconds, {name: after[name] - before[name] for name in after}, turns_run)
 
 
 async def load(turn: Turn, numbers: list[str], turns: int) -> list[float]:
+    """Every borrower starts at the same instant (the warm-up)."""
     per_conversation = await asyncio.gather(*(conversation(turn, n, turns) for n in numbers))
     return [latency for one in per_conversation for latency in one]
+
+
+async def steady_load(turn: Turn, phones: Phones, count: int, turns: int) -> list[float]:
+    """``count`` conversations in progress at every moment; the latencies of one full conversation each.
+
+    Real borrowers do not all send their first message at the same instant. Borrower k first finishes a
+    lead-in conversation of (k + 1) * turns // count turns, so the measured conversations start spread over a
+    conversation's length, and then a tail conversation that ends the others' when the last lead-in ends:
+    no one is measured while fewer than ``count`` are talking. Lead-ins and tails are not measured."""
+    async def borrower(k: int, lead_in: str, measured: str, tail: str) -> list[float]:
+        length = (k + 1) * turns // count
+        await conversation(turn, lead_in, length)
+        latencies = await conversation(turn, measured, turns)
+        if turns - length:
+            await conversation(turn, tail, turns - length)
+        return latencies
+
+    numbers = phones.take(3 * count)
+    per_borrower = await asyncio.gather(*(borrower(k, *numbers[3 * k:3 * k + 3]) for k in range(count)))
+    return [latency for one in per_borrower for latency in one]
 
 
 async def voice_turn(http: aiohttp.ClientSession, settings: Settings, fields: dict[str, str], query: str) -> float:
@@ -262,7 +290,7 @@ def _innermost(raw: Path) -> Counter[str]:
 
 
 async def measure(folder: Path, args: argparse.Namespace) -> Results:
-    conversations = 2 * (sum(args.load) + WARM_UP) + 2 + args.calls
+    conversations = 2 * (3 * sum(args.load) + WARM_UP) + 2 + args.calls
     options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                       redis_port=free_port(), standin_port=free_port(), var_dir=folder, log_dir=folder,
                       ledger=write_ledger(folder, conversations), worker=False,
@@ -287,8 +315,8 @@ async def measure(folder: Path, args: argparse.Namespace) -> Results:
                 await load(turn, phones.take(WARM_UP), len(SCRIPT))  # first calls of each code path: not measured
                 results.load[name] = {}
                 for count in args.load:
-                    numbers = phones.take(count)
-                    work = functools.partial(measured, pids, functools.partial(load, turn, numbers, args.turns))
+                    work = functools.partial(measured, pids, functools.partial(
+                        steady_load, turn, phones, count, args.turns), turns_run=2 * count * args.turns)
                     if args.profile and name == "ours" and count == max(args.load):
                         args.profile.mkdir(parents=True, exist_ok=True)
                         results.load[name][count], results.profiles = await profiled(pids, args.profile, work)
@@ -307,7 +335,7 @@ async def measure(folder: Path, args: argparse.Namespace) -> Results:
 
 
 def _cpu_line(run: Run) -> str:
-    turns = len(run.latencies)
+    turns = run.turns
     return ", ".join(f"{name} {1000 * seconds / turns:.0f}" for name, seconds in sorted(
         run.cpu.items(), key=lambda item: -item[1]) if seconds > 0.005)
 
@@ -323,12 +351,17 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
         "",
         f"Command: `{command}`",
         "",
-        f"Each of C borrowers holds a conversation of {args.turns} turns at once with the others, answering each "
-        "reply as it comes (ours: signed `/twilio/sms` through the gateway; stock: `/webhooks/rest/webhook`). "
-        f"Each system first serves {WARM_UP} conversations of {len(SCRIPT)} turns at once, not measured: the "
-        "first call of each code path after a start (imports, Redis scripts, caches) is not a steady-state turn.",
+        f"C borrowers are in a conversation of {args.turns} turns at every moment, each answering each reply as it "
+        "comes, with no pause (ours: signed `/twilio/sms` through the gateway; stock: `/webhooks/rest/webhook`). "
+        "Their first messages (the ID digits, which start a session and verify: about 1.5 times a later turn) "
+        f"come spread as in real traffic, not at one instant: borrower k first holds a lead-in conversation of "
+        f"(k + 1) × {args.turns} / C turns, then the measured conversation, then a tail conversation that "
+        f"keeps C talking until the last measured turn; lead-ins and tails are not measured (\"measured\" below: "
+        f"one conversation per borrower), but turns/s and CPU count every turn run. Each system first serves "
+        f"{WARM_UP} conversations of {len(SCRIPT)} turns at once, not measured: the first call of each code path "
+        "after a start (imports, Redis scripts, caches) is not a steady-state turn.",
         "",
-        "| system | C at once | turns | turns/s | p50 ms | p95 ms | p99 ms | CPU ms per turn, by process |",
+        "| system | C at once | turns measured | turns/s | p50 ms | p95 ms | p99 ms | CPU ms per turn, by process |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, by_count in results.load.items():

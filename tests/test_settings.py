@@ -102,6 +102,8 @@ def test_blank_required_variable(name: str) -> None:
         ("RASA_URL", "ftp://rasa"),
         ("PAYMENT_LINK_TTL_HOURS", "721"),
         ("PROMISE_MAX_DAYS", "91"),
+        ("RASA_TURNS_AT_ONCE", "0"),
+        ("RASA_TURNS_AT_ONCE", "two"),
     ],
 )
 def test_malformed_variable(name: str, value: str) -> None:
@@ -111,6 +113,11 @@ def test_malformed_variable(name: str, value: str) -> None:
 
 def test_hmac_secret_of_32_characters_is_enough() -> None:
     assert load_settings(make_env(REDIS_URL, HMAC_SECRET="x" * 32)).hmac_secret == b"x" * 32
+
+
+def test_rasa_takes_two_turns_at_once_from_a_gateway_unless_told_otherwise() -> None:
+    assert load_settings(make_env(REDIS_URL)).rasa_turns_at_once == 2
+    assert load_settings(make_env(REDIS_URL, RASA_TURNS_AT_ONCE="64")).rasa_turns_at_once == 64
 
 
 def test_port_bounds_are_inclusive() -> None:

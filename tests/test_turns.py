@@ -200,3 +200,46 @@ def test_conversations_spread_over_the_rasa_servers_and_each_keeps_its_own(setti
     assert 60 < firsts.count("http://a:1") < 140
     assert spread.rasa_for("c_same") == spread.rasa_for("c_same")
     assert sorted(spread.rasa_for("c_same")) == ["http://a:1", "http://b:2"]
+
+
+OTHER_PHONE = "+8613800138000"  # another borrower in the sample ledger
+
+
+@pytest.fixture
+async def one_at_once(gateways: Gateways) -> AsyncIterator[TestClient]:
+    """A gateway that lets Rasa have one turn at a time, beside the others (same Redis, Rasa, Twilio)."""
+    settings = dataclasses.replace(gateways.clients[0].app[gateway.SERVICES].settings, rasa_turns_at_once=1)
+    async with TestClient(TestServer(init_app(settings))) as client:
+        yield client
+
+
+async def _sms_from(client: TestClient, phone: str, body: str, message: str) -> list[str]:
+    settings = client.app[gateway.SERVICES].settings
+    form, signature = signed_sms(settings, phone, body, message)
+    response = await client.post("/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    assert response.status == 200
+    return messages_in(await response.text())
+
+
+async def test_rasa_gets_the_turns_a_gateway_allows_at_once_and_the_others_wait(
+        gateways: Gateways, one_at_once: TestClient) -> None:
+    gateways.rasa.delay = 0.2
+    answers = await asyncio.gather(_sms_from(one_at_once, PHONE, "hello", sid(20)),
+                                   _sms_from(one_at_once, OTHER_PHONE, "你好", sid(21)))
+    assert answers == [["Hello from the bot."]] * 2  # both answered, one after the other
+    assert gateways.rasa.most_at_once == 1
+
+
+async def test_a_turn_that_waits_too_long_for_rasa_is_kept_and_answered_by_sms(
+        gateways: Gateways, one_at_once: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway, "RASA_SLOT_WAIT_SECONDS", 0.05)
+    gateways.rasa.delay = 0.5
+    answers = await asyncio.gather(_sms_from(one_at_once, PHONE, "hello", sid(22)),
+                                   _sms_from(one_at_once, OTHER_PHONE, "你好", sid(23)))
+    assert sorted(answers) == [[], ["Hello from the bot."]]  # Twilio hears nothing for the kept one
+    kept = pseudonym(PHONE if answers[0] == [] else OTHER_PHONE, gateways.services.settings.hmac_secret)
+    assert await gateways.services.pending_turns.waiting(kept)
+    gateways.rasa.delay = 0
+    await drain(one_at_once.app)
+    assert not await gateways.services.pending_turns.waiting(kept)
+    assert gateways.texted() == ["Hello from the bot."]  # the kept turn's reply, by SMS, once

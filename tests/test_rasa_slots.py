@@ -1,0 +1,100 @@
+"""The gateway's turns inside Rasa: a few at a time, the others served first come, first served."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.rasa_slots import NoSlot, Slots
+
+
+async def _turn(slots: Slots, name: str, entered: list[str], leave: asyncio.Event) -> None:
+    async with slots.slot(5):
+        entered.append(name)
+        await leave.wait()
+
+
+async def test_at_most_size_inside_and_the_rest_in_arrival_order() -> None:
+    slots, entered, leave = Slots(2), [], asyncio.Event()
+    tasks = []
+    for n in range(6):
+        tasks.append(asyncio.create_task(_turn(slots, f"t{n}", entered, leave)))
+        await asyncio.sleep(0)  # arrives after the one before
+    await asyncio.sleep(0.01)
+    assert entered == ["t0", "t1"]
+    leave.set()
+    await asyncio.gather(*tasks)
+    assert entered == [f"t{n}" for n in range(6)]
+
+
+async def test_a_newcomer_does_not_take_the_slot_freed_for_the_longest_waiting() -> None:
+    slots, order = Slots(1), []
+    first_leaves = asyncio.Event()
+
+    async def first() -> None:
+        async with slots.slot(5):
+            order.append("first")
+            await first_leaves.wait()
+
+    async def one(name: str) -> None:
+        async with slots.slot(5):
+            order.append(name)
+
+    holder = asyncio.create_task(first())
+    await asyncio.sleep(0)
+    waiter = asyncio.create_task(one("waiting"))
+    await asyncio.sleep(0.01)
+    first_leaves.set()
+    await asyncio.sleep(0)  # the slot is freed and handed over; the waiter has not run yet
+    newcomer = asyncio.create_task(one("newcomer"))
+    await asyncio.gather(holder, waiter, newcomer)
+    assert order == ["first", "waiting", "newcomer"]
+
+
+async def test_a_turn_that_waits_too_long_gets_no_slot_and_takes_none() -> None:
+    slots, leave = Slots(1), asyncio.Event()
+    holder = asyncio.create_task(_turn(slots, "holder", [], leave))
+    await asyncio.sleep(0)
+    with pytest.raises(NoSlot):
+        async with slots.slot(0.05):
+            pytest.fail("entered without a slot")
+    leave.set()
+    await holder
+    async with slots.slot(0.05):  # the slot is back
+        pass
+
+
+async def test_a_cancelled_waiter_leaves_its_place_and_the_slot_goes_on() -> None:
+    slots, entered, leave = Slots(1), [], asyncio.Event()
+    holder = asyncio.create_task(_turn(slots, "holder", entered, leave))
+    await asyncio.sleep(0)
+    gone = asyncio.create_task(_turn(slots, "gone", entered, leave))
+    after = asyncio.create_task(_turn(slots, "after", entered, leave))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    leave.set()
+    await asyncio.gather(holder, after)
+    assert entered == ["holder", "after"]
+
+
+async def test_a_waiter_cancelled_just_as_it_was_handed_the_slot_passes_it_on() -> None:
+    slots, entered, leave = Slots(1), [], asyncio.Event()
+    holder = asyncio.create_task(_turn(slots, "holder", entered, leave))
+    await asyncio.sleep(0)
+    unlucky = asyncio.create_task(_turn(slots, "unlucky", entered, leave))
+    after = asyncio.create_task(_turn(slots, "after", entered, leave))
+    await asyncio.sleep(0.01)
+    leave.set()
+    await asyncio.sleep(0)  # the holder leaves and hands its slot to "unlucky", which has not run yet
+    await asyncio.sleep(0)
+    unlucky.cancel()
+    await asyncio.gather(holder, after, unlucky, return_exceptions=True)
+    assert entered[0] == "holder" and entered[-1] == "after"
+    async with slots.slot(0.05):  # and no slot was lost
+        pass
+
+
+def test_a_pool_needs_a_slot() -> None:
+    with pytest.raises(ValueError):
+        Slots(0)
