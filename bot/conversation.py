@@ -11,7 +11,6 @@ make as ``(slot, value)`` pairs; the actions turn both into Rasa's terms.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -149,10 +148,8 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
     account = await svc.ledger.for_conversation(conversation_id)
     if account is None:
         return None
-    chosen, failures, blocked = await asyncio.gather(  # at once: one wait for Redis, not three
-        _chosen_language(svc, conversation_id, slots), svc.records.verification_failures(account.account_id),
-        svc.records.disclosure_blocked(conversation_id))
-    language = chosen or account.language
+    chosen, failures, blocked = await svc.records.for_turn(conversation_id, account.account_id)
+    language = slots.get("language") or chosen or account.language
     return Turn(
         conversation_id=conversation_id,
         account=account,
@@ -170,10 +167,6 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         services=svc,
         now=utc_now(),
     )
-
-
-async def _chosen_language(svc: Services, conversation_id: str, slots: Mapping[str, Any]) -> str | None:
-    return slots.get("language") or await svc.records.language(conversation_id)
 
 
 def refuse_or_ask_verification(turn: Turn, pending: str | None = None) -> list[SlotChange]:

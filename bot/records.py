@@ -153,3 +153,13 @@ class Records:
     async def language(self, conversation_id: str) -> str | None:
         value = await self.redis.get(keys.language(conversation_id))
         return value.decode() if value else None
+
+    async def for_turn(self, conversation_id: str, account_id: str) -> tuple[str | None, int, bool]:
+        """The language the borrower chose, the account's failed verifications and whether disclosure is
+        blocked: what every action asks, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.language(conversation_id))
+            pipe.get(keys.verification_failures(account_id))
+            pipe.exists(keys.disclosure_block(conversation_id))
+            language, failures, blocked = await pipe.execute()
+        return (language.decode() if language else None), int(failures or 0), bool(blocked)

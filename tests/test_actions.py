@@ -329,6 +329,17 @@ async def test_the_chosen_language_outlives_the_session(services: Services) -> N
     assert messages == ["Hello, this is Example Bank's automated assistant."]
 
 
+async def test_what_a_turn_needs_from_the_records_is_read_in_one_round_trip(services: Services) -> None:
+    conversation = _sender(services, "US001")
+    assert await services.records.for_turn(conversation, "US001") == (None, 0, False)
+    await services.records.set_language(conversation, "zh")
+    await services.records.verification_failed("US001")
+    await services.records.verification_failed("US001")
+    await services.records.block_disclosure(conversation, "third party")
+    assert await services.records.for_turn(conversation, "US001") == ("zh", 2, True)
+    assert await services.records.for_turn(_sender(services, "CN001"), "CN001") == (None, 0, False)
+
+
 async def test_concurrent_fallbacks_are_counted_per_conversation(services: Services) -> None:
     second = make_tracker(services, "US001", "zzz", "nlu_fallback", "nlu_fallback")
     first = make_tracker(services, "CN001", "zzz", "nlu_fallback")
