@@ -4,7 +4,12 @@ The machine's speed drifts by up to a third over minutes, so two versions compar
 in turn, close together. This runs C conversations of T turns at once (bench_turns.py's borrowers and
 script), R times on one fresh stack of the checkout at --root, and prints each round: turns per second,
 p50/p95/p99, CPU ms per turn of each process, and the first turns (which all arrive at once) apart from
-the later ones. Round 1 is cold (first calls after a start); compare the later rounds.
+the later ones. Round 1 is cold (first calls after a start); compare the later rounds. With --steady the
+rounds are bench_turns.steady_load's (C conversations at every moment, their first turns spread). The
+stack takes its settings from the environment too, so the same checkout compares with itself under
+another setting:
+
+    for n in 64 2 64 2; do RASA_TURNS_AT_ONCE=$n .venv/bin/python scripts/bench_rounds.py --steady; done
 
     git worktree add /tmp/before 3ca8ccf && ln -s "$PWD/.venv" /tmp/before/.venv
     (cd /tmp/before && RASA_TELEMETRY_ENABLED=false .venv/bin/rasa train --fixed-model-name collections --out models)
@@ -38,7 +43,7 @@ async def rounds(args: argparse.Namespace) -> None:
         # The stack as bench_turns.measure starts ours, spelled out here: older checkouts must run too.
         options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                           redis_port=free_port(), standin_port=free_port(), var_dir=folder, log_dir=folder,
-                          ledger=bench.write_ledger(folder, args.conversations * args.rounds), worker=False,
+                          ledger=bench.write_ledger(folder, 3 * args.conversations * args.rounds), worker=False,
                           more_rasa_ports=tuple(free_port() for _ in range(args.rasa_processes - 1)))
         env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
         env.update({"TWILIO_AUTH_TOKEN": "bench-token", "DATA_KEYS": Fernet.generate_key().decode(),
@@ -54,14 +59,20 @@ async def rounds(args: argparse.Namespace) -> None:
                 turn = bench.ours(http, settings)
                 for number in range(1, args.rounds + 1):
                     before, started = bench.cpu_seconds(pids), time.perf_counter()
-                    conversations = await asyncio.gather(*(bench.conversation(turn, phone, args.turns)
-                                                           for phone in phones.take(args.conversations)))
+                    if args.steady:
+                        every = await bench.steady_load(turn, phones, args.conversations, args.turns)
+                        conversations = [every[k:k + args.turns] for k in range(0, len(every), args.turns)]
+                        turns_run = 2 * len(every)  # with the lead-ins and tails
+                    else:
+                        conversations = await asyncio.gather(*(bench.conversation(turn, phone, args.turns)
+                                                               for phone in phones.take(args.conversations)))
+                        every = [latency for one in conversations for latency in one]
+                        turns_run = len(every)
                     seconds, after = time.perf_counter() - started, bench.cpu_seconds(pids)
-                    every = [latency for one in conversations for latency in one]
                     first = [one[0] for one in conversations]
                     later = [latency for one in conversations for latency in one[1:]]
-                    cpu = {name: 1000 * (after[name] - before[name]) / len(every) for name in after}
-                    print(f"round {number}: {len(every) / seconds:.1f} turns/s, p50 {percentile(every, 0.5):.0f} "
+                    cpu = {name: 1000 * (after[name] - before[name]) / turns_run for name in after}
+                    print(f"round {number}: {turns_run / seconds:.1f} turns/s, p50 {percentile(every, 0.5):.0f} "
                           f"p95 {percentile(every, 0.95):.0f} p99 {percentile(every, 0.99):.0f} ms; first turns "
                           f"p50 {percentile(first, 0.5):.0f} max {max(first):.0f}, later p99 "
                           f"{percentile(later, 0.99):.0f}; CPU ms per turn {sum(cpu.values()):.1f}: "
@@ -78,6 +89,8 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=20)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--rasa-processes", type=int, default=2)
+    parser.add_argument("--steady", action="store_true",
+                        help="bench_turns.steady_load: C conversations at every moment, their starts spread")
     args = parser.parse_args()
     root = args.root.resolve()
     sys.path[:0] = [str(root), str(root / "scripts")]
