@@ -47,6 +47,13 @@ before the agent is built. Each patch keeps Rasa's behaviour and says why it is 
   its CPU under load). When the prediction brought no events and the action only reads the tracker (a
   custom action, which sends it to the action server, or action_listen), there is nothing to drop: the
   action is given the tracker itself.
+- The rule policy's rules read once. Rasa keeps each rule as a JSON string and parses it again for every
+  state of the conversation it is checked against, at every prediction. The parsed rule is now kept
+  (the rules are the model's, and the parsed form is only read).
+- The classifier's weights laid out by column. scikit-learn multiplies the message's features by the
+  transposed weights, which it first copies into row order (27 × 10,000 numbers, for every message): a
+  prediction took 295 µs, 136 µs without the copy. Kept in column order once, the transpose needs no
+  copy; the numbers and the arithmetic are the same.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from collections import OrderedDict
 from typing import Any
 
 import aiohttp
+import numpy as np
 import ujson
 from jsonschema import ValidationError
 from jsonschema.protocols import Validator
@@ -308,6 +316,23 @@ async def _run_action_on_the_tracker(self: MessageProcessor, action: Action, tra
         tracker.__dict__.pop("copy", None)
 
 
+_original_rule_key_to_state = RulePolicy._rule_key_to_state
+
+
+@functools.lru_cache(maxsize=4096)
+def _rule_key_to_state(rule_key: str) -> list[State]:
+    return _original_rule_key_to_state(rule_key)
+
+
+_original_lr_process = LogisticRegressionClassifier.process
+
+
+def _process_with_weights_by_column(self: LogisticRegressionClassifier, messages: list[Message]) -> list[Message]:
+    if not self.clf.coef_.flags.f_contiguous:
+        self.clf.coef_ = np.asfortranarray(self.clf.coef_)
+    return _original_lr_process(self, messages)
+
+
 Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # type: ignore[method-assign]
 RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[method-assign]
@@ -319,3 +344,5 @@ LogisticRegressionClassifier._create_X = _create_x  # type: ignore[method-assign
 Domain.is_empty = _is_empty_once  # type: ignore[method-assign]
 RulePolicy._predict = _predict_with_states_once  # type: ignore[method-assign]
 MessageProcessor._run_action = _run_action_on_the_tracker  # type: ignore[method-assign]
+RulePolicy._rule_key_to_state = staticmethod(_rule_key_to_state)  # type: ignore[method-assign, assignment]
+LogisticRegressionClassifier.process = _process_with_weights_by_column  # type: ignore[method-assign]

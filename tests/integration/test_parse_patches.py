@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from rasa.core.agent import Agent
@@ -44,6 +45,10 @@ async def test_the_patched_graph_and_classifier_input_parse_as_stock_rasa(monkey
     ours = _parse_all(agent, texts)
     monkeypatch.setattr(DaskGraphRunner, "run", rasa_patches._original_graph_run)
     monkeypatch.setattr(LogisticRegressionClassifier, "_create_X", rasa_patches._original_create_x)
+    monkeypatch.setattr(LogisticRegressionClassifier, "process", rasa_patches._original_lr_process)
+    classifier = agent.processor.graph_runner._instantiated_nodes["run_LogisticRegressionClassifier4"]._component
+    assert classifier.clf.coef_.flags.f_contiguous  # laid out by column by our process
+    monkeypatch.setattr(classifier.clf, "coef_", np.ascontiguousarray(classifier.clf.coef_))  # as stock keeps them
     stock = _parse_all(agent, texts)
     for text, mine, theirs in zip(texts, ours, stock, strict=True):
         assert mine["intent"]["name"] == theirs["intent"]["name"], text
