@@ -224,6 +224,19 @@ async def calls(http: aiohttp.ClientSession, settings: Settings, numbers: list[s
     return [latency for call in per_call for latency in call]
 
 
+async def long_conversation(turn: Turn, number: str, fresh: str, turns: int) -> list[float]:
+    """One conversation of ``turns`` turns; its last MARK_TURNS turns alternate with the first MARK_TURNS of a
+    new conversation (``fresh``), whose latencies follow the long one's in the result. The machine's speed
+    drifts by a third over the minutes a long conversation takes: turn 1 measured at the start compares
+    with the last turns only roughly; the new conversation's first turns, measured beside them, closely."""
+    latencies = await conversation(turn, number, turns - MARK_TURNS)
+    beside = []
+    for n in range(turns - MARK_TURNS, turns):
+        latencies.append(await turn(number, SCRIPT[n % len(SCRIPT)]))
+        beside.append(await turn(fresh, "4242" if not beside else SCRIPT[len(beside) % len(SCRIPT)]))
+    return latencies + beside
+
+
 def at_marks(latencies: list[float]) -> dict[int, float]:
     """Median latency of nine turns at each mark the conversation reached: turns 1-9 for turn 1, else the
     nine up to the mark (turn 1 is the first). A median: one turn that met a busy moment of the machine
@@ -290,7 +303,7 @@ def _innermost(raw: Path) -> Counter[str]:
 
 
 async def measure(folder: Path, args: argparse.Namespace) -> Results:
-    conversations = 2 * (3 * sum(args.load) + WARM_UP) + 2 + args.calls
+    conversations = 2 * (3 * sum(args.load) + WARM_UP) + 4 + args.calls
     options = Options(gateway_port=free_port(), rasa_port=free_port(), action_port=free_port(),
                       redis_port=free_port(), standin_port=free_port(), var_dir=folder, log_dir=folder,
                       ledger=write_ledger(folder, conversations), worker=False,
@@ -326,7 +339,7 @@ async def measure(folder: Path, args: argparse.Namespace) -> Results:
             for name, turn in systems.items():
                 length = args.length if name == "ours" else min(args.length, STOCK_LENGTH)
                 results.length[name] = await measured(pids, functools.partial(
-                    conversation, turn, phones.take(1)[0], length))
+                    long_conversation, turn, *phones.take(2), length))
             if args.calls:
                 results.voice = await measured(pids, functools.partial(calls, http, settings, phones.take(args.calls)))
         return results
@@ -371,14 +384,20 @@ def report(results: Results, args: argparse.Namespace, command: str) -> str:
                          f"| {percentile(values, 0.95):.0f} | {percentile(values, 0.99):.0f} | {_cpu_line(run)} |")
     lines += ["", "### One conversation, turn after turn", "",
               f"Median latency of {MARK_TURNS} turns at each mark (turns 1-{MARK_TURNS}, then the {MARK_TURNS} up to "
-              "the mark), one conversation alone on the system. Stock Rasa is held to 200 turns.", "",
-              "| system | turns held | " + " | ".join(f"turn {m} ms" for m in LENGTH_MARKS) + " | last / first |",
-              "|---|---|" + "---|" * len(LENGTH_MARKS) + "---|"]
+              "the mark), one conversation alone on the system. Stock Rasa is held to 200 turns. The machine's "
+              "speed drifts over the minutes a long conversation takes, so its last turns alternate with the first "
+              f"{MARK_TURNS} of a new conversation (\"new, beside\"): the last column compares turns taken at the "
+              "same moment.", "",
+              "| system | turns held | " + " | ".join(f"turn {m} ms" for m in LENGTH_MARKS)
+              + " | last / first | new, beside ms | last / new, beside |",
+              "|---|---|" + "---|" * len(LENGTH_MARKS) + "---|---|---|"]
     for name, run in results.length.items():
-        marks = at_marks(run.latencies)
+        held, beside = run.latencies[:-MARK_TURNS], statistics.median(run.latencies[-MARK_TURNS:])
+        marks = at_marks(held)
         cells = [f"{marks[m]:.0f}" if m in marks else "—" for m in LENGTH_MARKS]
-        ratio = marks[max(marks)] / marks[1]
-        lines.append(f"| {name} | {len(run.latencies)} | {' | '.join(cells)} | {ratio:.2f}× |")
+        last = marks[max(marks)]
+        lines.append(f"| {name} | {len(held)} | {' | '.join(cells)} | {last / marks[1]:.2f}× | {beside:.0f} "
+                     f"| {last / beside:.2f}× |")
     if results.voice:
         lines += _voice_lines(results.voice, args.calls)
     if results.profiles:
