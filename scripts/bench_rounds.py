@@ -62,7 +62,7 @@ async def rounds(args: argparse.Namespace) -> None:
                     if args.steady:
                         every = await bench.steady_load(turn, phones, args.conversations, args.turns)
                         conversations = [every[k:k + args.turns] for k in range(0, len(every), args.turns)]
-                        turns_run = 2 * len(every)  # with the lead-ins and tails
+                        turns_run = bench.steady_turns(args.conversations, args.turns)
                     else:
                         conversations = await asyncio.gather(*(bench.conversation(turn, phone, args.turns)
                                                                for phone in phones.take(args.conversations)))

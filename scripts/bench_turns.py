@@ -126,11 +126,13 @@ def stock(http: aiohttp.ClientSession, settings: Settings, url: str) -> Turn:
     return turn
 
 
+def message(n: int) -> str:
+    """A borrower's n-th message (from 0): the ID digits first, like a real borrower, then the script."""
+    return "4242" if n == 0 else SCRIPT[n % len(SCRIPT)]
+
+
 async def conversation(turn: Turn, number: str, turns: int) -> list[float]:
-    latencies = [await turn(number, "4242")]  # verify first, like a real borrower
-    for n in range(1, turns):
-        latencies.append(await turn(number, SCRIPT[n % len(SCRIPT)]))
-    return latencies
+    return [await turn(number, message(n)) for n in range(turns)]
 
 
 @dataclass
@@ -182,7 +184,8 @@ async def steady_load(turn: Turn, phones: Phones, count: int, turns: int) -> lis
     Real borrowers do not all send their first message at the same instant. Borrower k first finishes a
     lead-in conversation of (k + 1) * turns // count turns, so the measured conversations start spread over a
     conversation's length, and then a tail conversation that ends the others' when the last lead-in ends:
-    no one is measured while fewer than ``count`` are talking. Lead-ins and tails are not measured."""
+    no one is measured while fewer than ``count`` are talking. Lead-ins and tails are not measured: with
+    them each borrower runs two conversations' turns (``steady_turns``)."""
     async def borrower(k: int, lead_in: str, measured: str, tail: str) -> list[float]:
         length = (k + 1) * turns // count
         await conversation(turn, lead_in, length)
@@ -194,6 +197,11 @@ async def steady_load(turn: Turn, phones: Phones, count: int, turns: int) -> lis
     numbers = phones.take(3 * count)
     per_borrower = await asyncio.gather(*(borrower(k, *numbers[3 * k:3 * k + 3]) for k in range(count)))
     return [latency for one in per_borrower for latency in one]
+
+
+def steady_turns(count: int, turns: int) -> int:
+    """The turns steady_load runs in all, measured or not."""
+    return 2 * count * turns
 
 
 async def voice_turn(http: aiohttp.ClientSession, settings: Settings, fields: dict[str, str], query: str) -> float:
@@ -231,9 +239,9 @@ async def long_conversation(turn: Turn, number: str, fresh: str, turns: int) -> 
     with the last turns only roughly; the new conversation's first turns, measured beside them, closely."""
     latencies = await conversation(turn, number, turns - MARK_TURNS)
     beside = []
-    for n in range(turns - MARK_TURNS, turns):
-        latencies.append(await turn(number, SCRIPT[n % len(SCRIPT)]))
-        beside.append(await turn(fresh, "4242" if not beside else SCRIPT[len(beside) % len(SCRIPT)]))
+    for n in range(MARK_TURNS):
+        latencies.append(await turn(number, message(turns - MARK_TURNS + n)))
+        beside.append(await turn(fresh, message(n)))
     return latencies + beside
 
 
@@ -329,7 +337,7 @@ async def measure(folder: Path, args: argparse.Namespace) -> Results:
                 results.load[name] = {}
                 for count in args.load:
                     work = functools.partial(measured, pids, functools.partial(
-                        steady_load, turn, phones, count, args.turns), turns_run=2 * count * args.turns)
+                        steady_load, turn, phones, count, args.turns), turns_run=steady_turns(count, args.turns))
                     if args.profile and name == "ours" and count == max(args.load):
                         args.profile.mkdir(parents=True, exist_ok=True)
                         results.load[name][count], results.profiles = await profiled(pids, args.profile, work)
