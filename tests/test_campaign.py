@@ -320,7 +320,10 @@ async def test_the_rate_limit_holds_every_second_across_concurrent_callers(servi
     seconds = await asyncio.gather(*[limiter.acquire() for _ in range(100)])
     per_second = Counter(seconds)
     assert max(per_second.values()) == 7 and sum(per_second.values()) == 100
-    assert sorted(per_second) == list(range(1_000_000, 1_000_015))  # 14 full seconds and 2 in the 15th
+    # 14 full seconds and 2 in the 15th at best. A caller whose second ended while it asked leaves that slot
+    # unused (bot/campaign.py); with real Redis round trips interleaving, the callers' wake-ups (which move
+    # this fake clock) can end a second early, so a second or two may go unused, never over the limit.
+    assert min(per_second) == 1_000_000 and 1_000_014 <= max(per_second) <= 1_000_016
 
 
 async def test_no_limit_means_no_waiting(services: Services) -> None:
