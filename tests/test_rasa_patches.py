@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from types import SimpleNamespace
 from typing import Any
 
 import jsonschema
@@ -10,6 +13,7 @@ from rasa.core.actions.action import ActionListen, ActionRestart, RemoteAction
 from rasa.core.agent import Agent
 from rasa.core.channels.channel import UserMessage
 from rasa.core.policies.policy import PolicyPrediction
+from rasa.core.policies.rule_policy import RulePolicy
 from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
@@ -172,3 +176,52 @@ async def test_an_action_that_only_reads_the_tracker_is_given_the_tracker_itself
     await rasa_patches._run_action_on_the_tracker(None, action, tracker, None, None, prediction)  # type: ignore
     assert given == [itself, False]  # a later copy is a real one
     assert "copy" not in tracker.__dict__
+
+
+# Rules as Rasa keys them (a JSON list of states, oldest first), and conversations' states (oldest first).
+_LISTEN = {"prev_action": {"action_name": "action_listen"}}
+_PAY = {**_LISTEN, "user": {"intent": "pay"}}
+_RULES = {
+    json.dumps([{**_LISTEN, "user": {"intent": "pay"}}]): "action_pay",
+    json.dumps([{"prev_action": {"action_name": "action_ask"}, "user": {"intent": "pay"}},
+                {**_LISTEN, "user": {"intent": "pay"}}]): "action_pay_after_asking",
+    json.dumps([{}, {**_LISTEN, "user": {"intent": "greet"}}]): "action_greet_first",  # conversation start
+    json.dumps([{**_LISTEN, "user": {"intent": "pay"}, "slots": {"verified": "should_not_be_set"}}]): "action_verify",
+}
+_CONVERSATIONS = [
+    [{}, {**_LISTEN, "user": {"intent": "greet"}}],
+    [{**_LISTEN, "user": {"intent": "greet"}}],
+    [{"prev_action": {"action_name": "action_ask"}, "user": {"intent": "pay"}}, _PAY],
+    [{"prev_action": {"action_name": "action_other"}, "user": {"intent": "pay"}}, _PAY],
+    [{}, {"prev_action": {"action_name": "action_ask"}}, {**_PAY, "slots": {"verified": (1.0,)}}],
+    [{**_LISTEN, "user": {"intent": "pay", "entities": ("amount",)}, "slots": {"verified": (0.0,)}}],
+    [],
+]
+
+
+def _stock_possible_keys(lookup: dict[str, str], states: list[dict[str, Any]]) -> set[str]:
+    stock = SimpleNamespace(_rule_key_to_state=rasa_patches._original_rule_key_to_state,
+                            _does_rule_match_state=RulePolicy._does_rule_match_state)
+    stock._is_rule_applicable = functools.partial(rasa_patches._original_is_rule_applicable, stock)
+    return set(rasa_patches._original_get_possible_keys(stock, lookup, states))
+
+
+@pytest.mark.parametrize("states", _CONVERSATIONS)
+def test_the_rules_matching_a_conversation_are_those_stock_rasa_finds(states: list[dict[str, Any]]) -> None:
+    stock = _stock_possible_keys(_RULES, states)
+    assert rasa_patches._possible_keys_remembered(None, _RULES, states) == stock  # type: ignore[arg-type]
+    assert rasa_patches._possible_keys_remembered(None, _RULES, states) == stock  # type: ignore[arg-type]  # remembered
+
+
+def test_rules_are_remembered_per_rule_set_and_states() -> None:
+    rasa_patches._rules_applying_remembered.cache_clear()
+    for states in _CONVERSATIONS * 2:
+        rasa_patches._possible_keys_remembered(None, _RULES, states)  # type: ignore[arg-type]
+    assert rasa_patches._rules_applying_remembered.cache_info().hits == len(_CONVERSATIONS)
+    fewer = dict(list(_RULES.items())[:1])
+    assert rasa_patches._possible_keys_remembered(None, fewer, _CONVERSATIONS[2]) == set(fewer)  # type: ignore[arg-type]
+
+
+def test_a_state_that_cannot_be_a_key_is_matched_the_stock_way() -> None:
+    states = [{**_LISTEN, "user": {"intent": "pay"}, "slots": {"verified": [1.0]}}]  # a list: unhashable
+    assert rasa_patches._possible_keys_remembered(None, _RULES, states) == _stock_possible_keys(_RULES, states)  # type: ignore[arg-type]

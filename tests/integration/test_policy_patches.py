@@ -1,5 +1,6 @@
 """Our Rasa patches that touch prediction (bot/rasa_patches.py) predict as stock Rasa does, on the trained
-model, at every step of every story, rule and conversation test (rules read once, states made once)."""
+model, at every step of every story, rule and conversation test (rules read once, states made once, the
+rules matching the latest states remembered)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ def test_the_rule_policy_predicts_as_stock_rasa_with_its_states_made_once(monkey
     ours_made, made[:] = len(made), []
     monkeypatch.setattr(RulePolicy, "_predict", rasa_patches._original_rule_predict)
     monkeypatch.setattr(RulePolicy, "_rule_key_to_state", staticmethod(rasa_patches._original_rule_key_to_state))
+    monkeypatch.setattr(RulePolicy, "_get_possible_keys", rasa_patches._original_get_possible_keys)
+    monkeypatch.setattr(RulePolicy, "_is_rule_applicable", rasa_patches._original_is_rule_applicable)
     stock = _predictions(policy, agent.domain, trackers)
     assert ours == stock
     assert ours_made == len(trackers) < len(made)  # once per prediction, where stock worked some out twice
