@@ -29,7 +29,7 @@ from bot import catalog, console, field_console, keys, retention, sms, transcrip
 from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, RASA_SLOTS, SENDER, SERVICES, STOPPING
 from bot.contact_policy import Attempt
 from bot.heap import freeze_startup_heap
-from bot.ledger import E164_PATTERN
+from bot.ledger import E164_PATTERN, Account
 from bot.outbound import Sender, record_status, twilio_client
 from bot.privacy import pseudonym
 from bot.rasa_slots import NoSlot, Slots
@@ -312,8 +312,8 @@ async def _reply(app: web.Application, conversation_id: str, body: str, sid: str
     """The answer to one message, after the same borrower's earlier ones. When Rasa cannot take it
     now, or earlier ones are still kept, it is kept too (answered later by SMS) and Twilio gets none."""
     svc = app[SERVICES]
-    async with svc.turn_order.hold(conversation_id, ORDER_WAIT_SECONDS) as my_turn:
-        if my_turn and not await svc.pending_turns.waiting(conversation_id):
+    async with svc.turn_order.hold(conversation_id, ORDER_WAIT_SECONDS, after_kept=True) as my_turn:
+        if my_turn:
             try:
                 return await _answer(app, conversation_id, body, sid)
             except RasaUnavailable:
@@ -330,12 +330,9 @@ async def _answer(app: web.Application, conversation_id: str, body: str, sid: st
         RasaUnavailable: Rasa did not take the turn (nothing was answered).
     """
     svc = app[SERVICES]
-    account, chosen_language, holder = await asyncio.gather(  # at once: one wait for Redis, not three
-        svc.ledger.for_conversation(conversation_id), svc.records.language(conversation_id),
-        svc.handoffs.holder(conversation_id))
+    # A reply, whatever it says, is noted as one: campaigns call only those who did not reply.
+    account, chosen_language, holder = await _turn_facts(svc, conversation_id, reply_kept_seconds=REPLY_KEPT_SECONDS)
     language = chosen_language or (account.language if account else ("zh" if _CJK.search(body) else "en"))
-    if account is not None:  # a reply, whatever it says: campaigns call only those who did not reply
-        await svc.redis.set(keys.last_reply(account.account_id), int(time.time()), ex=REPLY_KEPT_SECONDS)
     word = sms.keyword(body)
     if account is not None and holder:
         # Under the lock an agent lets go under: the message is the agent's, or the bot's, never neither's.
@@ -352,6 +349,31 @@ async def _answer(app: web.Application, conversation_id: str, body: str, sid: st
         return []
     texts, _ = await _rasa_exchange(app, conversation_id, body, "sms", message_id=sid)
     return texts
+
+
+async def _turn_facts(svc: Services, conversation_id: str,
+                      reply_kept_seconds: int = 0) -> tuple[Account | None, str | None, str | None]:
+    """The conversation's account, the language its borrower chose and the agent holding it (and, with
+    ``reply_kept_seconds``, the borrower's reply noted), in one round trip to Redis: on this machine a round
+    trip costs the gateway ~0.2 ms of CPU, a command in a pipeline a third of that."""
+    try:
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            svc.ledger.queue_for_conversation(pipe, conversation_id, reply_kept_seconds)
+            svc.records.queue_language(pipe, conversation_id)
+            svc.handoffs.queue_holder(pipe, conversation_id)
+            sealed, language, holder = await pipe.execute()
+    except redis.exceptions.NoScriptError:  # Redis does not know the ledger's script yet: the calls load it
+        account, chosen, agent = await asyncio.gather(svc.ledger.for_conversation(conversation_id),
+                                                      svc.records.language(conversation_id),
+                                                      svc.handoffs.holder(conversation_id))
+        if account is not None and reply_kept_seconds:
+            await svc.redis.set(keys.last_reply(account.account_id), int(time.time()), ex=reply_kept_seconds)
+        return account, chosen, agent
+    return svc.ledger.account_from(sealed), _text(language), _text(holder)
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
 
 
 async def _to_agent(app: web.Application, conversation_id: str, body: str, word: str | None,
@@ -485,13 +507,13 @@ async def voice_webhook(request: web.Request) -> web.Response:
 async def _voice_step(app: web.Application, form: Any, conversation_id: str | None, first: bool,
                       silences: int) -> str:
     svc = app[SERVICES]
-    account = await svc.ledger.for_conversation(conversation_id) if conversation_id else None
-    language = await _language(app, conversation_id, account)
+    account, chosen, holder = await _turn_facts(svc, conversation_id) if conversation_id else (None, None, None)
+    language = chosen or (account.language if account else "en")
     if form.get("AnsweredBy", "").startswith(("machine", "fax")):
         return voice.finish([_speak(app, "utter_voicemail", language)], language)
     if account is None or conversation_id is None:
         return voice.finish([_speak(app, "utter_unknown_sender", language)], language)
-    if await svc.handoffs.holder(conversation_id):  # an agent is on it by SMS: no second bot conversation
+    if holder:  # an agent is on it by SMS: no second bot conversation
         return _with_agent(app, language)
     message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""),
                                                            shortcuts=not await _keys_answer(app, form["CallSid"]))

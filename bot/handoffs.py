@@ -82,6 +82,11 @@ class Handoffs:
         value = await self._redis.hget(keys.handoff(conversation_id), "agent")
         return value.decode() if value else None
 
+    @staticmethod
+    def queue_holder(pipe: Any, conversation_id: str) -> None:
+        """``holder`` queued on a pipeline (its answer: bytes or None)."""
+        pipe.hget(keys.handoff(conversation_id), "agent")
+
     async def items(self) -> list[Item]:
         """Waiting items, most urgent and oldest first, then held ones."""
         waiting = await self._redis.zrange(keys.HANDOFF_QUEUE, 0, -1)

@@ -9,6 +9,7 @@ import codecs
 import csv
 import io
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -336,6 +337,7 @@ def _from_record(record: dict[str, Any]) -> Account:
 _BY_PSEUDONYM = """
 local account_id = redis.call('GET', KEYS[1])
 if not account_id then return false end
+if ARGV[2] then redis.call('SET', ARGV[2] .. account_id, ARGV[3], 'EX', ARGV[4]) end
 return redis.call('GET', ARGV[1] .. account_id)
 """
 
@@ -363,6 +365,17 @@ class Ledger:
         """The account whose phone number has this pseudonym, or None."""
         sealed = await self._by_pseudonym(keys=[keys.account_by_pseudonym(conversation_id)],
                                           args=[keys.account("")])
+        return self.account_from(sealed)
+
+    def queue_for_conversation(self, pipe: Any, conversation_id: str, reply_kept_seconds: int = 0) -> None:
+        """``for_conversation``'s lookup queued on a pipeline, to go with other reads in one round trip; its
+        answer is read with ``account_from``. With ``reply_kept_seconds``, it also notes that the account's
+        borrower replied now (campaigns call only those who did not). The pipeline raises NoScriptError while
+        Redis does not know the script (first use, or a restart): ``for_conversation`` loads it."""
+        noted = [keys.last_reply(""), int(time.time()), reply_kept_seconds] if reply_kept_seconds else []
+        pipe.evalsha(self._by_pseudonym.sha, 1, keys.account_by_pseudonym(conversation_id), keys.account(""), *noted)
+
+    def account_from(self, sealed: bytes | None) -> Account | None:
         return _from_record(self._vault.open(sealed)) if sealed else None
 
     async def import_files(self, accounts_csv: Path, installments_csv: Path, today: date) -> tuple[int, int]:

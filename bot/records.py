@@ -154,6 +154,11 @@ class Records:
         value = await self.redis.get(keys.language(conversation_id))
         return value.decode() if value else None
 
+    @staticmethod
+    def queue_language(pipe: Any, conversation_id: str) -> None:
+        """``language`` queued on a pipeline (its answer: bytes or None)."""
+        pipe.get(keys.language(conversation_id))
+
     async def for_turn(self, conversation_id: str, account_id: str) -> tuple[str | None, int, bool]:
         """The language the borrower chose, the account's failed verifications and whether disclosure is
         blocked: what every action asks, in one round trip."""

@@ -36,9 +36,11 @@ from bot.privacy import Vault
 LEASE_MS = 20_000  # a turn's longest run (Rasa's 12 s timeout and the replies) with room to spare
 PENDING_KEPT_SECONDS = 7 * 86400
 POLL_SECONDS = (0.005, 0.05)  # first and longest pause between looks at the head of the line
+NOT_YET, MINE, MINE_AFTER_KEPT = 0, 1, 2  # what _MY_TURN answers
 
 # Is it my turn? Renews my lease and drops heads whose holder's lease ran out. With ARGV[3] set, first
 # joins the line (the push is the arrival order), so that joining and the first look are one round trip.
+# 0: not yet; 1: mine; 2: mine, but the pending list KEYS[3] (when given) holds earlier messages.
 _MY_TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -51,7 +53,10 @@ end
 while true do
   local head = redis.call('LINDEX', KEYS[1], 0)
   if not head then return 0 end
-  if head == ARGV[1] then return 1 end
+  if head == ARGV[1] then
+    if KEYS[3] and redis.call('LLEN', KEYS[3]) > 0 then return 2 end
+    return 1
+  end
   local lease = tonumber(redis.call('HGET', KEYS[2], head) or '0')
   if lease >= now then return 0 end
   redis.call('LPOP', KEYS[1])
@@ -79,10 +84,13 @@ class TurnOrder:
         self._leave = redis.register_script(_LEAVE)
 
     @asynccontextmanager
-    async def hold(self, conversation_id: str, wait_seconds: float) -> AsyncIterator[bool]:
+    async def hold(self, conversation_id: str, wait_seconds: float, after_kept: bool = False) -> AsyncIterator[bool]:
         """Wait for this conversation's earlier messages; yields False if they took longer than
-        ``wait_seconds`` (the message then goes to the pending list, behind them)."""
+        ``wait_seconds`` (the message then goes to the pending list, behind them) or, with ``after_kept``,
+        if earlier ones are kept in the pending list (they go first; looked at in the same round trip)."""
         line = [keys.turn_order(conversation_id), keys.turn_leases(conversation_id)]
+        if after_kept:
+            line.append(keys.turns_pending(conversation_id))
         token = secrets.token_hex(8)
         try:
             yield await self._wait(line, token, wait_seconds)
@@ -90,16 +98,16 @@ class TurnOrder:
             await asyncio.shield(self._leave(keys=line, args=[token]))
 
     async def _wait(self, line: list[str], token: str, wait_seconds: float) -> bool:
-        if await self._my_turn(keys=line, args=[token, self._lease_ms, "join"]):
-            return True
+        answer = await self._my_turn(keys=line, args=[token, self._lease_ms, "join"])
         deadline = time.monotonic() + wait_seconds
         pause = POLL_SECONDS[0]
-        while not await self._my_turn(keys=line, args=[token, self._lease_ms, ""]):
+        while answer == NOT_YET:
             if time.monotonic() + pause > deadline:
                 return False
             await asyncio.sleep(pause)
             pause = min(pause * 2, POLL_SECONDS[1])
-        return True
+            answer = await self._my_turn(keys=line, args=[token, self._lease_ms, ""])
+        return bool(answer == MINE)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
+from bot import keys
 from bot.chat import messages_in, signed_sms
 from bot.gateway import init_app
 from bot.privacy import pseudonym
@@ -210,6 +211,26 @@ async def test_edge_replies_follow_the_language_the_borrower_chose(client: TestC
     await services.records.set_language(pseudonym(CN_PHONE, services.settings.hmac_secret), "en")
     answer = messages_in(await (await post_sms(client, services.settings, CN_PHONE, "HELP")).text())
     assert answer == ["Example Bank loan assistant. Call 95588 for help. Reply STOP to unsubscribe."]
+
+
+@pytest.mark.parametrize("forgotten", [False, True])
+async def test_a_turn_reads_the_account_language_and_holder_whether_or_not_redis_knows_the_script(
+        client: TestClient, services: Services, rasa: tuple[FakeRasa, str], forgotten: bool) -> None:
+    conversation = pseudonym(CN_PHONE, services.settings.hmac_secret)
+    await post_sms(client, services.settings, CN_PHONE, "你好")  # the first lookup loads the ledger's script
+    account = await services.ledger.for_conversation(conversation)
+    assert account is not None
+    await services.records.set_language(conversation, "en")
+    await services.redis.delete(keys.last_reply(account.account_id))
+    if forgotten:  # as after a Redis restart
+        await services.redis.script_flush()
+    answer = messages_in(await (await post_sms(client, services.settings, CN_PHONE, "HELP")).text())
+    assert answer == ["Example Bank loan assistant. Call 95588 for help. Reply STOP to unsubscribe."]
+    assert int(await services.redis.get(keys.last_reply(account.account_id))) > 0  # a reply, noted
+    assert messages_in(await (await post_sms(client, services.settings, CN_PHONE, "hi")).text()) == [
+        "Hello from the bot."]  # a known borrower: on to Rasa
+    assert messages_in(await (await post_sms(client, services.settings, "+8613700000000", "你好")).text()) == [
+        "您好，这里是示例银行。我们的记录中没有这个号码。如您是我行客户，请致电95588。"]
 
 
 def signed_status(settings: Settings, form: dict[str, str]) -> dict[str, str]:

@@ -159,6 +159,19 @@ async def test_a_turn_given_up_leaves_the_line(services: Services) -> None:
     assert await services.redis.exists(keys.turn_order("c_give_up")) == 0
 
 
+async def test_a_new_message_gives_way_at_once_to_kept_ones_and_the_drain_takes_them(services: Services) -> None:
+    order = TurnOrder(services.redis)
+    await services.pending_turns.add("c_kept", sid(1), "kept earlier")
+    started = asyncio.get_running_loop().time()
+    async with order.hold("c_kept", 5, after_kept=True) as new_message:
+        assert new_message is False and asyncio.get_running_loop().time() - started < 1  # no wait: it goes behind
+    async with order.hold("c_kept", 5) as drain:  # the drain replays the kept ones
+        assert drain is True
+    await services.pending_turns.done("c_kept", sid(1))
+    async with order.hold("c_kept", 5, after_kept=True) as new_message:
+        assert new_message is True
+
+
 async def test_keys_hold_no_personal_data(gateways: Gateways) -> None:
     gateways.rasa.up = False
     await gateways.sms("my id is 1234, call me at +14155550123", sid(9))
