@@ -145,10 +145,11 @@ def previous_user_intent(events: list[dict[str, Any]]) -> str | None:
 async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any],
                     latest_message: Mapping[str, Any], events: list[dict[str, Any]]) -> Turn | None:
     """Build the turn from the tracker's parts, or None when the number has no ledger account."""
-    account = await svc.ledger.for_conversation(conversation_id)
-    if account is None:
+    found = await svc.records.for_turn(conversation_id)
+    account = svc.ledger.account_from(found[0]) if found else None
+    if found is None or account is None:
         return None
-    chosen, failures, blocked = await svc.records.for_turn(conversation_id, account.account_id)
+    _, chosen, failures, blocked = found
     language = slots.get("language") or chosen or account.language
     return Turn(
         conversation_id=conversation_id,

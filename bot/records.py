@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from bot import audit, keys
@@ -32,6 +33,16 @@ _QUEUE = """
 redis.call('HSETNX', KEYS[1], 'since', ARGV[2])
 redis.call('HSET', KEYS[1], 'account_id', ARGV[3], 'reason', ARGV[4], 'priority', ARGV[5])
 if redis.call('HEXISTS', KEYS[1], 'agent') == 0 then redis.call('ZADD', KEYS[2], 'NX', ARGV[2], ARGV[1]) end
+"""
+
+
+# What every action reads about its turn, in one round trip. KEYS: the account by pseudonym, the chosen
+# language, the disclosure block. ARGV: the prefixes of account records and of failed verifications.
+_FOR_TURN = """
+local account_id = redis.call('GET', KEYS[1])
+if not account_id then return false end
+return {redis.call('GET', ARGV[1] .. account_id), redis.call('GET', KEYS[2]),
+        redis.call('GET', ARGV[2] .. account_id), redis.call('EXISTS', KEYS[3])}
 """
 
 
@@ -159,12 +170,18 @@ class Records:
         """``language`` queued on a pipeline (its answer: bytes or None)."""
         pipe.get(keys.language(conversation_id))
 
-    async def for_turn(self, conversation_id: str, account_id: str) -> tuple[str | None, int, bool]:
-        """The language the borrower chose, the account's failed verifications and whether disclosure is
-        blocked: what every action asks, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keys.language(conversation_id))
-            pipe.get(keys.verification_failures(account_id))
-            pipe.exists(keys.disclosure_block(conversation_id))
-            language, failures, blocked = await pipe.execute()
-        return (language.decode() if language else None), int(failures or 0), bool(blocked)
+    async def for_turn(self, conversation_id: str) -> tuple[bytes, str | None, int, bool] | None:
+        """What every action asks, in one round trip: the account of the conversation's number (sealed, as
+        the ledger stores it: ``Ledger.account_from`` opens it), the language the borrower chose, the
+        account's failed verifications and whether disclosure is blocked. None if the number has no account."""
+        found = await self._for_turn(keys=[keys.account_by_pseudonym(conversation_id), keys.language(conversation_id),
+                                           keys.disclosure_block(conversation_id)],
+                                     args=[keys.account(""), keys.verification_failures("")])
+        if not found or not found[0]:
+            return None
+        sealed, language, failures, blocked = found
+        return sealed, (language.decode() if language else None), int(failures or 0), bool(blocked)
+
+    @cached_property
+    def _for_turn(self) -> Any:
+        return self.redis.register_script(_FOR_TURN)

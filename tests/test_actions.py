@@ -331,13 +331,20 @@ async def test_the_chosen_language_outlives_the_session(services: Services) -> N
 
 async def test_what_a_turn_needs_from_the_records_is_read_in_one_round_trip(services: Services) -> None:
     conversation = _sender(services, "US001")
-    assert await services.records.for_turn(conversation, "US001") == (None, 0, False)
+
+    async def for_turn(conversation_id: str) -> tuple[str | None, str | None, int, bool] | None:
+        found = await services.records.for_turn(conversation_id)
+        account = services.ledger.account_from(found[0]) if found else None
+        return (account.account_id if account else None, *found[1:]) if found else None
+
+    assert await for_turn(conversation) == ("US001", None, 0, False)
     await services.records.set_language(conversation, "zh")
     await services.records.verification_failed("US001")
     await services.records.verification_failed("US001")
     await services.records.block_disclosure(conversation, "third party")
-    assert await services.records.for_turn(conversation, "US001") == ("zh", 2, True)
-    assert await services.records.for_turn(_sender(services, "CN001"), "CN001") == (None, 0, False)
+    assert await for_turn(conversation) == ("US001", "zh", 2, True)
+    assert await for_turn(_sender(services, "CN001")) == ("CN001", None, 0, False)
+    assert await for_turn("c_" + "0" * 32) is None  # a number with no account
 
 
 async def test_concurrent_fallbacks_are_counted_per_conversation(services: Services) -> None:
