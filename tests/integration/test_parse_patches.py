@@ -1,5 +1,5 @@
-"""Our Rasa patches that touch parsing (bot/rasa_patches.py) classify as stock Rasa does, on the trained
-model and every held-out message of both languages."""
+"""Our Rasa patches that touch parsing (bot/rasa_patches.py) and our featurizer (bot/nlu.py) classify as stock
+Rasa does, on the trained model and every held-out message of both languages."""
 
 from __future__ import annotations
 
@@ -15,9 +15,13 @@ from rasa.core.channels.channel import UserMessage
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
 from rasa.shared.core.domain import Domain
+from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.training_data.message import Message
 
 from bot import rasa_patches
+from bot.nlu import SentenceCountVectorsFeaturizer
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "collections.tar.gz"  # built by `make test` before the tests run
@@ -56,3 +60,20 @@ async def test_the_patched_graph_and_classifier_input_parse_as_stock_rasa(monkey
         assert [r["confidence"] for r in mine["intent_ranking"]] == pytest.approx(
             [r["confidence"] for r in theirs["intent_ranking"]], abs=1e-9), text
         assert mine["entities"] == theirs["entities"], text
+
+
+def test_our_count_vectors_featurizer_counts_as_stock_rasa_without_rows_per_token() -> None:
+    agent = Agent.load(str(MODEL), tracker_store=InMemoryTrackerStore(Domain.empty()))
+    nodes = agent.processor.graph_runner._instantiated_nodes
+    tokenizer = nodes["run_JiebaTokenizer0"]._component
+    featurizers = [node._component for name, node in nodes.items() if "SentenceCountVectorsFeaturizer" in name]
+    assert len(featurizers) == 2 and all(isinstance(f, SentenceCountVectorsFeaturizer) for f in featurizers)
+    messages = [Message(data={TEXT: text}) for text in _held_out_texts()]
+    tokenizer.process(messages)
+    for featurizer in featurizers:
+        for message in messages:
+            tokens = featurizer._get_processed_message_tokens_by_attribute(message, TEXT)
+            ours_by_token, ours = featurizer._create_features(TEXT, [tokens])
+            stock_by_token, stock = CountVectorsFeaturizer._create_features(featurizer, TEXT, [tokens])
+            assert ours_by_token == [None] and stock_by_token[0] is not None
+            assert (ours[0].tocsr() != stock[0].tocsr()).nnz == 0 and ours[0].shape == stock[0].shape, message.get(TEXT)
