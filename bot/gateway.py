@@ -25,7 +25,7 @@ from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from bot import catalog, console, field_console, keys, retention, sms, transcripts, visits, voice
+from bot import catalog, console, field_console, http_writes, keys, retention, sms, transcripts, visits, voice
 from bot.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, RASA_SLOTS, SENDER, SERVICES, STOPPING
 from bot.contact_policy import Attempt
 from bot.heap import freeze_startup_heap
@@ -71,6 +71,7 @@ class _NotTaken(RasaUnavailable):
 
 def init_app(settings: Settings) -> web.Application:
     """Build the gateway application; clients open in ``cleanup_ctx``."""
+    http_writes.install()  # its answers and its calls to Rasa: headers and body in one write
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = Services(settings)
     app[RASA_BUSY] = Counter()

@@ -98,6 +98,8 @@ from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 from scipy import sparse
 
+from bot import http_writes
+
 
 def _tracker_store_without_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
     if store is None:
@@ -401,6 +403,7 @@ def _process_with_weights_by_column(self: LogisticRegressionClassifier, messages
     return _original_lr_process(self, messages)
 
 
+http_writes.install()  # calls to the action server: headers and body in one write (bot/http_writes.py)
 Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # type: ignore[method-assign]
 RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[method-assign]
