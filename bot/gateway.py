@@ -271,12 +271,10 @@ async def _take_turn_once(app: web.Application, sid: str, phone: str, body: str)
     if not await svc.redis.set(seen_key, _IN_PROGRESS, nx=True, ex=IN_PROGRESS_TTL_SECONDS):
         return _xml(await _replayed_answer(svc, seen_key))
     try:
-        twiml = _twiml(await _reply(app, pseudonym(phone, svc.settings.hmac_secret), body, sid))
+        return _xml(await _reply(app, pseudonym(phone, svc.settings.hmac_secret), body, sid, seen_key))
     except BaseException:
         await svc.redis.delete(seen_key)  # not taken: let Twilio's retry take it
         raise
-    await svc.redis.set(seen_key, svc.vault.seal(twiml), ex=SEEN_TTL_SECONDS)
-    return _xml(twiml)
 
 
 async def status_callback(request: web.Request) -> web.Response:
@@ -309,19 +307,29 @@ def _xml(twiml: str) -> web.Response:
     return web.Response(text=twiml, content_type="text/xml")
 
 
-async def _reply(app: web.Application, conversation_id: str, body: str, sid: str) -> list[str]:
-    """The answer to one message, after the same borrower's earlier ones. When Rasa cannot take it
-    now, or earlier ones are still kept, it is kept too (answered later by SMS) and Twilio gets none."""
+async def _reply(app: web.Application, conversation_id: str, body: str, sid: str, seen_key: str) -> str:
+    """The TwiML answer to one message, after the same borrower's earlier ones, recorded under ``seen_key``
+    for Twilio's retries as the turn is left. When Rasa cannot take it now, or earlier ones are still kept,
+    it is kept too (answered later by SMS) and Twilio gets none."""
     svc = app[SERVICES]
-    async with svc.turn_order.hold(conversation_id, ORDER_WAIT_SECONDS, after_kept=True) as my_turn:
-        if my_turn:
-            try:
-                return await _answer(app, conversation_id, body, sid)
-            except RasaUnavailable:
-                log.warning("rasa did not take the turn; it is kept for later (%s)", conversation_id)
-        await svc.pending_turns.add(conversation_id, sid, body)
-    app[DRAIN].set()
-    return []
+    async with svc.turn_order.hold(conversation_id, ORDER_WAIT_SECONDS, after_kept=True) as place:
+        texts = await _answer_now(app, conversation_id, body, sid) if place else None
+        if texts is None:
+            await svc.pending_turns.add(conversation_id, sid, body)
+        twiml = _twiml(texts or [])
+        place.set_on_leaving(seen_key, svc.vault.seal(twiml), SEEN_TTL_SECONDS)
+    if texts is None:
+        app[DRAIN].set()
+    return twiml
+
+
+async def _answer_now(app: web.Application, conversation_id: str, body: str, sid: str) -> list[str] | None:
+    """The answer, or None if Rasa did not take the turn."""
+    try:
+        return await _answer(app, conversation_id, body, sid)
+    except RasaUnavailable:
+        log.warning("rasa did not take the turn; it is kept for later (%s)", conversation_id)
+        return None
 
 
 async def _answer(app: web.Application, conversation_id: str, body: str, sid: str) -> list[str]:

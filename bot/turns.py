@@ -63,15 +63,26 @@ while true do
   redis.call('HDEL', KEYS[2], head)
 end
 """
-_LEAVE = """
-redis.call('LREM', KEYS[1], 1, ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-"""
 # A conversation leaves the waiting set only when its list is empty, in one step with the check: a
 # message kept at that moment must not be left out of every drain.
 _FORGET_IF_EMPTY = """
 if redis.call('LLEN', KEYS[1]) == 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
 """
+
+
+class Place:
+    """A message's place in its conversation's line: true if its turn came (see ``TurnOrder.hold``)."""
+
+    def __init__(self, mine: bool) -> None:
+        self.mine = mine
+        self.on_leaving: list[tuple[str, bytes, int]] = []
+
+    def __bool__(self) -> bool:
+        return self.mine
+
+    def set_on_leaving(self, key: str, value: bytes, seconds: int) -> None:
+        """Have ``key`` set to ``value`` (for ``seconds``) in the same step as the line is left."""
+        self.on_leaving.append((key, value, seconds))
 
 
 class TurnOrder:
@@ -81,21 +92,30 @@ class TurnOrder:
         self._redis = redis
         self._lease_ms = lease_ms
         self._my_turn = redis.register_script(_MY_TURN)
-        self._leave = redis.register_script(_LEAVE)
 
     @asynccontextmanager
-    async def hold(self, conversation_id: str, wait_seconds: float, after_kept: bool = False) -> AsyncIterator[bool]:
-        """Wait for this conversation's earlier messages; yields False if they took longer than
+    async def hold(self, conversation_id: str, wait_seconds: float, after_kept: bool = False) -> AsyncIterator[Place]:
+        """Wait for this conversation's earlier messages; the place is false if they took longer than
         ``wait_seconds`` (the message then goes to the pending list, behind them) or, with ``after_kept``,
         if earlier ones are kept in the pending list (they go first; looked at in the same round trip)."""
         line = [keys.turn_order(conversation_id), keys.turn_leases(conversation_id)]
         if after_kept:
             line.append(keys.turns_pending(conversation_id))
         token = secrets.token_hex(8)
+        place = Place(False)
         try:
-            yield await self._wait(line, token, wait_seconds)
+            place.mine = await self._wait(line, token, wait_seconds)
+            yield place
         finally:
-            await asyncio.shield(self._leave(keys=line, args=[token]))
+            await asyncio.shield(self._leave(line, token, place.on_leaving))
+
+    async def _leave(self, line: list[str], token: str, also_set: list[tuple[str, bytes, int]]) -> None:
+        async with self._redis.pipeline(transaction=True) as tx:  # one step, as the line's scripts are
+            tx.lrem(line[0], 1, token)
+            tx.hdel(line[1], token)
+            for key, value, seconds in also_set:
+                tx.set(key, value, ex=seconds)
+            await tx.execute()
 
     async def _wait(self, line: list[str], token: str, wait_seconds: float) -> bool:
         answer = await self._my_turn(keys=line, args=[token, self._lease_ms, "join"])

@@ -143,7 +143,7 @@ async def test_a_message_waiting_too_long_is_kept_and_answered_by_sms(gateways: 
 async def test_a_line_holder_that_died_is_passed_once_its_lease_ends(services: Services) -> None:
     order = TurnOrder(services.redis, lease_ms=300)
     dead = order.hold("c_dead_holder", 1)
-    assert await dead.__aenter__() is True  # entered and never left: its process died
+    assert await dead.__aenter__()  # entered and never left: its process died
     for key in (keys.turn_order("c_dead_holder"), keys.turn_leases("c_dead_holder")):
         assert 0 < await services.redis.pttl(key) <= 900  # nothing stays if nobody comes after it
     started = asyncio.get_running_loop().time()
@@ -164,12 +164,22 @@ async def test_a_new_message_gives_way_at_once_to_kept_ones_and_the_drain_takes_
     await services.pending_turns.add("c_kept", sid(1), "kept earlier")
     started = asyncio.get_running_loop().time()
     async with order.hold("c_kept", 5, after_kept=True) as new_message:
-        assert new_message is False and asyncio.get_running_loop().time() - started < 1  # no wait: it goes behind
+        assert not new_message and asyncio.get_running_loop().time() - started < 1  # no wait: it goes behind
     async with order.hold("c_kept", 5) as drain:  # the drain replays the kept ones
-        assert drain is True
+        assert drain
     await services.pending_turns.done("c_kept", sid(1))
     async with order.hold("c_kept", 5, after_kept=True) as new_message:
-        assert new_message is True
+        assert new_message
+
+
+async def test_what_a_place_sets_on_leaving_is_written_as_the_line_is_left(services: Services) -> None:
+    order = TurnOrder(services.redis)
+    async with order.hold("c_leaving", 1) as place:
+        place.set_on_leaving("webhook:test-answer", b"sealed answer", 60)
+        assert await services.redis.get("webhook:test-answer") is None  # not before
+    assert await services.redis.get("webhook:test-answer") == b"sealed answer"
+    assert 0 < await services.redis.ttl("webhook:test-answer") <= 60
+    assert await services.redis.exists(keys.turn_order("c_leaving"), keys.turn_leases("c_leaving")) == 0
 
 
 async def test_keys_hold_no_personal_data(gateways: Gateways) -> None:
