@@ -211,9 +211,10 @@ def _gateway(_: argparse.Namespace) -> int:
     from bot.gateway import init_app
 
     settings = load_settings()
-    # libuv's loop, as under Rasa's and the action server's Sanic
+    # libuv's loop, as under Rasa's and the action server's Sanic. The access log leaves the time to the
+    # log's own (aiohttp's %t cost 1% of the gateway's CPU) and says how long each request took.
     web.run_app(init_app(settings), host=_gateway_host(), port=settings.gateway_port, print=None,
-                loop=uvloop.new_event_loop())
+                loop=uvloop.new_event_loop(), access_log_format='%a %Tfs "%r" %s %b')
     return 0
 
 
