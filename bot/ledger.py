@@ -334,6 +334,8 @@ def _from_record(record: dict[str, Any]) -> Account:
 
 
 # The account a pseudonym points to, in one round trip (every turn asks, in the gateway and the actions).
+# ARGV: the account records' prefix; then, to note that the borrower replied, the last-reply prefix, the
+# time and how long it is kept.
 _BY_PSEUDONYM = """
 local account_id = redis.call('GET', KEYS[1])
 if not account_id then return false end

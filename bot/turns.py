@@ -36,7 +36,7 @@ from bot.privacy import Vault
 LEASE_MS = 20_000  # a turn's longest run (Rasa's 12 s timeout and the replies) with room to spare
 PENDING_KEPT_SECONDS = 7 * 86400
 POLL_SECONDS = (0.005, 0.05)  # first and longest pause between looks at the head of the line
-NOT_YET, MINE, MINE_AFTER_KEPT = 0, 1, 2  # what _MY_TURN answers
+NOT_YET, MINE = 0, 1  # what _MY_TURN answers (and 2: mine, but kept messages go first)
 
 # Is it my turn? Renews my lease and drops heads whose holder's lease ran out. With ARGV[3] set, first
 # joins the line (the push is the arrival order), so that joining and the first look are one round trip.
