@@ -146,10 +146,11 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
                     latest_message: Mapping[str, Any], events: list[dict[str, Any]]) -> Turn | None:
     """Build the turn from the tracker's parts, or None when the number has no ledger account."""
     found = await svc.records.for_turn(conversation_id)
-    account = svc.ledger.account_from(found[0]) if found else None
-    if found is None or account is None:
+    if found is None:
         return None
-    _, chosen, failures, blocked = found
+    sealed, chosen, failures, blocked = found
+    account = svc.ledger.account_from(sealed)
+    assert account is not None  # for_turn found its record
     language = slots.get("language") or chosen or account.language
     return Turn(
         conversation_id=conversation_id,

@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import logging
 import re
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Coroutine
 from datetime import datetime
@@ -366,18 +365,19 @@ async def _turn_facts(svc: Services, conversation_id: str,
     ``reply_kept_seconds``, the borrower's reply noted), in one round trip to Redis: on this machine a round
     trip costs the gateway ~0.2 ms of CPU, a command in a pipeline a third of that."""
     try:
-        async with svc.redis.pipeline(transaction=False) as pipe:
-            svc.ledger.queue_for_conversation(pipe, conversation_id, reply_kept_seconds)
-            svc.records.queue_language(pipe, conversation_id)
-            svc.handoffs.queue_holder(pipe, conversation_id)
-            sealed, language, holder = await pipe.execute()
-    except redis.exceptions.NoScriptError:  # Redis does not know the ledger's script yet: the calls load it
-        account, chosen, agent = await asyncio.gather(svc.ledger.for_conversation(conversation_id),
-                                                      svc.records.language(conversation_id),
-                                                      svc.handoffs.holder(conversation_id))
-        if account is not None and reply_kept_seconds:
-            await svc.redis.set(keys.last_reply(account.account_id), int(time.time()), ex=reply_kept_seconds)
-        return account, chosen, agent
+        return await _read_turn_facts(svc, conversation_id, reply_kept_seconds)
+    except redis.exceptions.NoScriptError:  # Redis does not know the ledger's script (first use, a restart)
+        await svc.ledger.load_script()  # the reads and the failed lookup changed nothing: read again
+        return await _read_turn_facts(svc, conversation_id, reply_kept_seconds)
+
+
+async def _read_turn_facts(svc: Services, conversation_id: str,
+                           reply_kept_seconds: int) -> tuple[Account | None, str | None, str | None]:
+    async with svc.redis.pipeline(transaction=False) as pipe:
+        svc.ledger.queue_for_conversation(pipe, conversation_id, reply_kept_seconds)
+        svc.records.queue_language(pipe, conversation_id)
+        svc.handoffs.queue_holder(pipe, conversation_id)
+        sealed, language, holder = await pipe.execute()
     return svc.ledger.account_from(sealed), _text(language), _text(holder)
 
 

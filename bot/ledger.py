@@ -373,9 +373,12 @@ class Ledger:
         """``for_conversation``'s lookup queued on a pipeline, to go with other reads in one round trip; its
         answer is read with ``account_from``. With ``reply_kept_seconds``, it also notes that the account's
         borrower replied now (campaigns call only those who did not). The pipeline raises NoScriptError while
-        Redis does not know the script (first use, or a restart): ``for_conversation`` loads it."""
+        Redis does not know the script (first use, or a restart): ``load_script`` loads it."""
         noted = [keys.last_reply(""), int(time.time()), reply_kept_seconds] if reply_kept_seconds else []
         pipe.evalsha(self._by_pseudonym.sha, 1, keys.account_by_pseudonym(conversation_id), keys.account(""), *noted)
+
+    async def load_script(self) -> None:
+        await self._redis.script_load(_BY_PSEUDONYM)
 
     def account_from(self, sealed: bytes | None) -> Account | None:
         return _from_record(self._vault.open(sealed)) if sealed else None

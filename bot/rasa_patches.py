@@ -333,7 +333,6 @@ def _rule_key_to_state(rule_key: str) -> list[State]:
 
 
 _original_get_possible_keys = RulePolicy._get_possible_keys
-_original_is_rule_applicable = RulePolicy._is_rule_applicable
 RULE_MATCH_CACHE_SIZE = 4096
 
 
@@ -355,10 +354,6 @@ def _rule_applies(rule_key: str, turn_index: int, conversation_state: State) -> 
     if not rule_previous_action or not current_previous_action:  # one does, the other not
         return False
     return bool(RulePolicy._does_rule_match_state(rule_states[turn_index], conversation_state))
-
-
-def _is_rule_applicable(self: RulePolicy, rule_key: str, turn_index: int, conversation_state: State) -> bool:
-    return _rule_applies(rule_key, turn_index, conversation_state)
 
 
 @functools.lru_cache(maxsize=64)
@@ -416,6 +411,5 @@ Domain.is_empty = _is_empty_once  # type: ignore[method-assign]
 RulePolicy._predict = _predict_with_states_once  # type: ignore[method-assign]
 MessageProcessor._run_action = _run_action_on_the_tracker  # type: ignore[method-assign]
 RulePolicy._rule_key_to_state = staticmethod(_rule_key_to_state)  # type: ignore[method-assign, assignment]
-RulePolicy._is_rule_applicable = _is_rule_applicable  # type: ignore[method-assign]
 RulePolicy._get_possible_keys = _possible_keys_remembered  # type: ignore[method-assign]
 LogisticRegressionClassifier.process = _process_with_weights_by_column  # type: ignore[method-assign]

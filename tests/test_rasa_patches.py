@@ -202,7 +202,7 @@ _CONVERSATIONS = [
 def _stock_possible_keys(lookup: dict[str, str], states: list[dict[str, Any]]) -> set[str]:
     stock = SimpleNamespace(_rule_key_to_state=rasa_patches._original_rule_key_to_state,
                             _does_rule_match_state=RulePolicy._does_rule_match_state)
-    stock._is_rule_applicable = functools.partial(rasa_patches._original_is_rule_applicable, stock)
+    stock._is_rule_applicable = functools.partial(RulePolicy._is_rule_applicable, stock)
     return set(rasa_patches._original_get_possible_keys(stock, lookup, states))
 
 

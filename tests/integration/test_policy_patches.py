@@ -62,7 +62,6 @@ def test_the_rule_policy_predicts_as_stock_rasa_with_its_states_made_once(monkey
     monkeypatch.setattr(RulePolicy, "_predict", rasa_patches._original_rule_predict)
     monkeypatch.setattr(RulePolicy, "_rule_key_to_state", staticmethod(rasa_patches._original_rule_key_to_state))
     monkeypatch.setattr(RulePolicy, "_get_possible_keys", rasa_patches._original_get_possible_keys)
-    monkeypatch.setattr(RulePolicy, "_is_rule_applicable", rasa_patches._original_is_rule_applicable)
     stock = _predictions(policy, agent.domain, trackers)
     assert ours == stock
     assert ours_made == len(trackers) < len(made)  # once per prediction, where stock worked some out twice
