@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,11 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 READY_TIMEOUT = 240.0
 DEFAULT_REDIS_PORT = 6390
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class PortTaken(RuntimeError):
+    """A port a component needs is already in use (often a stack left from an earlier run)."""
 
 
 @dataclass
@@ -68,6 +75,7 @@ class Stack:
         process = await asyncio.create_subprocess_exec(
             *argv, cwd=ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=output,
             stderr=asyncio.subprocess.STDOUT if output else None, start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
         self.children.append((name, process))
 
@@ -101,6 +109,49 @@ class Stack:
                     await process.wait()
         for output in self.logs:
             output.close()
+
+
+def _die_with_parent(parent: int):  # type: ignore[no-untyped-def]
+    """A child's first step: the kernel sends it SIGTERM when the supervisor dies, even by SIGKILL.
+
+    Without it a killed supervisor leaves every component running, and the next run talks to them.
+    """
+    def arrange() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os._exit(1)
+    return arrange
+
+
+def check_ports_free(ports: dict[str, int]) -> None:
+    """Fail before starting anything when a component's port is taken.
+
+    Raises:
+        PortTaken: naming the first taken port and whose it would have been.
+    """
+    for name, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the servers themselves bind: a port in TIME_WAIT is free, one listened on is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise PortTaken(
+                    f"port {port} (the {name}) is already in use on 127.0.0.1: stop what listens there "
+                    f"(an earlier `make run`? see `ss -ltnp 'sport = :{port}'`) or choose another port"
+                ) from None
+
+
+def _ports(options: Options, own_redis: bool, standin: bool) -> dict[str, int]:
+    ports = {"gateway": options.gateway_port, "action server": options.action_port,
+             "rasa server": options.rasa_port}
+    ports.update({f"rasa server {n}": port for n, port in enumerate(options.more_rasa_ports, start=2)})
+    if own_redis:
+        ports["redis-server"] = options.redis_port
+    if standin:
+        ports["Twilio stand-in"] = options.standin_port
+    return ports
 
 
 def component_env(options: Options, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -241,6 +292,8 @@ async def start_all(options: Options, base_env: dict[str, str] | None = None) ->
     stack = Stack()
     own_redis = "REDIS_URL" not in (os.environ if base_env is None else base_env)
     env = component_env(options, base_env)
+    check_ports_free(_ports(options, own_redis, standin=not env.get("TWILIO_ACCOUNT_SID")))
+    options.var_dir.mkdir(parents=True, exist_ok=True)
     try:
         if own_redis:
             await _start_redis(stack, options, env)
@@ -284,14 +337,20 @@ async def run_until_stopped(options: Options) -> int:
             await starting
         return 0
     stopping.cancel()
-    stack = starting.result()
-    accounts = await _console_accounts(options)
-    print(_banner(options, accounts), flush=True)
-    while not stop.is_set() and stack.dead() is None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1)
-    dead = stack.dead()
-    await stack.stop()
+    try:
+        stack = starting.result()
+    except RuntimeError as error:  # a taken port, a component that exited: start_all stopped the rest
+        print(f"not started: {error}", file=sys.stderr)
+        return 1
+    try:
+        accounts = await _console_accounts(options)
+        print(_banner(options, accounts), flush=True)
+        while not stop.is_set() and stack.dead() is None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1)
+        dead = stack.dead()
+    finally:  # whatever fails once components run, none of them is left behind
+        await stack.stop()
     if dead and not stop.is_set():
         print(f"{dead} stopped unexpectedly; everything was shut down", file=sys.stderr)
         return 1

@@ -20,7 +20,7 @@ from rasa_sdk import Tracker
 from actions.arrangements import ActionHardship, ActionVisit, ActionWithdrawConsent
 from actions.balance import ActionBalance
 from actions.handoff import ActionAffirm, ActionDeny, ActionHandOff
-from actions.payment import ActionPromiseToPay
+from actions.payment import ActionPayNow, ActionPromiseToPay
 from actions.smalltalk import ActionThank
 from actions.verification import ActionVerify
 from bot import conversation, keys
@@ -37,7 +37,7 @@ ACTIONS = {
     "ask_visit_purpose": ActionVisit, "withdraw_consent": ActionWithdrawConsent,
     "affirm": ActionAffirm, "deny": ActionDeny, "inform": ActionVerify, "nlu_fallback": ActionVerify,
     "request_human": ActionHandOff, "ask_balance": ActionBalance, "promise_to_pay": ActionPromiseToPay,
-    "thank": ActionThank,
+    "thank": ActionThank, "dispute_debt": ActionHandOff, "pay_now": ActionPayNow,
 }
 
 
@@ -58,11 +58,11 @@ class Chat:
                                       "awaiting": None, "pending": None}
         self.events: list[dict[str, Any]] = []
 
-    async def say(self, text: str, intent: str) -> str:
+    async def say(self, text: str, intent: str, confidence: float = 0.9) -> str:
         """Send a message; the bot's replies joined as the borrower would read them."""
         self.events.append({"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}})
         tracker = Tracker(sender_id=self.sender, slots=dict(self.slots),
-                          latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9},
+                          latest_message={"text": text, "intent": {"name": intent, "confidence": confidence},
                                           "entities": [], "metadata": {"channel": self.channel}},
                           events=list(self.events), paused=False, followup_action=None, active_loop={},
                           latest_action_name="action_listen")
@@ -307,7 +307,7 @@ async def test_a_slot_someone_else_just_took_is_explained_and_others_offered(ser
     await services.bookings.release_holds(chat.sender)  # CN001's hold ran out
     for _ in range(2):  # both teams' 9:00 capacity goes to others
         taken = await services.bookings.offer(f"rival-{_}", "SH", Preference(day=date(2026, 12, 5)), NOW, limit=1)
-        assert await services.bookings.book(f"rival-{_}", f"R{_}", taken[0], {}) is not None
+        assert await services.bookings.book(f"rival-{_}", f"R{_}", taken[0], {}, now=NOW) is not None
     assert draft_slots
     reply = await chat.say("1", "inform")
     assert "刚刚被别人预约了" in reply and chat.awaiting == "visit_slot"
