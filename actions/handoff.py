@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot.conversation import HANDOFF_REASON_BY_INTENT, SlotChange, Turn, hand_off, refuse_or_ask_verification
+from bot.conversation import (
+    CLEAR_CONFIDENCE,
+    HANDOFF_REASON_BY_INTENT,
+    SlotChange,
+    Turn,
+    hand_off,
+    refuse_or_ask_verification,
+)
 
 # Asking for a person or complaining needs no verification: the reply says nothing about the loan.
 _OPEN_TO_ANYONE = {"request_human", "complain"}
@@ -20,6 +27,10 @@ class ActionHandOff(BorrowerAction):
     async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.intent not in _OPEN_TO_ANYONE and not turn.verified:
             return refuse_or_ask_verification(turn)
+        if turn.intent == "dispute_debt" and turn.confidence < CLEAR_CONFIDENCE:
+            # A dispute pauses reminders and goes on the account: ask before recording one.
+            turn.say("utter_ask_dispute_confirm")
+            return [("awaiting", "dispute_confirm")]
         return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
 
 

@@ -40,6 +40,22 @@ COMMITTING_INTENTS = {"inform", "pay_now", "nlu_fallback"}
 LEAVING_INTENTS = {"request_human", "stop_contact", "complain", "dispute_debt", "switch_language",
                    "withdraw_consent", "cancel_visit", "goodbye", "bot_challenge"}
 
+# A day named with one of these is about a visit, not a payment: "can someone come by saturday?".
+_VISIT_CUE = re.compile(r"visit|come (?:by|over|round|around|to)|stop by|drop by|at (?:my )?(?:home|house|place|"
+                        r"office|work)|appointment|上门|走访|家访|来我|到我(?:家|单位|公司)|过来|预约", re.I)
+# A day named with one of these is about paying it.
+_PAY_CUE = re.compile(r"\bpa(?:y|id|ying)\b|transfer|settle|deposit|send (?:the )?money|clear (?:it|the)|"
+                      r"还|付|转账|打款|缴|结清", re.I)
+# The borrower says we got them wrong: "I didn't promise that", "不是这个意思". Kept narrow: "that
+# amount is wrong" disputes the debt, it does not correct us.
+_CORRECTION = re.compile(
+    r"\bi (?:did ?n[o']?t|never|didn't) (?:say|said|promise|mean|agree|ask)|not what i (?:said|meant|asked)|"
+    r"\bi meant\b|you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) not (?:right|what)|"
+    r"不是这个意思|不是这意思|我没(?:有)?(?:说|答应|承诺|要求|同意)|我不是(?:这么|这样)?说|你(?:理解|听|搞)错|弄错了|搞错了",
+    re.I)
+# Below this the classifier's own confidence is not enough for a record that changes the account.
+CLEAR_CONFIDENCE = 0.6
+
 # "Talk to my lawyer": contact only through someone else, which the policy then keeps to.
 _REPRESENTATIVE = re.compile(r"lawyer|attorney|solicitor|representative|律师|代理人|法务", re.I)
 
@@ -69,6 +85,8 @@ class Turn:
     blocked: bool
     services: Services
     now: datetime
+    confidence: float = 1.0  # the classifier's, for the message's intent
+    last_record: str | None = None  # what this conversation recorded last ("promise"), for corrections
     channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
     said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
@@ -131,6 +149,23 @@ def local_today(account: Account) -> date:
     return datetime.now(ZoneInfo(account.timezone)).date()
 
 
+def mentions_visit(text: str) -> bool:
+    return _VISIT_CUE.search(text) is not None
+
+
+def mentions_payment(text: str) -> bool:
+    return _PAY_CUE.search(text) is not None
+
+
+def is_correction(text: str) -> bool:
+    """The borrower says the bot misunderstood them."""
+    return _CORRECTION.search(text) is not None
+
+
+def _confidence_of(message: Mapping[str, Any]) -> float:
+    return float((message.get("intent") or {}).get("confidence") or 0.0)
+
+
 def _intent_of(event_or_message: dict[str, Any]) -> str | None:
     parse = event_or_message.get("parse_data", event_or_message)
     return (parse.get("intent") or {}).get("name")
@@ -168,6 +203,8 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         blocked=blocked,
         services=svc,
         now=utc_now(),
+        confidence=_confidence_of(latest_message),
+        last_record=slots.get("last_record"),
     )
 
 
@@ -248,23 +285,48 @@ async def _promise(turn: Turn, day: date | None, impossible: bool) -> list[SlotC
     await turn.services.records.promise(turn.account.account_id, turn.conversation_id, day, due.amount,
                                         paid_before=total_paid(turn.account))
     turn.say("utter_promise_confirmed", overdue_amount=turn.money(due.amount), promise_date=turn.date(day))
-    return [("awaiting", None)]
+    return [("awaiting", None), ("last_record", "promise")]
+
+
+async def promise_on(turn: Turn, day: date) -> list[SlotChange]:
+    """Store a promise for ``day`` (checked against the window)."""
+    return await _promise(turn, day, impossible=False)
+
+
+def coming_day(turn: Turn) -> date | None:
+    """The day after today, within the promise window, that the message names, if any."""
+    day, _ = named_date(turn)
+    first, last = promise_window(turn)
+    return day if day is not None and first < day <= last else None  # "pay now" parses as today
+
+
+def ask_what_the_day_is_for(turn: Turn, day: date) -> list[SlotChange]:
+    """A day with nothing to say what it is for: ask rather than record a promise nobody made."""
+    turn.say("utter_ask_date_meaning", day=turn.date(day))
+    return [("awaiting", "date_meaning"), ("pending", day.isoformat())]
 
 
 async def record_promise_from_text(turn: Turn) -> list[SlotChange]:
-    """The borrower promises to pay: store the date the text names, or ask for one."""
-    return await _promise(turn, *named_date(turn))
+    """The borrower promises to pay: store the date the text names, or ask for one.
+
+    A message that speaks of a visit and not of paying, or that the classifier is unsure of, gets a
+    question instead of a promise.
+    """
+    day, impossible = named_date(turn)
+    unclear = turn.confidence < CLEAR_CONFIDENCE or (mentions_visit(turn.text) and not mentions_payment(turn.text))
+    if unclear and day is not None and not impossible:
+        return ask_what_the_day_is_for(turn, day)
+    return await _promise(turn, day, impossible)
 
 
-async def dated_commitment(turn: Turn) -> list[SlotChange] | None:
-    """A verified borrower naming a coming day within the window is promising to pay that day."""
-    if not turn.verified or turn.intent not in COMMITTING_INTENTS:
-        return None
-    day, _ = named_date(turn)
-    first, last = promise_window(turn)
-    if day is None or not first < day <= last:  # "pay now" parses as today: that is not a promise
-        return None
-    return await _promise(turn, day, impossible=False)
+async def undo_last_record(turn: Turn) -> list[SlotChange]:
+    """"I didn't say that": withdraw what this conversation last recorded, and say so."""
+    if turn.last_record == "promise" and await turn.services.records.withdraw_promise(
+            turn.account.account_id, turn.conversation_id):
+        turn.say("utter_record_undone_promise")
+    else:
+        turn.say("utter_correction_nothing_recorded")
+    return [*DONE, ("last_record", None)]
 
 
 async def promise_if_dated(turn: Turn) -> list[SlotChange] | None:

@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
+from datetime import date
 
 from bot import family, hardship, verification, visits
 from bot.conversation import (
+    COMMITTING_INTENTS,
     DONE,
     HANDOFF_REASON_BY_INTENT,
     SlotChange,
     Turn,
     ask_promise_date,
-    dated_commitment,
+    ask_what_the_day_is_for,
+    coming_day,
     disclose_balance,
     hand_off,
+    is_correction,
+    mentions_payment,
+    mentions_visit,
     promise_if_dated,
+    promise_on,
     record_paid_claim,
     refuse_or_ask_verification,
     send_payment_link,
+    undo_last_record,
 )
 
 # Intents whose message may be the birth date or ID digits we asked for.
@@ -33,6 +41,30 @@ VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affi
 # Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
 DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
 VISIT_INTENTS = {"book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose"}
+
+
+
+async def answer_date_meaning(turn: Turn) -> list[SlotChange] | None:
+    """The answer to "is that day for paying or for the visit?"; None when it is neither."""
+    if mentions_visit(turn.text) or turn.intent in ("book_visit", "reschedule_visit"):
+        return await visits.start(turn, "book_visit")
+    if mentions_payment(turn.text) or turn.intent in ("promise_to_pay", "pay_now"):
+        day = coming_day(turn) or date.fromisoformat(turn.pending or turn.today.isoformat())
+        return await promise_on(turn, day)
+    if turn.intent in ("affirm", "inform"):  # "yes" to an either-or question says neither: ask again
+        return ask_what_the_day_is_for(turn, date.fromisoformat(turn.pending or turn.today.isoformat()))
+    return None
+
+
+async def answer_dispute_confirm(turn: Turn) -> list[SlotChange] | None:
+    """The answer to "do you mean you do not owe this?": only a yes records a dispute."""
+    if turn.intent == "affirm":
+        return await hand_off(turn, "dispute")
+    if turn.intent == "deny":
+        turn.say("utter_how_can_i_help")
+        return list(DONE)
+    return None
+
 
 Handler = Callable[[Turn], Awaitable[list[SlotChange] | None]]
 # The questions of the longer flows, each with the handler of its answer; all need a verified borrower.
@@ -48,6 +80,8 @@ QUESTIONS: dict[str, Handler] = {
     "visit_slot": visits.answer_slot,
     "family_consent": family.answer_consent,
     "family_contact": family.answer_contact,
+    "date_meaning": answer_date_meaning,
+    "dispute_confirm": answer_dispute_confirm,
 }
 
 
@@ -58,16 +92,44 @@ async def gate(turn: Turn, requires_verification: bool, answers_questions: bool)
         requires_verification: the action discloses account details.
         answers_questions: the message may answer what we asked (a birth date, a date to pay).
     """
+    if turn.verified and not turn.locked and is_correction(turn.text):
+        return await correct(turn)
     if answers_questions:
         answered = await answer_pending_question(turn)
         if answered is not None:
             return answered
-    promised = await dated_commitment(turn)
-    if promised is not None:
-        return promised
+    dated = await dated_message(turn)
+    if dated is not None:
+        return dated
     if requires_verification and not turn.verified:
         return refuse_or_ask_verification(turn)
     return None
+
+
+async def correct(turn: Turn) -> list[SlotChange]:
+    """"No, I didn't say that": undo the last record, then do what the message asks instead, if it says."""
+    changes = await undo_last_record(turn)
+    if mentions_visit(turn.text):
+        return changes + await visits.start(turn, "book_visit")
+    return changes
+
+
+async def dated_message(turn: Turn) -> list[SlotChange] | None:
+    """A verified borrower names a coming day, unasked: a visit time, a payment day, or a question.
+
+    Only a message that speaks of paying becomes a promise; one that speaks of a visit starts the visit
+    flow; a bare day ("saturday morning") is asked about, never recorded as a promise.
+    """
+    if not turn.verified or turn.intent not in COMMITTING_INTENTS:
+        return None
+    day = coming_day(turn)
+    if day is None:
+        return None
+    if mentions_visit(turn.text):
+        return await visits.start(turn, "book_visit")
+    if mentions_payment(turn.text) and turn.intent != "nlu_fallback":
+        return await promise_on(turn, day)
+    return ask_what_the_day_is_for(turn, day)
 
 
 async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:

@@ -119,6 +119,21 @@ class Records:
             await self._audit(tx, "promise", account_id=account_id)
             await tx.execute()
 
+    async def withdraw_promise(self, account_id: str, conversation_id: str) -> bool:
+        """Remove the promise this conversation made (the borrower says they never made it).
+
+        Returns:
+            False when the account's promise is not this conversation's (nothing is removed).
+        """
+        record = await self.get_promise(account_id)
+        if record is None or record.get("conversation") != conversation_id:
+            return False
+        async with self.redis.pipeline(transaction=True) as tx:
+            tx.delete(keys.promise(account_id))
+            await self._audit(tx, "promise_withdrawn", account_id=account_id, reason="borrower_correction")
+            await tx.execute()
+        return True
+
     async def get_promise(self, account_id: str) -> dict[str, Any] | None:
         sealed = await self.redis.get(keys.promise(account_id))
         return self.vault.open(sealed) if sealed else None

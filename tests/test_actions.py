@@ -165,7 +165,7 @@ async def test_id_digits_verify_in_english_and_pending_pay_now_sends_the_link(se
 async def test_promise_with_a_chinese_date_is_stored_and_confirmed(services: Services) -> None:
     tracker = make_tracker(services, "CN001", "我12月5号一定还", "promise_to_pay", verified=True)
     events, messages = await run(ActionPromiseToPay(), tracker)
-    assert events == [SlotSet("awaiting", None)]
+    assert events == [SlotSet("awaiting", None), SlotSet("last_record", "promise")]
     assert messages == ["谢谢。已记录您承诺于2026年12月5日前还款¥3,500.00。"]
     promise = await services.records.get_promise("CN001")
     assert promise is not None and promise["date"] == "2026-12-05" and promise["amount"] == "3500.00"
@@ -188,7 +188,7 @@ async def test_promise_without_a_date_asks_for_one_then_takes_the_answer(service
     assert messages == ["Which date can you pay by? Any day from November 29, 2026 to December 13, 2026."]
     events, messages = await run(ActionVerify(), make_tracker(
         services, "US001", "friday", "inform", verified=True, awaiting="promise_date"))
-    assert events == [SlotSet("awaiting", None)]
+    assert events == [SlotSet("awaiting", None), SlotSet("last_record", "promise")]
     assert messages == ["Thank you. We've noted that you will pay $824.74 by December 4, 2026."]
 
 
@@ -356,11 +356,13 @@ async def test_concurrent_fallbacks_are_counted_per_conversation(services: Servi
     assert await services.redis.zscore(keys.HANDOFF_QUEUE, _sender(services, "CN001")) is None
 
 
-async def test_a_verified_borrower_sending_a_date_promises_it(services: Services) -> None:
+async def test_a_verified_borrower_sending_only_a_date_is_asked_what_it_is_for(services: Services) -> None:
     events, messages = await run(ActionVerify(), make_tracker(services, "US001", "maybe by the 10th", "inform",
                                                               verified=True))
-    assert events == [SlotSet("awaiting", None)]
-    assert messages == ["Thank you. We've noted that you will pay $824.74 by December 10, 2026."]
+    assert events == [SlotSet("awaiting", "date_meaning"), SlotSet("pending", "2026-12-10")]
+    assert messages == ['Is December 10, 2026 the day you will pay, or a time for the verification visit? '
+                        'Please reply "pay" or "visit".']
+    assert await services.records.get_promise("US001") is None
 
 
 async def test_a_verified_borrower_sending_months_is_not_a_promise(services: Services) -> None:
@@ -374,7 +376,7 @@ async def test_a_verified_borrower_sending_months_is_not_a_promise(services: Ser
 async def test_naming_a_coming_day_while_asking_for_the_link_is_a_promise(services: Services) -> None:
     events, messages = await run(ActionPayNow(), make_tracker(services, "US001", "can pay friday", "pay_now",
                                                               verified=True))
-    assert events == [SlotSet("awaiting", None)]
+    assert events == [SlotSet("awaiting", None), SlotSet("last_record", "promise")]
     assert messages == ["Thank you. We've noted that you will pay $824.74 by December 4, 2026."]
 
 

@@ -1,0 +1,93 @@
+"""Nothing is recorded that the borrower did not mean: unclear days are asked about, corrections undo.
+
+Conversations through the real actions on the real Redis, with the intents and confidences the trained
+model gives these messages (Sunday 29 November 2026, as in test_flows).
+"""
+
+from __future__ import annotations
+
+from bot import keys
+from bot.services import Services
+from tests.test_flows import Chat, _fixed_clock  # noqa: F401 - autouse: the clock of test_flows
+
+
+async def _records(services: Services, account_id: str) -> tuple[object, bool, bool]:
+    """The promise, whether a dispute holds reminders, and whether a plan stands."""
+    promise = await services.records.get_promise(account_id)
+    dispute = await services.redis.hexists(keys.hold(account_id), "dispute")
+    plan = await services.arrangements.current(account_id) is not None
+    return promise, bool(dispute), plan
+
+
+async def test_the_three_messages_after_a_plan_leave_the_plan_and_a_visit_being_arranged(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("I lost my job", "inform_hardship")
+    await chat.say("1", "inform")
+    await chat.say("yes", "affirm")
+    await chat.say("no thanks", "deny")  # the family-contact question
+    reply = await chat.say("can someone visit me at home next saturday morning?", "inform", 0.53)
+    assert chat.awaiting == "visit_place" and "promise" not in reply.lower()
+    await chat.say("no, I did not promise that. I want a home visit", "dispute_debt", 0.42)
+    await chat.say("saturday morning", "inform", 0.95)
+    promise, dispute, plan = await _records(services, "US001")
+    assert promise is None and not dispute and plan
+
+
+async def test_a_bare_day_is_asked_about_and_the_answer_decides(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("saturday morning", "inform", 0.95)
+    assert "the day you will pay, or a time for the verification visit" in reply and chat.awaiting == "date_meaning"
+    assert await services.records.get_promise("US001") is None
+    reply = await chat.say("pay", "pay_now")
+    assert "We've noted that you will pay" in reply
+    assert (await services.records.get_promise("US001"))["date"] == "2026-12-05"
+
+
+async def test_a_bare_day_answered_visit_starts_the_visit_flow(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await chat.say("下周三", "inform")
+    assert "还款的日子，还是上门核实的时间" in reply
+    await chat.say("上门", "book_visit")
+    assert chat.awaiting == "visit_place" and await services.records.get_promise("CN001") is None
+
+
+async def test_a_day_with_a_payment_word_is_a_promise(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await chat.say("我周五还", "inform")
+    assert "已记录您承诺于" in reply and chat.slots["last_record"] == "promise"
+
+
+async def test_i_did_not_say_that_withdraws_the_promise_just_made_with_an_audit_event(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("I will pay on friday", "promise_to_pay")
+    assert await services.records.get_promise("US001") is not None
+    reply = await chat.say("no, I didn't say that", "deny")
+    assert "removed that promise" in reply and await services.records.get_promise("US001") is None
+    events = [fields[b"event"] for _, fields in await services.redis.xrange(keys.AUDIT_STREAM)]
+    assert b"promise_withdrawn" in events
+
+
+async def test_zh_correction_with_nothing_recorded_records_nothing(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await chat.say("不是这个意思", "deny", 0.88)
+    assert "没有记录任何内容" in reply
+    assert await _records(services, "CN001") == (None, False, False)
+
+
+async def test_an_unsure_dispute_is_asked_before_anything_is_recorded(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("this is not right", "dispute_debt", 0.45)
+    assert "do you mean you do not owe this amount" in reply and chat.awaiting == "dispute_confirm"
+    assert not (await _records(services, "US001"))[1]
+    await chat.say("no", "deny")
+    assert not (await _records(services, "US001"))[1]
+    await chat.say("this is not my debt, I never borrowed it", "dispute_debt", 0.45)
+    await chat.say("yes", "affirm")
+    assert (await _records(services, "US001"))[1]
+
+
+async def test_a_promise_to_pay_that_speaks_only_of_a_visit_is_asked_about(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("can you come by my office on friday", "promise_to_pay", 0.7)
+    assert chat.awaiting == "date_meaning" and "visit" in reply
+    assert await services.records.get_promise("US001") is None
