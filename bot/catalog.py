@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from babel import Locale
 
 DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"
 
@@ -55,6 +56,17 @@ def render(responses: Mapping[str, Any], name: str, language: str, channel: str 
     """Fill a response's {placeholders}; unknown ones are left as written."""
     template = pick(responses, name, language, channel)
     return string.Formatter().vformat(template, (), _KeepMissing(values))
+
+
+def counted(responses: Mapping[str, Any], name: str, count: int, language: str, channel: str | None = None) -> str:
+    """``count`` things in words, by the language's CLDR plural rules (Babel): "1 instalment", "3 instalments".
+
+    The wording is the response ``{name}_{form}`` for Babel's plural form of ``count`` ("one", "other", …),
+    falling back to ``{name}_other``; so a voice never reads out "instalment(s)".
+    """
+    form = Locale.parse(language).plural_form(count)
+    chosen = f"{name}_{form}" if f"{name}_{form}" in responses else f"{name}_other"
+    return render(responses, chosen, language, channel, count=count)
 
 
 @lru_cache(maxsize=1)

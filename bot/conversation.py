@@ -234,7 +234,8 @@ def disclose_balance(turn: Turn) -> None:
         turn.say("utter_no_overdue")
         return
     assert due.oldest_due is not None
-    turn.say("utter_balance", overdue_amount=turn.money(due.amount), overdue_count=due.count,
+    instalments = catalog.counted(catalog.responses(), "utter_count_instalments", due.count, turn.language)
+    turn.say("utter_balance", overdue_amount=turn.money(due.amount), overdue_instalments=instalments,
              oldest_due=turn.date(due.oldest_due))
 
 

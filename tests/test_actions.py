@@ -156,7 +156,7 @@ async def test_id_digits_verify_in_english_and_pending_pay_now_sends_the_link(se
     tracker = make_tracker(services, "US001", "its 4421", "inform", awaiting="verification", pending="pay_now")
     events, messages = await run(ActionVerify(), tracker)
     assert events[0] == SlotSet("verified_account", "US001")
-    assert messages[1] == "Your loan has $824.74 overdue over 2 instalment(s); the oldest was due on October 1, 2026."
+    assert messages[1] == "Your loan has $824.74 overdue over 2 instalments; the oldest was due on October 1, 2026."
     link = messages[2].split("here: ")[1].split(" ")[0]
     token = link.rsplit("/", 1)[1]
     assert read_token(token, services.settings.hmac_secret) == "US001"

@@ -12,7 +12,7 @@ from bot.sms import MAX_SEGMENTS, segments
 RESPONSES = catalog.load_responses()
 # The longest values each placeholder takes in practice.
 LONGEST = {
-    "overdue_amount": "¥1,234,567.89", "overdue_count": "12", "oldest_due": "September 30, 2026",
+    "overdue_amount": "¥1,234,567.89", "overdue_instalments": "12 instalments", "day": "September 30, 2026", "oldest_due": "September 30, 2026",
     "promise_date": "September 30, 2026", "first_day": "September 30, 2026", "last_day": "December 31, 2026",
     "payment_link": "https://pay.example-bank.test/p/" + "x" * 60, "link_hours": "72",
     "bank_phone": "+86 10 9558 8000", "agent_hours": "09:00-18:00",
@@ -74,3 +74,11 @@ def test_voice_variations_exist_in_both_languages_and_say_nothing_unspeakable(na
 
 def test_responses_without_a_voice_variation_fall_back_to_the_text_one() -> None:
     assert catalog.pick(RESPONSES, "utter_thank", "zh", "voice") == "不客气。"
+
+
+@pytest.mark.parametrize(("count", "language", "expected"), [
+    (1, "en", "1 instalment"), (2, "en", "2 instalments"), (0, "en", "0 instalments"),
+    (1, "zh", "1期"), (3, "zh", "3期"),
+])
+def test_counted_words_follow_the_languages_plural_rules(count: int, language: str, expected: str) -> None:
+    assert catalog.counted(catalog.responses(), "utter_count_instalments", count, language) == expected

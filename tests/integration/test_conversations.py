@@ -60,7 +60,7 @@ async def test_english_borrower_verifies_with_id_digits_and_gets_a_link(
     assert asked.startswith("Hello, this is Example Bank's automated assistant.")
     assert_no_disclosure(asked)
     verified = await text(http, stack, en, "last 4 are 3321")
-    assert "Your loan has $2,600.00 overdue over 3 instalment(s)" in verified
+    assert "Your loan has $2,600.00 overdue over 3 instalments" in verified
     link = await text(http, stack, en, "i want to pay now, send the link")
     assert "https://pay.example-bank.test/p/" in link
 
