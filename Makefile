@@ -11,7 +11,7 @@ PYTHON310 ?= $(shell for p in python3.10 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/
 MODEL := models/collections.tar.gz
 TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml bot/nlu.py
 
-.PHONY: help setup pdf-libs browser run test unit fuzz integration stories heldout validate lint bench cv train clean screenshots
+.PHONY: help setup pdf-libs browser faketime run test test-clock unit fuzz integration stories heldout validate lint bench cv train clean screenshots
 
 help:
 	@echo "make run    set up (venv, redis-server, model, .env) and start the bot with sample data"
@@ -82,6 +82,16 @@ test: setup browser validate
 	$(PY) -m pytest -q tests
 	$(PY) scripts/scan_logs.py results/test-logs --ledger samples/accounts.csv --ledger results/test-logs/stack/accounts.csv
 	$(MAKE) --no-print-directory stories heldout
+
+faketime:
+	@command -v faketime >/dev/null || { echo "installing faketime"; apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq faketime >/dev/null; }
+
+# The unit suite with the clock moved (libfaketime; redis-server keeps the real clock, see tests/conftest.py):
+# make test-clock SHIFT=+1y, SHIFT=+31d, SHIFT='@2028-02-29 12:00:00', SHIFT='@2027-03-28 00:30:00' (a DST change).
+SHIFT ?= +1y
+test-clock: $(VENV)/.installed redis-server pdf-libs faketime
+	FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '$(SHIFT)' $(PY) -m pytest -q tests --ignore=tests/integration
 
 # The fuzz suite for longer than `make test` gives it (thousands of examples per attack).
 fuzz: $(VENV)/.installed redis-server pdf-libs

@@ -254,6 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     from bot.supervisor import Options, run_until_stopped
 
     options = Options(ledger=(args.accounts, args.installments) if args.accounts else None)
+    options.log_dir = options.var_dir / "logs"  # the components' own output, third parties' warnings included
     options.more_rasa_ports = tuple(range(options.rasa_port + 1, options.rasa_port + args.rasa_processes))
     options.gateway_port = _local_settings().gateway_port  # validates every setting before starting
     return asyncio.run(run_until_stopped(options))

@@ -50,7 +50,7 @@ _PAY_CUE = re.compile(r"\bpa(?:y|id|ying)\b|transfer|settle|deposit|send (?:the 
 # amount is wrong" disputes the debt, it does not correct us.
 _CORRECTION = re.compile(
     r"\bi (?:did ?n[o']?t|never|didn't) (?:say|said|promise|mean|agree|ask)|not what i (?:said|meant|asked)|"
-    r"\bi meant\b|you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) not (?:right|what)|"
+    r"\bi meant\b|you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) (?:wrong|not (?:right|what))|"
     r"不是这个意思|不是这意思|我没(?:有)?(?:说|答应|承诺|要求|同意)|我不是(?:这么|这样)?说|你(?:理解|听|搞)错|弄错了|搞错了",
     re.I)
 # Below this the classifier's own confidence is not enough for a record that changes the account.

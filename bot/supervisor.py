@@ -294,6 +294,8 @@ async def start_all(options: Options, base_env: dict[str, str] | None = None) ->
     env = component_env(options, base_env)
     check_ports_free(_ports(options, own_redis, standin=not env.get("TWILIO_ACCOUNT_SID")))
     options.var_dir.mkdir(parents=True, exist_ok=True)
+    if options.log_dir:
+        options.log_dir.mkdir(parents=True, exist_ok=True)
     try:
         if own_redis:
             await _start_redis(stack, options, env)
@@ -363,6 +365,7 @@ def _banner(options: Options, accounts: Path) -> str:
         "",
         "The collections bot is running.",
         f"  health:   {base}/healthz",
+        f"  logs:     {options.log_dir or 'this terminal'}",
         f"  webhook:  {base}/twilio/sms  (Twilio signs against PUBLIC_BASE_URL)",
         "  talk to it as a sample borrower:",
         "    .venv/bin/python -m bot chat --phone +8613800138000   (Chinese; verify with 1985年3月12日 or 561X)",
