@@ -12,7 +12,8 @@ from bot.sms import MAX_SEGMENTS, segments
 RESPONSES = catalog.load_responses()
 # The longest values each placeholder takes in practice.
 LONGEST = {
-    "overdue_amount": "¥1,234,567.89", "overdue_instalments": "12 instalments", "day": "September 30, 2026", "oldest_due": "September 30, 2026",
+    "overdue_amount": "¥1,234,567.89", "overdue_instalments": "12 instalments", "day": "September 30, 2026",
+    "oldest_due": "September 30, 2026",
     "promise_date": "September 30, 2026", "first_day": "September 30, 2026", "last_day": "December 31, 2026",
     "payment_link": "https://pay.example-bank.test/p/" + "x" * 60, "link_hours": "72",
     "bank_phone": "+86 10 9558 8000", "agent_hours": "09:00-18:00",
