@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from actions.common import BorrowerAction
 from bot.conversation import (
-    CLEAR_CONFIDENCE,
     HANDOFF_REASON_BY_INTENT,
     SlotChange,
     Turn,
+    confirm_unclear_record,
     hand_off,
     refuse_or_ask_verification,
 )
@@ -27,10 +27,8 @@ class ActionHandOff(BorrowerAction):
     async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.intent not in _OPEN_TO_ANYONE and not turn.verified:
             return refuse_or_ask_verification(turn)
-        if turn.intent == "dispute_debt" and turn.confidence < CLEAR_CONFIDENCE:
-            # A dispute pauses reminders and goes on the account: ask before recording one.
-            turn.say("utter_ask_dispute_confirm")
-            return [("awaiting", "dispute_confirm")]
+        if turn.intent == "dispute_debt" and (asked := confirm_unclear_record(turn, "dispute")) is not None:
+            return asked  # a dispute pauses reminders and goes on the account: ask when unsure
         return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))
 
 

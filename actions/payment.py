@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot.conversation import SlotChange, Turn, record_paid_claim, record_promise_from_text, send_payment_link
+from bot.conversation import (
+    SlotChange,
+    Turn,
+    confirm_unclear_record,
+    record_paid_claim,
+    record_promise_from_text,
+    send_payment_link,
+)
 from bot.ledger import overdue
 
 
@@ -32,7 +39,7 @@ class ActionAlreadyPaid(BorrowerAction):
         return "action_already_paid"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        return await record_paid_claim(turn)
+        return confirm_unclear_record(turn, "already_paid") or await record_paid_claim(turn)
 
 
 class ActionPromiseToPay(BorrowerAction):

@@ -338,6 +338,14 @@ async def promise_if_dated(turn: Turn) -> list[SlotChange] | None:
     return await _promise(turn, day, impossible)
 
 
+def confirm_unclear_record(turn: Turn, record: str) -> list[SlotChange] | None:
+    """Ask before a dispute or an "already paid" claim the classifier is unsure of; None when it is sure."""
+    if turn.confidence >= CLEAR_CONFIDENCE:
+        return None
+    turn.say(f"utter_ask_confirm_{record}")
+    return [("awaiting", "record_confirm"), ("pending", record)]
+
+
 def offer_person(turn: Turn, pending: str) -> list[SlotChange]:
     """Ask whether a colleague should take over; a yes queues the conversation for ``pending``'s reason."""
     turn.say("utter_offer_person")

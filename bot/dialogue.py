@@ -56,9 +56,11 @@ async def answer_date_meaning(turn: Turn) -> list[SlotChange] | None:
     return None
 
 
-async def answer_dispute_confirm(turn: Turn) -> list[SlotChange] | None:
-    """The answer to "do you mean you do not owe this?": only a yes records a dispute."""
+async def answer_record_confirm(turn: Turn) -> list[SlotChange] | None:
+    """The answer to "just to be sure, do you mean …?" (``pending`` names the record): only a yes records it."""
     if turn.intent == "affirm":
+        if turn.pending == "already_paid":
+            return [*DONE, *await record_paid_claim(turn)]
         return await hand_off(turn, "dispute")
     if turn.intent == "deny":
         turn.say("utter_how_can_i_help")
@@ -81,7 +83,7 @@ QUESTIONS: dict[str, Handler] = {
     "family_consent": family.answer_consent,
     "family_contact": family.answer_contact,
     "date_meaning": answer_date_meaning,
-    "dispute_confirm": answer_dispute_confirm,
+    "record_confirm": answer_record_confirm,
 }
 
 

@@ -77,7 +77,7 @@ async def test_zh_correction_with_nothing_recorded_records_nothing(services: Ser
 async def test_an_unsure_dispute_is_asked_before_anything_is_recorded(services: Services) -> None:
     chat = Chat(services, "US001")
     reply = await chat.say("this is not right", "dispute_debt", 0.45)
-    assert "do you mean you do not owe this amount" in reply and chat.awaiting == "dispute_confirm"
+    assert "do you mean you do not owe this amount" in reply and chat.awaiting == "record_confirm"
     assert not (await _records(services, "US001"))[1]
     await chat.say("no", "deny")
     assert not (await _records(services, "US001"))[1]
@@ -91,3 +91,12 @@ async def test_a_promise_to_pay_that_speaks_only_of_a_visit_is_asked_about(servi
     reply = await chat.say("can you come by my office on friday", "promise_to_pay", 0.7)
     assert chat.awaiting == "date_meaning" and "visit" in reply
     assert await services.records.get_promise("US001") is None
+
+
+async def test_an_unsure_already_paid_is_asked_and_a_yes_records_the_claim(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await chat.say("上个月那笔好像弄过了吧", "already_paid", 0.4)
+    assert "您是说已经还过款了吗" in reply and await services.redis.hlen(keys.paid_claim("CN001")) == 0
+    reply = await chat.say("是的", "affirm")
+    assert "工作人员会核对" in reply and await services.redis.hlen(keys.paid_claim("CN001")) == 1
+    assert chat.awaiting is None

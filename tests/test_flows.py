@@ -20,7 +20,7 @@ from rasa_sdk import Tracker
 from actions.arrangements import ActionHardship, ActionVisit, ActionWithdrawConsent
 from actions.balance import ActionBalance
 from actions.handoff import ActionAffirm, ActionDeny, ActionHandOff
-from actions.payment import ActionPayNow, ActionPromiseToPay
+from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
 from actions.smalltalk import ActionThank
 from actions.verification import ActionVerify
 from bot import conversation, keys
@@ -37,7 +37,7 @@ ACTIONS = {
     "ask_visit_purpose": ActionVisit, "withdraw_consent": ActionWithdrawConsent,
     "affirm": ActionAffirm, "deny": ActionDeny, "inform": ActionVerify, "nlu_fallback": ActionVerify,
     "request_human": ActionHandOff, "ask_balance": ActionBalance, "promise_to_pay": ActionPromiseToPay,
-    "thank": ActionThank, "dispute_debt": ActionHandOff, "pay_now": ActionPayNow,
+    "thank": ActionThank, "dispute_debt": ActionHandOff, "pay_now": ActionPayNow, "already_paid": ActionAlreadyPaid,
 }
 
 
