@@ -51,7 +51,10 @@ async def test_a_killed_worker_sends_nothing_twice_and_its_successor_skips_nobod
     sink_server = TestServer(sink)
     await sink_server.start_server()
     standin.deliver_via = (services.settings.public_base_url, str(sink_server.make_url("")).rstrip("/"))
-    env = {"PATH": os.environ.get("PATH", ""), **test_env,
+    # The worker must share the test's clock (arq compares the enqueuer's times with its own): under
+    # `make test-clock` that is libfaketime's, passed on.
+    moved_clock = {k: v for k, v in os.environ.items() if k.startswith(("FAKETIME", "LD_PRELOAD"))}
+    env = {"PATH": os.environ.get("PATH", ""), **moved_clock, **test_env,
            "TWILIO_API_BASE_URL": str(standin_server.make_url("")).rstrip("/"),
            "CAMPAIGN_RATE_PER_SECOND": "40", "CAMPAIGN_JOB_TIMEOUT_SECONDS": "3", "CAMPAIGN_MAX_JOBS": "20"}
     path = write_list(tmp_path, [(f"T{n:05d}", "1-30", 5, "gentle_sms", n) for n in range(ACCOUNTS)])
