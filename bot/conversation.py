@@ -310,11 +310,11 @@ def ask_what_the_day_is_for(turn: Turn, day: date) -> list[SlotChange]:
 async def record_promise_from_text(turn: Turn) -> list[SlotChange]:
     """The borrower promises to pay: store the date the text names, or ask for one.
 
-    A message that speaks of a visit and not of paying, or that the classifier is unsure of, gets a
-    question instead of a promise.
+    A message without a word of paying that speaks of a visit, or that the classifier is unsure of,
+    gets a question instead of a promise.
     """
     day, impossible = named_date(turn)
-    unclear = turn.confidence < CLEAR_CONFIDENCE or (mentions_visit(turn.text) and not mentions_payment(turn.text))
+    unclear = not mentions_payment(turn.text) and (turn.confidence < CLEAR_CONFIDENCE or mentions_visit(turn.text))
     if unclear and day is not None and not impossible:
         return ask_what_the_day_is_for(turn, day)
     return await _promise(turn, day, impossible)

@@ -100,3 +100,15 @@ async def test_an_unsure_already_paid_is_asked_and_a_yes_records_the_claim(servi
     reply = await chat.say("是的", "affirm")
     assert "工作人员会核对" in reply and await services.redis.hlen(keys.paid_claim("CN001")) == 1
     assert chat.awaiting is None
+
+
+async def test_an_unsure_promise_that_says_pay_and_a_day_is_recorded(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("i can pay it the day after tomorrow", "promise_to_pay", 0.55)
+    assert "We've noted that you will pay" in reply
+
+
+async def test_an_unsure_promise_without_a_word_of_paying_is_asked_about(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("friday then", "promise_to_pay", 0.4)
+    assert chat.awaiting == "date_meaning" and "the day you will pay" in reply
