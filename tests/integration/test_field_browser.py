@@ -17,7 +17,7 @@ import aiohttp
 import pypdf
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import TimeoutException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
@@ -51,7 +51,13 @@ async def visit(stack: Settings, daytime: tuple[Borrower, Borrower]) -> AsyncIte
 
 
 def wait_for(browser: webdriver.Chrome, element_id: str, text: str, seconds: float = 10) -> None:
-    WebDriverWait(browser, seconds).until(ready.text_to_be_present_in_element((By.ID, element_id), text))
+    def shows(driver: webdriver.Chrome) -> bool:
+        try:
+            return text in driver.find_element(By.ID, element_id).text
+        except WebDriverException:  # the page re-rendered the element while it was read: look again
+            return False
+
+    WebDriverWait(browser, seconds).until(shows)
 
 
 def tap(browser: webdriver.Chrome, css: str) -> None:
