@@ -46,6 +46,9 @@ _VISIT_CUE = re.compile(r"visit|come (?:by|over|round|around|to)|stop by|drop by
 # A day named with one of these is about paying it.
 _PAY_CUE = re.compile(r"\bpa(?:y|id|ying)\b|transfer|settle|deposit|send (?:the )?money|clear (?:it|the)|"
                       r"还|付|转账|打款|缴|结清", re.I)
+# ... unless it says they cannot: "周六还不了", "我还没钱", "can't pay friday" promise nothing.
+_NOT_PAYING = re.compile(r"can'?t|cannot|won'?t|unable|not able|no money|"
+                         r"还不|不能还|还没|不还|没法|没钱|无法|付不", re.I)
 # The borrower says we got them wrong: "I didn't promise that", "不是这个意思". Kept narrow: "that
 # amount is wrong" disputes the debt, it does not correct us.
 _CORRECTION = re.compile(
@@ -154,7 +157,8 @@ def mentions_visit(text: str) -> bool:
 
 
 def mentions_payment(text: str) -> bool:
-    return _PAY_CUE.search(text) is not None
+    """The message speaks of paying, and not of being unable to."""
+    return _PAY_CUE.search(text) is not None and _NOT_PAYING.search(text) is None
 
 
 def is_correction(text: str) -> bool:

@@ -43,16 +43,15 @@ DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
 VISIT_INTENTS = {"book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose"}
 
 
-
 async def answer_date_meaning(turn: Turn) -> list[SlotChange] | None:
     """The answer to "is that day for paying or for the visit?"; None when it is neither."""
     if mentions_visit(turn.text) or turn.intent in ("book_visit", "reschedule_visit"):
         return await visits.start(turn, "book_visit")
+    asked_about = date.fromisoformat(turn.pending or turn.today.isoformat())  # the day in the question
     if mentions_payment(turn.text) or turn.intent in ("promise_to_pay", "pay_now"):
-        day = coming_day(turn) or date.fromisoformat(turn.pending or turn.today.isoformat())
-        return await promise_on(turn, day)
+        return await promise_on(turn, coming_day(turn) or asked_about)
     if turn.intent in ("affirm", "inform"):  # "yes" to an either-or question says neither: ask again
-        return ask_what_the_day_is_for(turn, date.fromisoformat(turn.pending or turn.today.isoformat()))
+        return ask_what_the_day_is_for(turn, asked_about)
     return None
 
 

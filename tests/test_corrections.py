@@ -112,3 +112,10 @@ async def test_an_unsure_promise_without_a_word_of_paying_is_asked_about(service
     chat = Chat(services, "US001")
     reply = await chat.say("friday then", "promise_to_pay", 0.4)
     assert chat.awaiting == "date_meaning" and "the day you will pay" in reply
+
+
+async def test_a_day_one_cannot_pay_on_is_not_a_promise(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("周六还不了", "inform")
+    await chat.say("I can't pay on friday", "inform")
+    assert await services.records.get_promise("CN001") is None
