@@ -60,11 +60,22 @@ def wait_for(browser: webdriver.Chrome, element_id: str, text: str, seconds: flo
     WebDriverWait(browser, seconds).until(shows)
 
 
+def after_load(browser: webdriver.Chrome, seconds: float = 10) -> WebDriverWait:
+    """A wait across a page load: while the old page goes, Chrome may answer that a node "does not
+    belong to the document"; that is the page changing, so look again."""
+    return WebDriverWait(browser, seconds, ignored_exceptions=(WebDriverException,))
+
+
 def tap(browser: webdriver.Chrome, css: str) -> None:
-    """Scroll the control into view and tap it, as a thumb would."""
-    element = browser.find_element(By.CSS_SELECTOR, css)
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
-    element.click()
+    """Scroll the control into view and tap it, as a thumb would. A node the page replaced while it
+    was found is found again (the click had not happened, so nothing is tapped twice)."""
+    def tapped(driver: webdriver.Chrome) -> bool:
+        element = driver.find_element(By.CSS_SELECTOR, css)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        element.click()
+        return True
+
+    after_load(browser).until(tapped)
 
 
 def fits_the_screen(browser: webdriver.Chrome) -> bool:
@@ -89,7 +100,7 @@ async def test_a_visit_is_recorded_on_a_phone(stack: Settings, phone_browser: we
     card.click()
 
     # Consent first: no checklist on the page until the borrower agrees to the visit and to entry.
-    WebDriverWait(browser, 10).until(ready.presence_of_element_located((By.ID, "arrival-form")))
+    after_load(browser).until(ready.presence_of_element_located((By.ID, "arrival-form")))
     assert not browser.find_elements(By.NAME, "id_card.result")
     for check in ("id_shown", "purpose_stated", "visit_agreed", "entry_agreed"):
         tap(browser, f"#{check}")
@@ -130,7 +141,7 @@ async def test_a_visit_is_recorded_on_a_phone(stack: Settings, phone_browser: we
     browser.execute_script("document.getElementsByName('outcome.date')[0].value = arguments[0];", promised)
     tap(browser, "#submit-visit")
     try:
-        WebDriverWait(browser, 15).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Submitted"))
+        after_load(browser, 15).until(ready.text_to_be_present_in_element((By.CSS_SELECTOR, ".flash"), "Submitted"))
     except TimeoutException:
         flashes = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".flash")]
         pytest.fail(f"not submitted: {flashes} at {browser.current_url}")
