@@ -72,10 +72,10 @@ screenshots: setup browser
 stories: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/stories
 
-# Intent F1 on messages the model never saw (tests/nlu); fails below 0.9 in either language.
+# Intent accuracy on messages the model never saw (tests/nlu, written apart from data/); fails below 0.95 in either language.
 heldout: $(MODEL)
 	$(RASA) test nlu --nlu tests/nlu --model $(MODEL) --successes --out results/heldout >/dev/null
-	$(PY) scripts/heldout.py results/heldout --min-f1 0.9
+	$(PY) scripts/heldout.py results/heldout --min-accuracy 0.95
 
 test: setup browser validate
 	rm -rf results/test-logs
