@@ -103,13 +103,14 @@ async def _account(args: argparse.Namespace) -> int:
 
     svc = Services(load_settings())
     try:
-        summary = await account_summary(svc, args.account_id, args.as_of)
+        summaries = [await account_summary(svc, account_id, args.as_of) for account_id in args.account_ids]
     finally:
         await svc.close()
-    if summary is None:
-        print(f"no account {args.account_id!r} in the ledger", file=sys.stderr)
+    missing = [a for a, s in zip(args.account_ids, summaries) if s is None]
+    if missing:
+        print(f"no account {', '.join(map(repr, missing))} in the ledger", file=sys.stderr)
         return 1
-    print(json.dumps(summary, ensure_ascii=False, indent=2))
+    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -433,8 +434,9 @@ def command_line() -> argparse.ArgumentParser:
     scr.add_argument("--out", type=Path, help="default: var/screening/<as-of or today>-<HHMMSS>")
     scr.add_argument("--no-records", action="store_true", help="skip promises, plans and contacts kept in Redis")
     scr.set_defaults(handler=_screen)
-    view = commands.add_parser("account", help="show an account's ledger view: amounts, arrangements, bookings")
-    view.add_argument("account_id")
+    view = commands.add_parser("account", help="show an account's ledger view: amounts, arrangements, bookings "
+                                               "(several accounts: a JSON list)")
+    view.add_argument("account_ids", nargs="+", metavar="account_id")
     view.add_argument("--as-of", type=date.fromisoformat)
     view.set_defaults(handler=lambda a: asyncio.run(_account(a)))
     privacy = commands.add_parser("privacy", help="a borrower's data: export it or delete it")

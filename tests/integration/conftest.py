@@ -93,12 +93,19 @@ def options(stack_folder: Path) -> Options:
 
 
 @pytest.fixture(scope="session")
-async def stack(redis_url: str, options: Options) -> AsyncIterator[Settings]:
-    """The whole system on free ports, sharing the session's redis-server."""
+def stack_env(redis_url: str, options: Options) -> dict[str, str]:
+    """The environment the system under test runs with (and a command run beside it needs)."""
     env = {**os.environ, **make_env(redis_url, RASA_URL=f"http://127.0.0.1:{options.rasa_port}",
                                     ACTION_SERVER_URL=f"http://127.0.0.1:{options.action_port}",
                                     GATEWAY_PORT=str(options.gateway_port))}
     env.pop("TWILIO_ACCOUNT_SID", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+async def stack(redis_url: str, options: Options, stack_env: dict[str, str]) -> AsyncIterator[Settings]:
+    """The whole system on free ports, sharing the session's redis-server."""
+    env = stack_env
     # Whatever other tests left (sealed under their own keys) is not this system's data.
     async with redis.asyncio.from_url(redis_url) as client:
         await client.flushdb()
