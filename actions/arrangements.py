@@ -17,6 +17,8 @@ class ActionHardship(BorrowerAction):
     Verification is asked inside the flow, which keeps the reason and amount the request gave.
     """
 
+    intents = ("request_plan", "request_extension", "inform_hardship")
+
     def name(self) -> str:
         return "action_hardship"
 
@@ -27,6 +29,7 @@ class ActionHardship(BorrowerAction):
 class ActionVisit(BorrowerAction):
     """Book, move, cancel or explain a verification visit."""
 
+    intents = ("book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose")
     requires_verification = True
 
     def name(self) -> str:
@@ -43,6 +46,8 @@ class ActionWithdrawConsent(BorrowerAction):
     reply says nothing about the loan. While the consent question is open, the
     question takes the message (see bot/family.py).
     """
+
+    intents = ("withdraw_consent",)
 
     def name(self) -> str:
         return "action_withdraw_consent"

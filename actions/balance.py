@@ -9,6 +9,7 @@ from bot.conversation import SlotChange, Turn, disclose_balance
 class ActionBalance(BorrowerAction):
     """Tell a verified borrower the overdue amount, instalments and oldest due date."""
 
+    intents = ("ask_balance",)
     requires_verification = True
 
     def name(self) -> str:

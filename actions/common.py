@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+import dataclasses
+from typing import Any, ClassVar
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import catalog
-from bot.conversation import SlotChange, Turn, load_turn
+from bot import catalog, clarify
+from bot.conversation import DONE, SlotChange, Turn, load_turn
 from bot.dialogue import gate, leave_question
 from bot.services import services
+
+# The action each intent's rule runs (data/rules), for the meaning a borrower picks when asked.
+BY_INTENT: dict[str, type[BorrowerAction]] = {}
 
 
 class BorrowerAction(Action, abc.ABC):
@@ -25,6 +29,11 @@ class BorrowerAction(Action, abc.ABC):
 
     requires_verification = False
     answers_questions = True
+    intents: ClassVar[tuple[str, ...]] = ()  # the intents whose rule runs this action
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BY_INTENT.update(dict.fromkeys(cls.intents, cls))
 
     @abc.abstractmethod
     def name(self) -> str:
@@ -41,11 +50,33 @@ class BorrowerAction(Action, abc.ABC):
         if turn is None:
             dispatcher.utter_message(response="utter_unknown_sender")
             return []
-        changes = await gate(turn, self.requires_verification, self.answers_questions)
-        if changes is None:
-            changes = leave_question(turn, await self.act(turn))
+        changes = await self.respond(turn)
         utter(dispatcher, turn)
         return [SlotSet(slot, value) for slot, value in changes]
+
+    async def respond(self, turn: Turn) -> list[SlotChange]:
+        meant = clarify.chosen(turn)
+        if meant is not None:
+            return await run_meant(turn, meant)
+        if turn.awaiting == clarify.AWAITING:  # not an answer: the question is dropped
+            return [*DONE, *await self.respond(dataclasses.replace(turn, awaiting=None, pending=None))]
+        changes = await gate(turn, self.requires_verification, self.answers_questions)
+        if changes is not None:
+            return changes
+        asked = clarify.ask_if_unclear(turn)
+        if asked is not None:
+            return asked
+        return leave_question(turn, await self.act(turn))
+
+
+async def run_meant(turn: Turn, meant: str) -> list[SlotChange]:
+    """Do what the borrower said they meant, as if they had said it plainly (nothing for a no)."""
+    if not meant:
+        return clarify.answered_no(turn)
+    action = BY_INTENT[meant]()
+    plain = dataclasses.replace(turn, intent=meant, confidence=1.0, text="", awaiting=None, pending=None)
+    changes = await gate(plain, action.requires_verification, answers_questions=False)
+    return [*DONE, *(changes if changes is not None else await action.act(plain))]
 
 
 def utter(dispatcher: CollectingDispatcher, turn: Turn) -> None:

@@ -19,6 +19,7 @@ _OPEN_TO_ANYONE = {"request_human", "complain"}
 class ActionHandOff(BorrowerAction):
     """Queue for an agent: a person asked for, a complaint, a dispute."""
 
+    intents = ("dispute_debt", "request_human", "complain")
     answers_questions = False
 
     def name(self) -> str:

@@ -9,6 +9,7 @@ from bot.conversation import SlotChange, Turn, opt_out_source
 class ActionWrongNumber(BorrowerAction):
     """Apologise, stop messaging the number, and flag it for review."""
 
+    intents = ("wrong_number",)
     answers_questions = False
 
     def name(self) -> str:
@@ -24,6 +25,7 @@ class ActionWrongNumber(BorrowerAction):
 class ActionThirdParty(BorrowerAction):
     """Someone else has the phone: ask them to pass on the bank's number, nothing more."""
 
+    intents = ("third_party",)
     answers_questions = False
 
     def name(self) -> str:
@@ -39,6 +41,7 @@ class ActionThirdParty(BorrowerAction):
 class ActionStopContact(BorrowerAction):
     """Record the opt-out: no outbound contact until a person lifts it."""
 
+    intents = ("stop_contact",)
     answers_questions = False
 
     def name(self) -> str:

@@ -17,6 +17,7 @@ from bot.ledger import overdue
 class ActionPayNow(BorrowerAction):
     """Send the signed payment link."""
 
+    intents = ("pay_now",)
     requires_verification = True
 
     def name(self) -> str:
@@ -33,6 +34,7 @@ class ActionPayNow(BorrowerAction):
 class ActionAlreadyPaid(BorrowerAction):
     """Record the claim for an agent to check; reminders hold until then."""
 
+    intents = ("already_paid",)
     requires_verification = True
 
     def name(self) -> str:
@@ -45,6 +47,7 @@ class ActionAlreadyPaid(BorrowerAction):
 class ActionPromiseToPay(BorrowerAction):
     """Store a promise to pay on a date within the policy window."""
 
+    intents = ("promise_to_pay",)
     requires_verification = True
 
     def name(self) -> str:

@@ -90,6 +90,8 @@ class Turn:
     now: datetime
     confidence: float = 1.0  # the classifier's, for the message's intent
     last_record: str | None = None  # what this conversation recorded last ("promise"), for corrections
+    # The classifier's likeliest intents with their confidences, best first, without nlu_fallback.
+    ranking: tuple[tuple[str, float], ...] = ()
     channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
     said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
@@ -170,6 +172,11 @@ def _confidence_of(message: Mapping[str, Any]) -> float:
     return float((message.get("intent") or {}).get("confidence") or 0.0)
 
 
+def _ranking_of(message: Mapping[str, Any]) -> tuple[tuple[str, float], ...]:
+    return tuple((r["name"], float(r.get("confidence") or 0.0)) for r in message.get("intent_ranking") or []
+                 if r.get("name") and r["name"] != "nlu_fallback")
+
+
 def _intent_of(event_or_message: dict[str, Any]) -> str | None:
     parse = event_or_message.get("parse_data", event_or_message)
     return (parse.get("intent") or {}).get("name")
@@ -209,6 +216,7 @@ async def load_turn(svc: Services, conversation_id: str, slots: Mapping[str, Any
         now=utc_now(),
         confidence=_confidence_of(latest_message),
         last_record=slots.get("last_record"),
+        ranking=_ranking_of(latest_message),
     )
 
 

@@ -27,6 +27,9 @@ LONGEST = {
     "address": "4501 Market Street, Suite 2200, San Francisco, CA 94105", "visit_date": "September 30, 2026",
     "visit_time": "10:30 AM", "staff": "Alexandra Montgomery CA-0417, Christopher Fitzgerald CA-0522",
     "agent_name": "m" * 32,  # a console username at its longest
+    # the longest meanings bot/clarify.py names (utter_meaning_*)
+    "first": "that this phone is not the account holder's (you are someone else)",
+    "second": "to make a complaint about how we contacted you",
 }
 # Responses that are only placeholders, filled with text already in the borrower's language.
 LANGUAGE_NEUTRAL = {"utter_schedule", "utter_schedule_line", "utter_visit_slot_option"}

@@ -58,12 +58,19 @@ class Chat:
                                       "awaiting": None, "pending": None}
         self.events: list[dict[str, Any]] = []
 
-    async def say(self, text: str, intent: str, confidence: float = 0.9) -> str:
-        """Send a message; the bot's replies joined as the borrower would read them."""
+    async def say(self, text: str, intent: str, confidence: float = 0.9,
+                  ranking: tuple[tuple[str, float], ...] = ()) -> str:
+        """Send a message; the bot's replies joined as the borrower would read them.
+
+        Args:
+            ranking: the classifier's other likely intents, as (name, confidence), best first.
+        """
         self.events.append({"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}})
+        ranked = [{"name": name, "confidence": c} for name, c in ((intent, confidence), *ranking)]
         tracker = Tracker(sender_id=self.sender, slots=dict(self.slots),
                           latest_message={"text": text, "intent": {"name": intent, "confidence": confidence},
-                                          "entities": [], "metadata": {"channel": self.channel}},
+                                          "intent_ranking": ranked, "entities": [],
+                                          "metadata": {"channel": self.channel}},
                           events=list(self.events), paused=False, followup_action=None, active_loop={},
                           latest_action_name="action_listen")
         events, texts = await run(ACTIONS[intent](), tracker)
