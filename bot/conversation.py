@@ -56,6 +56,9 @@ _CORRECTION = re.compile(
     r"\bi meant\b|you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) (?:wrong|not (?:right|what))|"
     r"不是这个意思|不是这意思|我没(?:有)?(?:说|答应|承诺|要求|同意)|我不是(?:这么|这样)?说|你(?:理解|听|搞)错|弄错了|搞错了",
     re.I)
+# "Actually make it the 20th", "改到20号": the day of the promise this conversation just made changes.
+_CHANGE = re.compile(r"\bactually\b|\bmake it\b|\bchange (?:it|that|the (?:date|day))|\bmove it\b|\binstead\b|"
+                     r"改(?:成|到|为|在)|换(?:成|到)|推(?:到|迟到)|延(?:到|后到)", re.I)
 # Below this the classifier's own confidence is not enough for a record that changes the account.
 CLEAR_CONFIDENCE = 0.6
 
@@ -161,6 +164,14 @@ def mentions_visit(text: str) -> bool:
 def mentions_payment(text: str) -> bool:
     """The message speaks of paying, and not of being unable to."""
     return _PAY_CUE.search(text) is not None and _NOT_PAYING.search(text) is None
+
+
+def changes_promise(turn: Turn) -> bool:
+    """The borrower moves the promise they made in this conversation to another day they name."""
+    if turn.last_record != "promise" or not _CHANGE.search(turn.text) or mentions_visit(turn.text):
+        return False
+    day, impossible = named_date(turn)
+    return day is not None or impossible
 
 
 def is_correction(text: str) -> bool:
@@ -283,8 +294,12 @@ def named_date(turn: Turn) -> tuple[date | None, bool]:
         return None, True
 
 
-async def _promise(turn: Turn, day: date | None, impossible: bool) -> list[SlotChange]:
-    """Store a promise for an allowed day; otherwise explain and ask for the date again."""
+async def _promise(turn: Turn, day: date | None, impossible: bool, changed: bool = False) -> list[SlotChange]:
+    """Store a promise for an allowed day; otherwise explain and ask for the date again.
+
+    Args:
+        changed: the promise replaces the one this conversation made (audited as a change).
+    """
     if impossible:
         turn.say("utter_date_impossible")
         return [("awaiting", "promise_date")]
@@ -296,7 +311,7 @@ async def _promise(turn: Turn, day: date | None, impossible: bool) -> list[SlotC
         return [("awaiting", "promise_date")]
     due = overdue(turn.account, turn.today)
     await turn.services.records.promise(turn.account.account_id, turn.conversation_id, day, due.amount,
-                                        paid_before=total_paid(turn.account))
+                                        paid_before=total_paid(turn.account), changed=changed)
     turn.say("utter_promise_confirmed", overdue_amount=turn.money(due.amount), promise_date=turn.date(day))
     return [("awaiting", None), ("last_record", "promise")]
 
@@ -304,6 +319,12 @@ async def _promise(turn: Turn, day: date | None, impossible: bool) -> list[SlotC
 async def promise_on(turn: Turn, day: date) -> list[SlotChange]:
     """Store a promise for ``day`` (checked against the window)."""
     return await _promise(turn, day, impossible=False)
+
+
+async def change_promise(turn: Turn) -> list[SlotChange]:
+    """"Actually make it the 20th": the promise moves to the day named (checked against the window)."""
+    day, impossible = named_date(turn)
+    return await _promise(turn, day, impossible, changed=True)
 
 
 def coming_day(turn: Turn) -> date | None:

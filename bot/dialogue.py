@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import date
 
-from bot import family, hardship, verification, visits
+from bot import family, hardship, on_record, verification, visits
 from bot.conversation import (
     COMMITTING_INTENTS,
     DONE,
@@ -21,6 +21,8 @@ from bot.conversation import (
     Turn,
     ask_promise_date,
     ask_what_the_day_is_for,
+    change_promise,
+    changes_promise,
     coming_day,
     disclose_balance,
     hand_off,
@@ -95,6 +97,12 @@ async def gate(turn: Turn, requires_verification: bool, answers_questions: bool)
     """
     if turn.verified and not turn.locked and is_correction(turn.text):
         return await correct(turn)
+    if turn.verified and not turn.locked and changes_promise(turn):
+        return await change_promise(turn)
+    if on_record.is_question(turn.text):
+        if turn.verified and not turn.locked:
+            return await on_record.tell(turn)
+        return refuse_or_ask_verification(turn, "on_record")
     if answers_questions:
         answered = await answer_pending_question(turn)
         if answered is not None:
@@ -180,6 +188,8 @@ async def continue_after_verification(turn: Turn) -> list[SlotChange]:
     if turn.pending in VISIT_INTENTS:  # the message now is the verification answer, not a wish
         return await visits.start(dataclasses.replace(turn, text=""), turn.pending or "")
     disclose_balance(turn)
+    if turn.pending == "on_record":
+        return await on_record.tell(turn)
     if turn.pending == "pay_now":
         send_payment_link(turn)
         return []

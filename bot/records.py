@@ -13,6 +13,8 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import redis
+
 from bot import audit, keys
 from bot.privacy import Vault
 
@@ -106,33 +108,45 @@ class Records:
             await tx.execute()
 
     async def promise(self, account_id: str, conversation_id: str, due: date, amount: Decimal,
-                      paid_before: Decimal = Decimal(0)) -> None:
+                      paid_before: Decimal = Decimal(0), changed: bool = False) -> None:
         """Store the borrower's promise to pay (the newest replaces the last).
 
         ``paid_before`` is what the ledger showed paid when the promise was made,
-        so that what is paid after it tells whether the promise was kept.
+        so that what is paid after it tells whether the promise was kept. ``changed``: the
+        borrower moved the promise they had just made ("actually make it the 20th").
         """
         record = {"date": due.isoformat(), "amount": str(amount), "made_at": int(time.time()),
                   "conversation": conversation_id, "paid_before": str(paid_before)}
         async with self.redis.pipeline(transaction=True) as tx:
             tx.set(keys.promise(account_id), self.vault.seal(record))
-            await self._audit(tx, "promise", account_id=account_id)
+            await self._audit(tx, "promise_changed" if changed else "promise", account_id=account_id)
             await tx.execute()
 
     async def withdraw_promise(self, account_id: str, conversation_id: str) -> bool:
         """Remove the promise this conversation made (the borrower says they never made it).
 
+        The promise is sealed, so Redis cannot compare its conversation itself: the key is watched, and a
+        promise stored meanwhile by another conversation makes the removal start again.
+
         Returns:
             False when the account's promise is not this conversation's (nothing is removed).
         """
-        record = await self.get_promise(account_id)
-        if record is None or record.get("conversation") != conversation_id:
-            return False
+        key = keys.promise(account_id)
         async with self.redis.pipeline(transaction=True) as tx:
-            tx.delete(keys.promise(account_id))
-            await self._audit(tx, "promise_withdrawn", account_id=account_id, reason="borrower_correction")
-            await tx.execute()
-        return True
+            while True:
+                try:
+                    await tx.watch(key)
+                    sealed = await tx.get(key)
+                    if not sealed or self.vault.open(sealed).get("conversation") != conversation_id:
+                        await tx.unwatch()
+                        return False
+                    tx.multi()
+                    tx.delete(key)
+                    await self._audit(tx, "promise_withdrawn", account_id=account_id, reason="borrower_correction")
+                    await tx.execute()
+                    return True
+                except redis.WatchError:
+                    continue
 
     async def get_promise(self, account_id: str) -> dict[str, Any] | None:
         sealed = await self.redis.get(keys.promise(account_id))

@@ -53,7 +53,7 @@ async def _save_draft(turn: Turn, **values: Any) -> dict[str, Any]:
     return draft
 
 
-def _when(slot: Slot, account: Account, language: str) -> dict[str, str]:
+def slot_when(slot: Slot, account: Account, language: str) -> dict[str, str]:
     """The slot's day and time where the borrower lives, as the visit responses' placeholders."""
     local = slot.start.astimezone(ZoneInfo(account.timezone))
     return {"visit_date": long_date(local.date(), language), "visit_time": short_time(local, language)}
@@ -67,7 +67,7 @@ async def start(turn: Turn, intent: str) -> list[SlotChange]:
     if intent == "ask_visit_purpose":
         turn.say("utter_visit_purpose")
         if booking:
-            turn.say("utter_visit_already_booked", **_when(booking.slot, turn.account, turn.language))
+            turn.say("utter_visit_already_booked", **slot_when(booking.slot, turn.account, turn.language))
             return list(DONE)
     elif booking:
         return await _reschedule(turn, booking)
@@ -85,14 +85,14 @@ async def _cancel(turn: Turn, booking: Booking | None) -> list[SlotChange]:
         turn.say("utter_no_visit_booked")
         return list(DONE)
     await turn.services.bookings.cancel(turn.account.account_id)
-    turn.say("utter_visit_cancelled", **_when(booking.slot, turn.account, turn.language))
+    turn.say("utter_visit_cancelled", **slot_when(booking.slot, turn.account, turn.language))
     return list(DONE)
 
 
 async def _reschedule(turn: Turn, booking: Booking) -> list[SlotChange]:
     """Keep the place and address of the booking; offer slots for the day named, or ask for one."""
     await _save_draft(turn, **booking.details)
-    turn.say("utter_visit_already_booked", **_when(booking.slot, turn.account, turn.language))
+    turn.say("utter_visit_already_booked", **slot_when(booking.slot, turn.account, turn.language))
     preference = _wish(turn)
     if preference:
         return await offer_slots(turn, preference)
@@ -197,7 +197,7 @@ async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
                       slots=[[s.start.isoformat(), s.minutes] for s in slots])
     turn.say("utter_visit_slots")
     for number, slot in enumerate(slots, start=1):
-        turn.say("utter_visit_slot_option", number=number, **_when(slot, turn.account, turn.language))
+        turn.say("utter_visit_slot_option", number=number, **slot_when(slot, turn.account, turn.language))
     turn.say("utter_ask_visit_slot")
     turn.call_actions.append("keys_answer")
     return [("awaiting", "visit_slot"), ("pending", None)]
@@ -232,7 +232,7 @@ async def _book(turn: Turn, slot: Slot, draft: dict[str, Any]) -> list[SlotChang
         turn.say("utter_visit_slot_taken")
         return await offer_slots(turn, Preference.from_record(draft.get("preference")))
     await turn.services.redis.delete(keys.visit_draft(turn.conversation_id))
-    values = {**_when(booking.slot, turn.account, turn.language), "address": details.get("address", ""),
+    values = {**slot_when(booking.slot, turn.account, turn.language), "address": details.get("address", ""),
               "staff": staff_line(booking, turn.language)}
     turn.say("utter_visit_booked", **values)
     if turn.channel == "voice":  # the names and staff IDs to check at the door, in writing
@@ -253,7 +253,7 @@ async def _remind(svc: Services, sender: Sender, responses: dict[str, Any], book
     if account is None:
         return []
     language = booking.details.get("language", account.language)
-    body = catalog.render(responses, "utter_visit_reminder", language, "sms", **_when(booking.slot, account, language),
+    body = catalog.render(responses, "utter_visit_reminder", language, "sms", **slot_when(booking.slot, account, language),
                           staff=staff_line(booking, language), bank_phone=svc.settings.bank_phone)
     return [await sender.sms(account, body, f"visit-reminder:{booking.booking_id}", purpose="visit_reminder")]
 

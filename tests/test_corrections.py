@@ -119,3 +119,36 @@ async def test_a_day_one_cannot_pay_on_is_not_a_promise(services: Services) -> N
     await chat.say("周六还不了", "inform")
     await chat.say("I can't pay on friday", "inform")
     assert await services.records.get_promise("CN001") is None
+
+
+async def test_actually_make_it_the_20th_moves_the_promise_just_made(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("i'll pay on the 5th", "promise_to_pay", 0.9)
+    assert (await services.records.get_promise("US001"))["date"] == "2026-12-05"
+    reply = await chat.say("actually make it the 10th", "inform", 0.7)
+    assert "December 10, 2026" in reply
+    assert (await services.records.get_promise("US001"))["date"] == "2026-12-10"
+    events = [fields[b"event"] for _, fields in await services.redis.xrange(keys.AUDIT_STREAM)]
+    assert events[-1] == b"promise_changed"
+
+
+async def test_a_new_day_without_a_promise_made_here_is_not_a_change(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("actually make it the 10th", "inform", 0.7)
+    assert "the day you will pay, or a time for the verification visit" in reply
+    assert await services.records.get_promise("US001") is None
+
+
+async def test_what_did_i_agree_to_tells_what_is_on_record(services: Services) -> None:
+    chat = Chat(services, "US001")
+    assert "Nothing is on record from you yet" in await chat.say("what did i agree to?", "ask_balance", 0.5)
+    await chat.say("i'll pay on the 5th", "promise_to_pay", 0.9)
+    reply = await chat.say("remind me what i promised", "promise_to_pay", 0.6)
+    assert "On record: your promise to pay $824.74 by December 5, 2026." in reply
+    assert (await services.records.get_promise("US001"))["date"] == "2026-12-05"
+
+
+async def test_what_is_on_record_waits_for_verification(services: Services) -> None:
+    chat = Chat(services, "CN001", verified=False)
+    reply = await chat.say("我之前答应的是什么", "ask_balance", 0.5)
+    assert "¥" not in reply and chat.awaiting == "verification" and chat.slots["pending"] == "on_record"
