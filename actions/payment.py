@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
+from bot import hardship
 from bot.conversation import (
     SlotChange,
     Turn,
     confirm_unclear_record,
     record_paid_claim,
     record_promise_from_text,
+    says_cannot_pay,
     send_payment_link,
 )
 from bot.ledger import overdue
@@ -54,4 +56,6 @@ class ActionPromiseToPay(BorrowerAction):
         return "action_promise_to_pay"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
+        if says_cannot_pay(turn.text):  # "can't pay until friday": more time, asked for, not a promise
+            return await hardship.start(turn, "grace")
         return await record_promise_from_text(turn)

@@ -161,6 +161,10 @@ def mentions_visit(text: str) -> bool:
     return _VISIT_CUE.search(text) is not None
 
 
+def says_cannot_pay(text: str) -> bool:
+    return _NOT_PAYING.search(text) is not None
+
+
 def mentions_payment(text: str) -> bool:
     """The message speaks of paying, and not of being unable to."""
     return _PAY_CUE.search(text) is not None and _NOT_PAYING.search(text) is None

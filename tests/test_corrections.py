@@ -152,3 +152,10 @@ async def test_what_is_on_record_waits_for_verification(services: Services) -> N
     chat = Chat(services, "CN001", verified=False)
     reply = await chat.say("我之前答应的是什么", "ask_balance", 0.5)
     assert "¥" not in reply and chat.awaiting == "verification" and chat.slots["pending"] == "on_record"
+
+
+async def test_cannot_pay_until_a_day_asks_for_more_time_instead_of_promising(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("i can't pay until the 5th", "promise_to_pay", 0.85)
+    assert "what has made it hard to pay?" in reply and chat.awaiting == "hardship_reason"
+    assert await services.records.get_promise("US001") is None
