@@ -53,9 +53,11 @@ _NOT_PAYING = re.compile(r"can'?t|cannot|won'?t|unable|not able|no money|"
 # amount is wrong" disputes the debt, it does not correct us.
 _CORRECTION = re.compile(
     r"\bi (?:did ?n[o']?t|never|didn't) (?:say|said|promise|mean|agree|ask)|not what i (?:said|meant|asked)|"
-    r"\bi meant\b|you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) (?:wrong|not (?:right|what))|"
-    r"不是这个意思|不是这意思|我没(?:有)?(?:说|答应|承诺|要求|同意)|我不是(?:这么|这样)?说|你(?:理解|听|搞)错|弄错了|搞错了",
-    re.I)
+    r"\bi meant\b|不是这个意思|不是这意思|我没(?:有)?(?:说|答应|承诺|要求|同意)|我不是(?:这么|这样)?说", re.I)
+# These say so only just after the bot recorded something: otherwise "你们搞错了，我没借过" is a dispute.
+_CORRECTION_AFTER_RECORD = re.compile(
+    r"you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) (?:wrong|not (?:right|what))|"
+    r"你(?:理解|听|搞)错|弄错了|搞错了", re.I)
 # "Actually make it the 20th", "改到20号": the day of the promise this conversation just made changes.
 _CHANGE = re.compile(r"\bactually\b|\bmake it\b|\bchange (?:it|that|the (?:date|day))|\bmove it\b|\binstead\b|"
                      r"改(?:成|到|为|在)|换(?:成|到)|推(?:到|迟到)|延(?:到|后到)", re.I)
@@ -178,9 +180,11 @@ def changes_promise(turn: Turn) -> bool:
     return day is not None or impossible
 
 
-def is_correction(text: str) -> bool:
+def is_correction(turn: Turn) -> bool:
     """The borrower says the bot misunderstood them."""
-    return _CORRECTION.search(text) is not None
+    if _CORRECTION.search(turn.text):
+        return True
+    return turn.last_record is not None and _CORRECTION_AFTER_RECORD.search(turn.text) is not None
 
 
 def _confidence_of(message: Mapping[str, Any]) -> float:

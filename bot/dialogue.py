@@ -95,7 +95,7 @@ async def gate(turn: Turn, requires_verification: bool, answers_questions: bool)
         requires_verification: the action discloses account details.
         answers_questions: the message may answer what we asked (a birth date, a date to pay).
     """
-    if turn.verified and not turn.locked and is_correction(turn.text):
+    if turn.verified and not turn.locked and is_correction(turn):
         return await correct(turn)
     if turn.verified and not turn.locked and changes_promise(turn):
         return await change_promise(turn)

@@ -159,3 +159,10 @@ async def test_cannot_pay_until_a_day_asks_for_more_time_instead_of_promising(se
     reply = await chat.say("i can't pay until the 5th", "promise_to_pay", 0.85)
     assert "what has made it hard to pay?" in reply and chat.awaiting == "hardship_reason"
     assert await services.records.get_promise("US001") is None
+
+
+async def test_you_got_it_wrong_with_nothing_recorded_is_a_dispute_not_a_correction(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    reply = await chat.say("你们搞错了，我从来没借过这笔钱", "dispute_debt", 0.88)
+    assert "异议" in reply
+    assert await services.redis.hexists(keys.hold("CN001"), "dispute")
