@@ -28,6 +28,18 @@ _MONTH_DAY = re.compile(
     rf"|(?<!\d)(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m2>{MONTH_NAMES}|may)\b",
     re.I,
 )
+# SMS and speech-to-text spellings: "tmrw", "on the twentieth", "the twenty first".
+_TOMORROW = re.compile(r"\b(?:tmrw|tmr|tmro|tmrow|tomoro|tomorow|tommorow|tommorrow|2morrow|2moro|2mrw)\b", re.I)
+_UNITS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
+_ORDINAL_WORDS = {
+    **{w: n for n, w in enumerate(_UNITS, 1)},
+    **{w: n for n, w in enumerate(("tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+                                   "sixteenth", "seventeenth", "eighteenth", "nineteenth"), 10)},
+    "twentieth": 20, **{f"twenty {w}": 20 + n for n, w in enumerate(_UNITS, 1)},
+    "thirtieth": 30, "thirty first": 31,
+}
+_ORDINAL_WORD = re.compile(r"\b(?:the|on)\s+(" + "|".join(sorted(_ORDINAL_WORDS, key=len, reverse=True)
+                                                   ).replace(" ", r"[\s-]") + r")\b", re.I)
 _ORDINAL_DAY = re.compile(r"\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\b", re.I)
 _MONTH_WORD = re.compile(rf"\b(?:{MONTH_NAMES})\b", re.I)
 
@@ -68,6 +80,8 @@ def _real_date(year: int, month: int, day: int) -> date:
 
 def _next_day_of_month(day: int, today: date) -> date | None:
     """The next date falling on this day of the month, today included."""
+    if not 1 <= day <= 31:
+        raise ImpossibleDate(f"day {day} of a month")
     year, month = today.year, today.month
     for _ in range(3):
         if day <= calendar.monthrange(year, month)[1] and date(year, month, day) >= today:
@@ -138,6 +152,7 @@ def find_date(text: str, language: str, today: date) -> date | None:
         text = normalise_chinese(text)
         explicit = _chinese_explicit(text, today)
     else:
+        text = normalise_english(text)
         explicit = _english_explicit(text, today)
     if explicit:
         return explicit
@@ -151,6 +166,15 @@ def find_date(text: str, language: str, today: date) -> date | None:
     }
     found = search_dates(text, languages=languages, settings=settings)  # type: ignore[arg-type]
     return found[0][1].date() if found else None
+
+
+def normalise_english(text: str) -> str:
+    """"tmrw" as tomorrow and "the twentieth" as the 20th, for the parsers."""
+    def day(found: re.Match[str]) -> str:
+        words = " ".join(re.split(r"[-\s]+", found[1].lower()))
+        return f"the {_ORDINAL_WORDS[words]}th"
+
+    return _ORDINAL_WORD.sub(day, _TOMORROW.sub("tomorrow", text))
 
 
 def _full_year(year: str) -> int:

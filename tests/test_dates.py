@@ -59,6 +59,9 @@ def test_find_date_zh(text: str, expected: date) -> None:
         ("december 5th", date(2026, 12, 5)),
         ("12/5", date(2026, 12, 5)),
         ("in 3 days", date(2026, 12, 2)),
+        ("k i wil pay tmrw", date(2026, 11, 30)),
+        ("i can do it on the twentieth", date(2026, 12, 20)),
+        ("on the twenty-first", date(2026, 12, 21)),
     ],
 )
 def test_find_date_en(text: str, expected: date) -> None:
@@ -78,6 +81,8 @@ def test_chinese_text_is_read_as_chinese_in_an_english_conversation() -> None:
         ("feb 30", "en"),
         ("the 31st of april", "en"),
         ("june 31", "en"),
+        ("0日", "zh"),
+        ("32日", "zh"),
     ],
 )
 def test_impossible_date_raises(text: str, language: str) -> None:
