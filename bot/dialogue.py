@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 
 from bot import family, hardship, on_record, verification, visits
+from bot.consent import read_phone
 from bot.conversation import (
     COMMITTING_INTENTS,
     DONE,
@@ -103,7 +104,7 @@ async def gate(turn: Turn, requires_verification: bool, answers_questions: bool)
         if turn.verified and not turn.locked:
             return await on_record.tell(turn)
         return refuse_or_ask_verification(turn, "on_record")
-    if answers_questions:
+    if answers_questions or reads_as_free_text_answer(turn):
         answered = await answer_pending_question(turn)
         if answered is not None:
             return answered
@@ -113,6 +114,13 @@ async def gate(turn: Turn, requires_verification: bool, answers_questions: bool)
     if requires_verification and not turn.verified:
         return refuse_or_ask_verification(turn)
     return None
+
+
+def reads_as_free_text_answer(turn: Turn) -> bool:
+    """An address or a phone number typed where we asked for one, whatever the classifier made of it."""
+    if turn.awaiting == "visit_address":
+        return visits.reads_as_address(turn.text)
+    return turn.awaiting == "family_contact" and read_phone(turn.text) is not None
 
 
 async def correct(turn: Turn) -> list[SlotChange]:
@@ -154,9 +162,38 @@ async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
     return None
 
 
+# Questions asked in the middle of a flow ("are you a bot?" while choosing a plan): answered, then the
+# flow's question is asked again and stays open. "How much do I owe?" keeps only the questions that a
+# bare "ok" cannot answer: after the amount, an "ok" acknowledges it, it accepts no plan or consent.
+SIDE_INTENTS = {"bot_challenge", "ask_visit_purpose"}
+YES_NO_QUESTIONS = {"plan_confirm", "grace_confirm", "family_consent", "visit_address_consent", "record_confirm"}
+# The words that ask each flow question again.
+REASK: dict[str, Callable[[Turn], str]] = {
+    "hardship_reason": lambda turn: "utter_ask_hardship_reason",
+    "plan_choice": lambda turn: "utter_ask_plan_choice",
+    "plan_confirm": lambda turn: "utter_ask_plan_confirm",
+    "grace_confirm": lambda turn: "utter_ask_grace_confirm",
+    "family_consent": lambda turn: "utter_ask_family_consent",
+    "family_contact": lambda turn: "utter_ask_family_contact",
+    "visit_place": lambda turn: "utter_ask_visit_place",
+    "visit_address_consent": lambda turn: f"utter_ask_address_consent_{turn.pending or 'home'}",
+    "visit_address": lambda turn: f"utter_ask_visit_address_{turn.pending or 'home'}",
+    "visit_time": lambda turn: "utter_ask_visit_time",
+    "visit_slot": lambda turn: "utter_ask_visit_slot",
+    "record_confirm": lambda turn: f"utter_ask_confirm_{turn.pending}",
+}
+
+
 def leave_question(turn: Turn, changes: list[SlotChange]) -> list[SlotChange]:
-    """A message that did not answer the flow's question ends it: an "ok" turns later accepts nothing."""
+    """A message that did not answer the flow's question ends it: an "ok" turns later accepts nothing.
+
+    A question of the borrower's own in between (SIDE_INTENTS) keeps the flow's question open, asked again.
+    """
     if turn.awaiting in QUESTIONS and not any(slot == "awaiting" for slot, _ in changes):
+        side = turn.intent in SIDE_INTENTS or (turn.intent == "ask_balance" and turn.awaiting not in YES_NO_QUESTIONS)
+        if side and turn.awaiting in REASK:
+            turn.say(REASK[turn.awaiting](turn))
+            return changes
         return changes + list(DONE)
     return changes
 

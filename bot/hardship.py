@@ -54,7 +54,11 @@ _REASON_WORDS = (
 )
 # The numbers utter_ask_hardship_reason lists, in the order of REASONS.
 _REASON_BY_NUMBER = {str(n): r for n, r in enumerate(REASONS, 1)}
-_COUNT = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:个月|期|months?|instal+ments?|payments?|mos?\b)")
+_EN_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+              "eleven": 11, "twelve": 12, "eighteen": 18, "twenty four": 24, "twenty-four": 24, "thirty six": 36,
+              "thirty-six": 36}
+_COUNT = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3}|" + "|".join(sorted(_EN_COUNTS, key=len, reverse=True))
+                    + r")\s*-?\s*(?:个月|期|months?|instal+ments?|payments?|mos?\b)")
 
 
 def read_reason(text: str) -> str | None:
@@ -82,7 +86,7 @@ def read_choice(text: str, offers: list[Offer]) -> Offer | None:
     bare = text.strip().strip(".。")
     if counted:
         value = counted.group(1)
-        count = int(value) if value.isdigit() else cn_value(value)
+        count = int(value) if value.isdigit() else _EN_COUNTS.get(value) or cn_value(value)
     elif bare.isdigit() and int(bare) > len(offers):  # "12": beyond the list, so a number of months
         count = int(bare)
     else:

@@ -33,6 +33,14 @@ _WORK = re.compile(r"单位|公司|办公|上班|工作|厂|店|work|office|job|
 _ANYTIME = re.compile(r"都(可以|行)|随时|什么时候都|都方便|any ?time|whenever|any day|don'?t mind", re.IGNORECASE)
 # Intents an address may be classified as ("my mum's flat, 3 Oak Road" can look like a third party).
 ADDRESS_INTENTS = {"inform", "nlu_fallback", "out_of_scope", "book_visit", "reschedule_visit", "third_party"}
+# An answer that reads as an address is one whatever the classifier made of it ("88 Pine Ave" as goodbye).
+_STREET = re.compile(r"\d+\s+\w+.*\b(?:st|street|ave|avenue|rd|road|blvd|boulevard|dr|drive|ln|lane|way|ct|court|"
+                     r"pl|place|pkwy|hwy|suite|ste|apt|unit|floor)\b\.?|\b\d{5}(?:-\d{4})?\b", re.I)
+_CN_ADDRESS = re.compile(r"(?:省|市|区|县|镇|乡|村).*?(?:路|街|道|巷|弄|号|楼|室|大厦|园|中心)")
+
+
+def reads_as_address(text: str) -> bool:
+    return bool(_STREET.search(text) or _CN_ADDRESS.search(text))
 
 
 def read_place(text: str) -> str | None:
@@ -154,7 +162,7 @@ async def answer_address(turn: Turn) -> list[SlotChange] | None:
         return list(DONE)
     if turn.intent == "affirm" and on_file:
         address = on_file
-    elif turn.intent in ADDRESS_INTENTS:
+    elif turn.intent in ADDRESS_INTENTS or reads_as_address(turn.text):
         found = read_phone(turn.text)
         address = (found[1] if found else turn.text).strip()
     else:

@@ -21,7 +21,7 @@ from actions.arrangements import ActionHardship, ActionVisit, ActionWithdrawCons
 from actions.balance import ActionBalance
 from actions.handoff import ActionAffirm, ActionDeny, ActionHandOff
 from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
-from actions.smalltalk import ActionThank
+from actions.smalltalk import ActionBotChallenge, ActionThank
 from actions.verification import ActionVerify
 from bot import conversation, keys
 from bot.arrangements import promise_status
@@ -38,6 +38,7 @@ ACTIONS = {
     "affirm": ActionAffirm, "deny": ActionDeny, "inform": ActionVerify, "nlu_fallback": ActionVerify,
     "request_human": ActionHandOff, "ask_balance": ActionBalance, "promise_to_pay": ActionPromiseToPay,
     "thank": ActionThank, "dispute_debt": ActionHandOff, "pay_now": ActionPayNow, "already_paid": ActionAlreadyPaid,
+    "complain": ActionHandOff, "bot_challenge": ActionBotChallenge,
 }
 
 
@@ -496,15 +497,16 @@ async def test_a_time_with_digits_is_a_new_wish_not_a_slot_number(services: Serv
     assert await services.bookings.booking_for("CN001") is None
 
 
-async def test_a_question_instead_of_an_address_is_not_stored_as_one(services: Services) -> None:
+async def test_a_question_instead_of_an_address_is_answered_and_the_address_asked_again(services: Services) -> None:
     chat = Chat(services, "US001")
     await chat.say("can someone come by to verify", "book_visit")
     await chat.say("at my office", "inform")
     await chat.say("ok", "affirm")
     reply = await chat.say("how much do I owe right now?", "ask_balance")
-    assert "$824.74" in reply and chat.awaiting is None
-    reply = await chat.say("Acme, 500 Pine St SF, my cell 415-555-9999", "inform")
-    assert "555-9999" not in reply
+    assert "$824.74" in reply and "Please send your employer's name and address." in reply
+    assert chat.awaiting == "visit_address"  # asked again, still open
+    reply = await chat.say("Acme, 500 Pine St SF, my cell 415-555-9999", "complain", 0.44)
+    assert "555-9999" not in reply and chat.awaiting == "visit_time"  # an address, whatever the classifier said
 
 
 @pytest.mark.parametrize(("text", "reason"), [
@@ -530,6 +532,7 @@ def test_a_reason_is_answered_by_its_listed_number_or_in_words(text: str, reason
 
 @pytest.mark.parametrize(("text", "count"), [
     ("3个月", 3), ("六期", 6), ("九个月", 9), ("十二期", 12), ("十八个月", 18), ("二十四期", 24), ("12 months", 12),
+    ("the three month one", 3), ("twelve-month plan please", 12), ("twenty four months", 24),
     ("两期", None), ("五六期", None),
 ])
 def test_a_plan_is_chosen_by_its_length_in_figures_or_chinese_numerals(text: str, count: int | None) -> None:
@@ -569,3 +572,12 @@ async def test_a_family_contacts_number_is_a_stranger_to_the_bot(services: Servi
     await chat.say("我妈 王秀英 13800001111", "inform")
     relative = pseudonym("+8613800001111", services.settings.hmac_secret)
     assert await services.ledger.for_conversation(relative) is None  # they hear the unknown-sender answer
+
+
+async def test_are_you_a_bot_while_choosing_a_plan_keeps_the_choice_open(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("失业了", "inform_hardship")
+    reply = await chat.say("你是机器人吗", "bot_challenge")
+    assert "不是真人" in reply and "请回复方案编号" in reply and chat.awaiting == "plan_choice"
+    reply = await chat.say("好吧 那我选第一个", "affirm")
+    assert chat.awaiting == "plan_confirm"
