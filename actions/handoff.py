@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
+from bot.dialogue import pending_until_verified
 from bot.conversation import (
     HANDOFF_REASON_BY_INTENT,
     SlotChange,
@@ -27,7 +28,7 @@ class ActionHandOff(BorrowerAction):
 
     async def act(self, turn: Turn) -> list[SlotChange]:
         if turn.intent not in _OPEN_TO_ANYONE and not turn.verified:
-            return refuse_or_ask_verification(turn)
+            return refuse_or_ask_verification(turn, pending_until_verified(turn))
         if turn.intent == "dispute_debt" and (asked := confirm_unclear_record(turn, "dispute")) is not None:
             return asked  # a dispute pauses reminders and goes on the account: ask when unsure
         return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.intent, "request_human"))

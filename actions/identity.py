@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot.conversation import SlotChange, Turn, opt_out_source
+from bot.conversation import SlotChange, Turn, opt_out_source, someone_else_on_the_phone
 
 
 class ActionWrongNumber(BorrowerAction):
@@ -32,10 +32,7 @@ class ActionThirdParty(BorrowerAction):
         return "action_third_party"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        await turn.services.records.flag_number(turn.conversation_id, "third_party", stop_contact=False)
-        await turn.services.records.block_disclosure(turn.conversation_id, "third_party")
-        turn.say("utter_third_party")
-        return [("verified_account", None), ("awaiting", None)]
+        return await someone_else_on_the_phone(turn)
 
 
 class ActionStopContact(BorrowerAction):

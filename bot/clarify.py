@@ -16,11 +16,14 @@ from __future__ import annotations
 import re
 
 from bot import catalog
-from bot.conversation import CLEAR_CONFIDENCE, DONE, SlotChange, Turn
+from bot.conversation import CLEAR_CONFIDENCE, DONE, SlotChange, Turn, speaks_for_someone_else
 
 AWAITING = "meaning"
 # Intents confirmed when the classifier is unsure: each stops contact or changes a record at once.
 GUARDED = {"stop_contact", "wrong_number", "third_party", "withdraw_consent", "cancel_visit"}
+# What a guarded intent's message must also say: "I need more days, my husband lost his job" is the
+# borrower speaking, whatever the classifier thought.
+_WORDING = {"third_party": speaks_for_someone_else}
 # An unplaced message is offered the likeliest meanings at or above this confidence.
 OFFERED_CONFIDENCE = 0.2
 # The meanings the bot can name in a question (domain.yml's utter_meaning_<intent>).
@@ -38,7 +41,7 @@ def ask_if_unclear(turn: Turn) -> list[SlotChange] | None:
         meanings = [name for name, confidence in turn.ranking[:2]
                     if name in NAMEABLE and confidence >= OFFERED_CONFIDENCE]
         return ask(turn, meanings) if meanings else None
-    if turn.intent in GUARDED and turn.confidence < CLEAR_CONFIDENCE:
+    if turn.intent in GUARDED and (turn.confidence < CLEAR_CONFIDENCE or not _WORDING.get(turn.intent, bool)(turn.text)):
         return ask(turn, [turn.intent])
     return None
 

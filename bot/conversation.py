@@ -58,6 +58,23 @@ _CORRECTION = re.compile(
 _CORRECTION_AFTER_RECORD = re.compile(
     r"you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) (?:wrong|not (?:right|what))|"
     r"你(?:理解|听|搞)错|弄错了|搞错了", re.I)
+# The person writing says who they are, and it is not the borrower: "I'm his wife", "我是她妈妈".
+_SPEAKER_IS_SOMEONE_ELSE = re.compile(
+    r"\b(?:i'?m|i am|im|this is|it'?s|its)\s+(?:his|her|their|the borrower'?s|[a-z]+'s)\s+\w+|"
+    r"\bnot the (?:borrower|account holder)\b|\bon (?:his|her|their) behalf\b|"
+    r"我是(?:他|她)(?:的)?\S{0,3}|我是\S{1,6}的(?:妈妈|母亲|爸爸|父亲|老婆|妻子|老公|丈夫|爱人|儿子|女儿|同事|朋友|家人|"
+    r"亲戚|哥哥|姐姐|弟弟|妹妹)|不是(?:他|她)?本人|我不是本人|替(?:他|她)|帮(?:他|她)(?:接|回|问)", re.I)
+# ... or that the borrower cannot come to the phone: "he's not here", "她住院了".
+_BORROWER_AWAY = re.compile(
+    r"\b(?:he|she)(?:'s| is)?\s+(?:not (?:here|home|available|around)|isn'?t (?:here|home|available|around)|"
+    r"in (?:the )?hospital|away|at work|passed away|died)\b|passed away|"
+    r"(?:他|她)(?:不在|住院|出差|去世|走了|没空|在上班|不方便)", re.I)
+# A payment made, not one meant: "I paid on the 3rd", "已经还了", but not "I get paid friday" or "我想把钱还了".
+_PAID = re.compile(r"\balready\b|(?<!get )(?<!got )(?<!getting )\bpa(?:id|yed)\b|\b(?:sent|transferred|deposited|"
+                   r"wired)\b|made (?:a |the |my )?payment|已经|已|还了|还过|转了|转过|转账了|转帐了|汇了|付了|付过|交了|缴了|打过去|转过去|扣了",
+                   re.I)
+_MEANT = re.compile(r"\b(?:will|gonna|going to|want to|wanna|how (?:do|can) i|can i|planning)\b|想|要|准备|打算|怎么", re.I)
+
 # "Actually make it the 20th", "改到20号": the day of the promise this conversation just made changes.
 _CHANGE = re.compile(r"\bactually\b|\bmake it\b|\bchange (?:it|that|the (?:date|day))|\bmove it\b|\binstead\b|"
                      r"改(?:成|到|为|在)|换(?:成|到)|推(?:到|迟到)|延(?:到|后到)", re.I)
@@ -163,6 +180,23 @@ def mentions_visit(text: str) -> bool:
     return _VISIT_CUE.search(text) is not None
 
 
+def speaker_is_someone_else(text: str) -> bool:
+    """The writer says who they are, and it is not the borrower."""
+    return _SPEAKER_IS_SOMEONE_ELSE.search(text) is not None
+
+
+def speaks_for_someone_else(text: str) -> bool:
+    """The writer is not the borrower, or says the borrower cannot come to the phone."""
+    return speaker_is_someone_else(text) or _BORROWER_AWAY.search(text) is not None
+
+
+def claims_payment_made(text: str) -> bool:
+    """The message says a payment was made ("already" outweighs "I want to")."""
+    if not _PAID.search(text):
+        return False
+    return not _MEANT.search(text) or re.search(r"\balready\b|已经", text, re.I) is not None
+
+
 def says_cannot_pay(text: str) -> bool:
     return _NOT_PAYING.search(text) is not None
 
@@ -250,6 +284,14 @@ def refuse_or_ask_verification(turn: Turn, pending: str | None = None) -> list[S
         return []
     turn.say("utter_ask_verification")
     return [("awaiting", "verification"), ("pending", pending or turn.intent or None)]
+
+
+async def someone_else_on_the_phone(turn: Turn) -> list[SlotChange]:
+    """Ask them to pass on the bank's number, nothing more; nothing is disclosed on this number for a day."""
+    await turn.services.records.flag_number(turn.conversation_id, "third_party", stop_contact=False)
+    await turn.services.records.block_disclosure(turn.conversation_id, "third_party")
+    turn.say("utter_third_party")
+    return [("verified_account", None), ("awaiting", None), ("pending", None)]
 
 
 async def record_paid_claim(turn: Turn) -> list[SlotChange]:
@@ -379,10 +421,31 @@ async def promise_if_dated(turn: Turn) -> list[SlotChange] | None:
     return await _promise(turn, day, impossible)
 
 
+# What a message must say, besides its intent, for the record it asks for: "I get paid friday" is no claim.
+_RECORD_WORDING = {"already_paid": claims_payment_made}
+# Kept in ``pending`` while the borrower is asked who they are: confirm this record once verified.
+UNSURE = "unsure:"
+
+
+def record_is_unclear(turn: Turn, record: str) -> bool:
+    """The classifier is unsure of the message, or its words do not say what the record needs.
+
+    A message the borrower picked as their meaning (no text of its own) is clear.
+    """
+    if turn.confidence < CLEAR_CONFIDENCE:
+        return True
+    says = _RECORD_WORDING.get(record)
+    return bool(turn.text) and says is not None and not says(turn.text)
+
+
 def confirm_unclear_record(turn: Turn, record: str) -> list[SlotChange] | None:
-    """Ask before a dispute or an "already paid" claim the classifier is unsure of; None when it is sure."""
-    if turn.confidence >= CLEAR_CONFIDENCE:
+    """Ask before a dispute or an "already paid" claim that is unclear; None when it is clear."""
+    if not record_is_unclear(turn, record):
         return None
+    return ask_to_confirm(turn, record)
+
+
+def ask_to_confirm(turn: Turn, record: str) -> list[SlotChange]:
     turn.say(f"utter_ask_confirm_{record}")
     return [("awaiting", "record_confirm"), ("pending", record)]
 

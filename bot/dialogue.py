@@ -20,7 +20,9 @@ from bot.conversation import (
     HANDOFF_REASON_BY_INTENT,
     SlotChange,
     Turn,
+    UNSURE,
     ask_promise_date,
+    ask_to_confirm,
     ask_what_the_day_is_for,
     change_promise,
     changes_promise,
@@ -32,9 +34,12 @@ from bot.conversation import (
     mentions_visit,
     promise_if_dated,
     promise_on,
+    record_is_unclear,
     record_paid_claim,
     refuse_or_ask_verification,
     send_payment_link,
+    someone_else_on_the_phone,
+    speaker_is_someone_else,
     undo_last_record,
 )
 
@@ -44,6 +49,8 @@ VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affi
 # Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
 DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
 VISIT_INTENTS = {"book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose"}
+# The records confirmed when unclear (conversation.confirm_unclear_record), by the intent that asks for them.
+RECORD_BY_INTENT = {"already_paid": "already_paid", "dispute_debt": "dispute"}
 
 
 async def answer_date_meaning(turn: Turn) -> list[SlotChange] | None:
@@ -112,7 +119,15 @@ async def gate(turn: Turn, requires_verification: bool, answers_questions: bool)
     if dated is not None:
         return dated
     if requires_verification and not turn.verified:
-        return refuse_or_ask_verification(turn)
+        return refuse_or_ask_verification(turn, pending_until_verified(turn))
+    return None
+
+
+def pending_until_verified(turn: Turn) -> str | None:
+    """What to go on with once verified: the intent, or a question first when its record is unclear."""
+    record = RECORD_BY_INTENT.get(turn.intent)
+    if record and record_is_unclear(turn, record):
+        return UNSURE + record
     return None
 
 
@@ -203,6 +218,8 @@ async def attempt_verification(turn: Turn) -> list[SlotChange]:
     if turn.locked:
         turn.say("utter_cannot_discuss")
         return []
+    if speaker_is_someone_else(turn.text):  # "我是她妈妈，她生日是…": the right answer from the wrong person
+        return await someone_else_on_the_phone(turn)
     records = turn.services.records
     if not verification.matches(turn.account, verification.read_answer(turn.text)):
         if await records.verification_failed(turn.account.account_id) < verification.MAX_ATTEMPTS:
@@ -225,6 +242,8 @@ async def continue_after_verification(turn: Turn) -> list[SlotChange]:
     if turn.pending in VISIT_INTENTS:  # the message now is the verification answer, not a wish
         return await visits.start(dataclasses.replace(turn, text=""), turn.pending or "")
     disclose_balance(turn)
+    if (turn.pending or "").startswith(UNSURE):
+        return ask_to_confirm(turn, (turn.pending or "").removeprefix(UNSURE))
     if turn.pending == "on_record":
         return await on_record.tell(turn)
     if turn.pending == "pay_now":

@@ -250,7 +250,7 @@ async def test_wrong_number_flags_and_stops_contact_without_a_word_about_the_deb
 
 async def test_third_party_is_flagged_and_hears_only_the_bank_number(services: Services) -> None:
     events, messages = await run(ActionThirdParty(), make_tracker(services, "US001", "im his wife", "third_party"))
-    assert events == [SlotSet("verified_account", None), SlotSet("awaiting", None)]
+    assert events == [SlotSet("verified_account", None), SlotSet("awaiting", None), SlotSet("pending", None)]
     assert await services.records.disclosure_blocked(_sender(services, "US001"))
     assert_discloses_nothing(messages)
     assert "95588" in messages[0]

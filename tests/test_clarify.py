@@ -16,8 +16,8 @@ import actions.balance  # noqa: F401
 import actions.identity  # noqa: F401
 import actions.payment  # noqa: F401
 from actions.common import BY_INTENT
-from actions.handoff import ActionFallback, ActionHandOff
-from actions.identity import ActionStopContact, ActionWrongNumber
+from actions.handoff import ActionFallback
+from actions.identity import ActionStopContact, ActionThirdParty, ActionWrongNumber
 from bot import clarify, keys
 from bot.services import Services
 from tests.test_flows import ACTIONS, Chat, _fixed_clock  # noqa: F401 - autouse: the clock of test_flows
@@ -30,7 +30,7 @@ def _every_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(ACTIONS, "nlu_fallback", ActionFallback)
     monkeypatch.setitem(ACTIONS, "stop_contact", ActionStopContact)
     monkeypatch.setitem(ACTIONS, "wrong_number", ActionWrongNumber)
-    monkeypatch.setitem(ACTIONS, "complain", ActionHandOff)
+    monkeypatch.setitem(ACTIONS, "third_party", ActionThirdParty)
 
 
 def test_each_nameable_meaning_runs_the_action_its_rule_names() -> None:
@@ -93,3 +93,18 @@ async def test_an_unplaced_message_with_no_nameable_meaning_is_not_understood(se
     chat = Chat(services, "US001")
     reply = await chat.say("asdf qwer", "nlu_fallback", 0.3, (("greet", 0.2), ("thank", 0.18)))
     assert "didn't understand" in reply and chat.awaiting is None
+
+
+async def test_a_family_member_named_in_a_borrowers_story_is_not_a_third_party(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("I need a few more days, my husband lost his job", "third_party", 0.67)
+    assert "do you mean that this phone is not the account holder's" in reply
+    assert await services.redis.zscore(keys.REVIEW_NUMBERS, chat.sender) is None
+
+
+async def test_the_right_birth_date_from_someone_else_discloses_nothing(services: Services) -> None:
+    chat = Chat(services, "US001", verified=False)
+    await chat.say("how much does she owe", "ask_balance", 0.9)
+    reply = await chat.say("this is her husband. her birthday is 07/04/1979", "inform", 0.81)
+    assert "$" not in reply and chat.slots["verified_account"] is None
+    assert await services.records.disclosure_blocked(chat.sender)

@@ -166,3 +166,26 @@ async def test_you_got_it_wrong_with_nothing_recorded_is_a_dispute_not_a_correct
     reply = await chat.say("你们搞错了，我从来没借过这笔钱", "dispute_debt", 0.88)
     assert "异议" in reply
     assert await services.redis.hexists(keys.hold("CN001"), "dispute")
+
+
+async def test_i_get_paid_friday_is_no_payment_claim(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("i get paid friday", "already_paid", 0.97)
+    assert "do you mean" in reply.lower() and chat.awaiting == "record_confirm"
+    assert not await services.redis.exists(keys.paid_claim("US001"))
+
+
+async def test_an_unsure_claim_before_verification_is_confirmed_after_it(services: Services) -> None:
+    chat = Chat(services, "CN001", verified=False)
+    await chat.say("喂 我想把钱还了 怎么弄", "already_paid", 0.58)
+    assert chat.slots["pending"] == "unsure:already_paid"
+    reply = await chat.say("1985年3月12日", "inform", 0.99)
+    assert "身份已核实" in reply and chat.awaiting == "record_confirm"
+    assert not await services.redis.exists(keys.paid_claim("CN001"))
+
+
+async def test_a_clear_claim_before_verification_is_recorded_after_it(services: Services) -> None:
+    chat = Chat(services, "US001", verified=False)
+    await chat.say("I paid on the 3rd, check it", "already_paid", 0.93)
+    await chat.say("07/04/1979", "inform", 0.99)
+    assert await services.redis.exists(keys.paid_claim("US001"))
