@@ -46,8 +46,9 @@ from bot.conversation import (
 # Intents whose message may be the birth date or ID digits we asked for.
 VERIFICATION_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affirm", "deny", "ask_balance",
                                "pay_now", "greet", "thank", "out_of_scope"}
-# Intents whose message may be the date we asked for; "no, not tomorrow" is not one.
-DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback"}
+# Intents whose message may be the date we asked for ("ok the 19th then" may read as thanks);
+# "no, not tomorrow" is not one.
+DATE_ANSWER_INTENTS = {"inform", "promise_to_pay", "nlu_fallback", "affirm", "thank", "pay_now"}
 VISIT_INTENTS = {"book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose"}
 # The records confirmed when unclear (conversation.confirm_unclear_record), by the intent that asks for them.
 RECORD_BY_INTENT = {"already_paid": "already_paid", "dispute_debt": "dispute"}

@@ -189,3 +189,11 @@ async def test_a_clear_claim_before_verification_is_recorded_after_it(services: 
     await chat.say("I paid on the 3rd, check it", "already_paid", 0.93)
     await chat.say("07/04/1979", "inform", 0.99)
     assert await services.redis.exists(keys.paid_claim("US001"))
+
+
+async def test_a_day_given_after_a_refusal_is_the_promise_whatever_it_read_as(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("I can pay on January 30", "promise_to_pay", 0.9)
+    assert chat.awaiting == "promise_date" and "we can only note a date from" in reply
+    await chat.say("ok the 9th then", "thank", 0.33)
+    assert (await services.records.get_promise("US001"))["date"] == "2026-12-09"
