@@ -7,9 +7,11 @@ from bot import hardship
 from bot.conversation import (
     SlotChange,
     Turn,
+    ask_to_confirm,
     confirm_unclear_record,
     record_paid_claim,
     record_promise_from_text,
+    says_amount_is_wrong,
     says_cannot_pay,
     send_payment_link,
 )
@@ -43,6 +45,8 @@ class ActionAlreadyPaid(BorrowerAction):
         return "action_already_paid"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
+        if says_amount_is_wrong(turn.text):  # "the amount is wrong, I paid two of them": a dispute, if they say so
+            return ask_to_confirm(turn, "dispute")
         return confirm_unclear_record(turn, "already_paid") or await record_paid_claim(turn)
 
 

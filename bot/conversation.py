@@ -69,6 +69,9 @@ _BORROWER_AWAY = re.compile(
     r"\b(?:he|she)(?:'s| is)?\s+(?:not (?:here|home|available|around)|isn'?t (?:here|home|available|around)|"
     r"in (?:the )?hospital|away|at work|passed away|died)\b|passed away|"
     r"(?:他|她)(?:不在|住院|出差|去世|走了|没空|在上班|不方便)", re.I)
+# The amount or the debt is said to be wrong: "the amount is wrong, I paid two of them" disputes it.
+_WRONG_AMOUNT = re.compile(r"\b(?:wrong|incorrect|not right|isn'?t right|doesn'?t (?:match|add up)|mistake)\b|"
+                           r"不对|有误|错了|不符|对不上|不准确", re.I)
 # A payment made, not one meant: "I paid on the 3rd", "已经还了", but not "I get paid friday" or "我想把钱还了".
 _PAID = re.compile(r"\balready\b|(?<!get )(?<!got )(?<!getting )\bpa(?:id|yed)\b|\b(?:sent|transferred|deposited|"
                    r"wired)\b|made (?:a |the |my )?payment|已经|已|还了|还过|转了|转过|转账了|转帐了|汇了|付了|付过|交了|缴了|打过去|转过去|扣了",
@@ -195,6 +198,10 @@ def claims_payment_made(text: str) -> bool:
     if not _PAID.search(text):
         return False
     return not _MEANT.search(text) or re.search(r"\balready\b|已经", text, re.I) is not None
+
+
+def says_amount_is_wrong(text: str) -> bool:
+    return _WRONG_AMOUNT.search(text) is not None
 
 
 def says_cannot_pay(text: str) -> bool:

@@ -197,3 +197,12 @@ async def test_a_day_given_after_a_refusal_is_the_promise_whatever_it_read_as(se
     assert chat.awaiting == "promise_date" and "we can only note a date from" in reply
     await chat.say("ok the 9th then", "thank", 0.33)
     assert (await services.records.get_promise("US001"))["date"] == "2026-12-09"
+
+
+async def test_a_paid_claim_that_says_the_amount_is_wrong_is_asked_about_as_a_dispute(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("the amount is wrong, i paid 2 of them", "already_paid", 0.84)
+    assert "do you mean you do not owe this amount?" in reply
+    await chat.say("yes", "affirm", 0.95)
+    promise, dispute, plan = await _records(services, "US001")
+    assert dispute and not await services.redis.exists(keys.paid_claim("US001"))
