@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot.conversation import SlotChange, Turn, opt_out_source, someone_else_on_the_phone
+from bot.conversation import (
+    SlotChange,
+    Turn,
+    coming_day,
+    mentions_payment,
+    opt_out_source,
+    promise_on,
+    someone_else_on_the_phone,
+)
 
 
 class ActionWrongNumber(BorrowerAction):
@@ -47,4 +55,7 @@ class ActionStopContact(BorrowerAction):
     async def act(self, turn: Turn) -> list[SlotChange]:
         await turn.services.records.opt_out(turn.conversation_id, opt_out_source(turn.text))
         turn.say("utter_stop_contact")
+        day = coming_day(turn) if turn.verified and not turn.locked else None
+        if day is not None and mentions_payment(turn.text):  # "我周五还 别再打了": both were said
+            return [("awaiting", None), *await promise_on(turn, day)]
         return [("awaiting", None)]

@@ -108,3 +108,10 @@ async def test_the_right_birth_date_from_someone_else_discloses_nothing(services
     reply = await chat.say("this is her husband. her birthday is 07/04/1979", "inform", 0.81)
     assert "$" not in reply and chat.slots["verified_account"] is None
     assert await services.records.disclosure_blocked(chat.sender)
+
+
+async def test_a_promise_said_with_stop_calling_is_recorded_with_the_opt_out(services: Services) -> None:
+    chat = Chat(services, "CN001")
+    await chat.say("我周五还 别再打了行不行", "stop_contact", 0.9)
+    assert await services.records.is_opted_out(chat.sender)
+    assert (await services.records.get_promise("CN001"))["date"] == "2026-12-04"
