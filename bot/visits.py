@@ -9,6 +9,7 @@ What the borrower told us so far is kept sealed in a draft for the hour.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ _HOME = re.compile(r"家|住|宅|小区|home|house|apartment|flat|my place", re.
 _WORK = re.compile(r"单位|公司|办公|上班|工作|厂|店|work|office|job|company|shop|store", re.IGNORECASE)
 _ANYTIME = re.compile(r"都(可以|行)|随时|什么时候都|都方便|any ?time|whenever|any day|don'?t mind", re.IGNORECASE)
 # Intents an address may be classified as ("my mum's flat, 3 Oak Road" can look like a third party).
+MAX_WISH = 200  # characters of the first message kept for its day and time
 ADDRESS_INTENTS = {"inform", "nlu_fallback", "out_of_scope", "book_visit", "reschedule_visit", "third_party"}
 # An answer that reads as an address is one whatever the classifier made of it ("88 Pine Ave" as goodbye).
 _STREET = re.compile(r"\d+\s+\w+.*\b(?:st|street|ave|avenue|rd|road|blvd|boulevard|dr|drive|ln|lane|way|ct|court|"
@@ -84,8 +86,29 @@ async def start(turn: Turn, intent: str) -> list[SlotChange]:
         return offer_person(turn, "book_visit")
     if intent != "ask_visit_purpose":
         turn.say("utter_visit_purpose")
-    turn.say("utter_ask_visit_place")
-    return [("awaiting", "visit_place"), ("pending", None)]
+    return await _ask_place_unless_said(turn)
+
+
+async def _ask_place_unless_said(turn: Turn) -> list[SlotChange]:
+    """"Can someone visit me at home next saturday morning?": the place and the time are kept, not asked again."""
+    place = read_place(turn.text)
+    wish = _quiet_wish(turn)
+    if wish:
+        await _save_draft(turn, wish=turn.text[:MAX_WISH])
+    if place is None:
+        turn.say("utter_ask_visit_place")
+        return [("awaiting", "visit_place"), ("pending", None)]
+    await _save_draft(turn, place=place, language=turn.language)
+    turn.say(f"utter_ask_address_consent_{place}")
+    return [("awaiting", "visit_address_consent"), ("pending", place)]
+
+
+def _quiet_wish(turn: Turn) -> Preference | None:
+    """The days and times the message names, if any (an impossible date is asked about at the time step)."""
+    try:
+        return read_preference(turn.text, turn.language, turn.today) or None
+    except ImpossibleDate:
+        return None
 
 
 async def _cancel(turn: Turn, booking: Booking | None) -> list[SlotChange]:
@@ -170,7 +193,12 @@ async def answer_address(turn: Turn) -> list[SlotChange] | None:
     if len(address) < 5:
         turn.say(f"utter_ask_visit_address_{turn.pending or 'home'}")
         return []
-    await _save_draft(turn, address=address)
+    draft = await _save_draft(turn, address=address)
+    wished = draft.get("wish")
+    if wished:  # the day and time asked for at the start
+        preference = _quiet_wish(dataclasses.replace(turn, text=wished))
+        if preference:
+            return await offer_slots(turn, preference)
     turn.say("utter_ask_visit_time")
     return [("awaiting", "visit_time"), ("pending", None)]
 

@@ -26,7 +26,7 @@ async def test_the_three_messages_after_a_plan_leave_the_plan_and_a_visit_being_
     await chat.say("yes", "affirm")
     await chat.say("no thanks", "deny")  # the family-contact question
     reply = await chat.say("can someone visit me at home next saturday morning?", "inform", 0.53)
-    assert chat.awaiting == "visit_place" and "promise" not in reply.lower()
+    assert chat.awaiting == "visit_address_consent" and "promise" not in reply.lower()  # home was said
     await chat.say("no, I did not promise that. I want a home visit", "dispute_debt", 0.42)
     await chat.say("saturday morning", "inform", 0.95)
     promise, dispute, plan = await _records(services, "US001")
@@ -206,3 +206,11 @@ async def test_a_paid_claim_that_says_the_amount_is_wrong_is_asked_about_as_a_di
     await chat.say("yes", "affirm", 0.95)
     promise, dispute, plan = await _records(services, "US001")
     assert dispute and not await services.redis.exists(keys.paid_claim("US001"))
+
+
+async def test_the_day_and_time_asked_for_with_the_visit_are_offered_after_the_address(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("can someone visit me at home on tuesday morning?", "book_visit", 0.9)
+    await chat.say("yes", "affirm", 0.95)  # may we record your home address?
+    reply = await chat.say("12 Market St, San Francisco", "inform", 0.8)
+    assert chat.awaiting == "visit_slot" and "1) December 1, 2026, 9:00 AM" in reply  # the Tuesday
