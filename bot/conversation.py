@@ -45,6 +45,7 @@ _VISIT_CUE = re.compile(r"visit|come (?:by|over|round|around|to)|stop by|drop by
                         r"office|work)|appointment|上门|走访|家访|来我|到我(?:家|单位|公司)|过来|预约", re.I)
 # A day named with one of these is about paying it.
 _PAY_CUE = re.compile(r"\bpa(?:y|id|ying)\b|transfer|settle|deposit|send (?:the )?money|clear (?:it|the)|"
+                      r"\b(?:i can|i could|i'?ll|i will|can)\s+(?:do|get|have)\s+it\b|"
                       r"还|付|转账|打款|缴|结清", re.I)
 # ... unless it says they cannot: "周六还不了", "我还没钱", "can't pay friday" promise nothing.
 _NOT_PAYING = re.compile(r"can'?t|cannot|won'?t|unable|not able|no money|"
@@ -222,9 +223,13 @@ def changes_promise(turn: Turn) -> bool:
 
 
 def is_correction(turn: Turn) -> bool:
-    """The borrower says the bot misunderstood them."""
+    """The borrower says the bot misunderstood them.
+
+    With nothing recorded, a clear dispute or complaint is what it says: "fees I never agreed to".
+    """
     if _CORRECTION.search(turn.text):
-        return True
+        plainly_other = turn.intent in ("dispute_debt", "complain") and turn.confidence >= CLEAR_CONFIDENCE
+        return turn.last_record is not None or not plainly_other
     return turn.last_record is not None and _CORRECTION_AFTER_RECORD.search(turn.text) is not None
 
 

@@ -61,6 +61,11 @@ _COUNT = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3}|" + "|".
                     + r")\s*-?\s*(?:个月|期|months?|instal+ments?|payments?|mos?\b)")
 
 
+_MORE_TIME = re.compile(r"\b(?:extra|more|few more|couple (?:more|of)) (?:days|weeks|time)\b|\bextension\b|\bgrace\b|"
+                        r"\bpostpone|\bdefer|宽限|延期|缓几天|晚几天|推迟|多给.{0,3}(?:几天|时间)", re.I)
+_PLAN_WORDS = re.compile(r"\bplan\b|instal+ments?|monthly|each month|a month\b|split|分期|每月|每个月|分开还", re.I)
+
+
 def read_reason(text: str) -> str | None:
     """Which of the known reasons the words give, if any."""
     lowered = text.lower()
@@ -119,7 +124,10 @@ class Request:
 
 
 def read_request(turn: Turn, want: str) -> Request:
+    """What was asked for: a story told with "a few more days" asks for time, whatever its intent."""
     day, _ = named_date(turn)
+    if want == "plan" and _MORE_TIME.search(turn.text) and not _PLAN_WORDS.search(turn.text):
+        want = "grace"
     return Request(want, read_reason(turn.text), read_amount(turn.text, monthly_only=True),
                    day if day and day > turn.today else None)
 

@@ -214,3 +214,23 @@ async def test_the_day_and_time_asked_for_with_the_visit_are_offered_after_the_a
     await chat.say("yes", "affirm", 0.95)  # may we record your home address?
     reply = await chat.say("12 Market St, San Francisco", "inform", 0.8)
     assert chat.awaiting == "visit_slot" and "1) December 1, 2026, 9:00 AM" in reply  # the Tuesday
+
+
+async def test_fees_i_never_agreed_to_is_a_dispute_when_nothing_was_recorded(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("I don't agree with this balance. you charged me fees I never agreed to", "dispute_debt", 0.95)
+    assert "misunderstood" not in reply
+    assert (await _records(services, "US001"))[1]
+
+
+async def test_i_can_do_it_on_a_day_is_a_promise(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("okay yeah i can do it on the tenth", "inform", 0.7)
+    assert (await services.records.get_promise("US001"))["date"] == "2026-12-10"
+
+
+async def test_a_hardship_story_asking_for_a_few_more_days_is_offered_time(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("can i have a few extra days to pay? my hours got cut", "inform_hardship", 0.69)
+    reply = await chat.say("my hours at work got cut in half", "inform_hardship", 0.99)
+    assert "We can give you" in reply and chat.awaiting == "grace_confirm"
