@@ -34,6 +34,8 @@ ACCOUNTS = 200
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    if env.get("FAKETIME", "").startswith("@"):  # a clock set to a moment starts there in each process: now
+        env = {**env, "FAKETIME": time.strftime("@%Y-%m-%d %H:%M:%S", time.localtime())}
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "bot", "worker"], cwd=ROOT, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
