@@ -106,7 +106,7 @@ async def _account(args: argparse.Namespace) -> int:
         summaries = [await account_summary(svc, account_id, args.as_of) for account_id in args.account_ids]
     finally:
         await svc.close()
-    missing = [a for a, s in zip(args.account_ids, summaries) if s is None]
+    missing = [a for a, s in zip(args.account_ids, summaries, strict=False) if s is None]
     if missing:
         print(f"no account {', '.join(map(repr, missing))} in the ledger", file=sys.stderr)
         return 1

@@ -61,8 +61,8 @@ async def account_summary(svc: Services, account_id: str, today: date | None = N
     summary["contact_holds"] = sorted(k.decode() for k in await svc.redis.hkeys(keys.hold(account_id)))
     summary["opted_out"] = await svc.records.is_opted_out(conversation)
     summary["number_under_review"] = await svc.redis.zscore(keys.REVIEW_NUMBERS, conversation) is not None
-    reason = await svc.redis.hget(keys.handoff(conversation), "reason")
-    summary["handoff"] = reason.decode() if reason else None
+    queued_for = await svc.redis.hget(keys.handoff(conversation), "reason")
+    summary["handoff"] = queued_for.decode() if queued_for else None
     summary["agent_outcomes"] = await _agent_outcomes(svc, account_id)
     summary["visit_outcomes"] = await _visit_outcomes(svc, account_id)
     return summary

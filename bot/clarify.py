@@ -41,8 +41,10 @@ def ask_if_unclear(turn: Turn) -> list[SlotChange] | None:
         meanings = [name for name, confidence in turn.ranking[:2]
                     if name in NAMEABLE and confidence >= OFFERED_CONFIDENCE]
         return ask(turn, meanings) if meanings else None
-    if turn.intent in GUARDED and (turn.confidence < CLEAR_CONFIDENCE or not _WORDING.get(turn.intent, bool)(turn.text)):
-        return ask(turn, [turn.intent])
+    if turn.intent in GUARDED:
+        worded = _WORDING.get(turn.intent, bool)(turn.text)
+        if turn.confidence < CLEAR_CONFIDENCE or not worded:
+            return ask(turn, [turn.intent])
     return None
 
 

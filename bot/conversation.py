@@ -11,14 +11,13 @@ make as ``(slot, value)`` pairs; the actions turn both into Rasa's terms.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot import catalog, verification
+from bot import catalog, cues, verification
 from bot.arrangements import total_paid
 from bot.dates import ImpossibleDate, find_date
 from bot.formatting import long_date, money, spoken_money
@@ -40,53 +39,8 @@ COMMITTING_INTENTS = {"inform", "pay_now", "nlu_fallback"}
 LEAVING_INTENTS = {"request_human", "stop_contact", "complain", "dispute_debt", "switch_language",
                    "withdraw_consent", "cancel_visit", "goodbye", "bot_challenge"}
 
-# A day named with one of these is about a visit, not a payment: "can someone come by saturday?".
-_VISIT_CUE = re.compile(r"visit|come (?:by|over|round|around|to)|stop by|drop by|at (?:my )?(?:home|house|place|"
-                        r"office|work)|appointment|上门|走访|家访|来我|到我(?:家|单位|公司)|过来|预约", re.I)
-# A day named with one of these is about paying it.
-_PAY_CUE = re.compile(r"\bpa(?:y|id|ying)\b|transfer|settle|deposit|send (?:the )?money|clear (?:it|the)|"
-                      r"\b(?:i can|i could|i'?ll|i will|can)\s+(?:do|get|have)\s+it\b|"
-                      r"还|付|转账|打款|缴|结清", re.I)
-# ... unless it says they cannot: "周六还不了", "我还没钱", "can't pay friday" promise nothing.
-_NOT_PAYING = re.compile(r"can'?t|cannot|won'?t|unable|not able|no money|"
-                         r"还不|不能还|还没|不还|没法|没钱|无法|付不", re.I)
-# The borrower says we got them wrong: "I didn't promise that", "不是这个意思". Kept narrow: "that
-# amount is wrong" disputes the debt, it does not correct us.
-_CORRECTION = re.compile(
-    r"\bi (?:did ?n[o']?t|never|didn't) (?:say|said|promise|mean|agree|ask)|not what i (?:said|meant|asked)|"
-    r"\bi meant\b|不是这个意思|不是这意思|我没(?:有)?(?:说|答应|承诺|要求|同意)|我不是(?:这么|这样)?说", re.I)
-# These say so only just after the bot recorded something: otherwise "你们搞错了，我没借过" is a dispute.
-_CORRECTION_AFTER_RECORD = re.compile(
-    r"you (?:got|understood) (?:me |that |it )?wrong|(?:that's|that is|thats) (?:wrong|not (?:right|what))|"
-    r"你(?:理解|听|搞)错|弄错了|搞错了", re.I)
-# The person writing says who they are, and it is not the borrower: "I'm his wife", "我是她妈妈".
-_SPEAKER_IS_SOMEONE_ELSE = re.compile(
-    r"\b(?:i'?m|i am|im|this is|it'?s|its)\s+(?:his|her|their|the borrower'?s|[a-z]+'s)\s+\w+|"
-    r"\bnot the (?:borrower|account holder)\b|\bon (?:his|her|their) behalf\b|"
-    r"我是(?:他|她)(?:的)?\S{0,3}|我是\S{1,6}的(?:妈妈|母亲|爸爸|父亲|老婆|妻子|老公|丈夫|爱人|儿子|女儿|同事|朋友|家人|"
-    r"亲戚|哥哥|姐姐|弟弟|妹妹)|不是(?:他|她)?本人|我不是本人|替(?:他|她)|帮(?:他|她)(?:接|回|问)", re.I)
-# ... or that the borrower cannot come to the phone: "he's not here", "她住院了".
-_BORROWER_AWAY = re.compile(
-    r"\b(?:he|she)(?:'s| is)?\s+(?:not (?:here|home|available|around)|isn'?t (?:here|home|available|around)|"
-    r"in (?:the )?hospital|away|at work|passed away|died)\b|passed away|"
-    r"(?:他|她)(?:不在|住院|出差|去世|走了|没空|在上班|不方便)", re.I)
-# The amount or the debt is said to be wrong: "the amount is wrong, I paid two of them" disputes it.
-_WRONG_AMOUNT = re.compile(r"\b(?:wrong|incorrect|not right|isn'?t right|doesn'?t (?:match|add up)|mistake)\b|"
-                           r"不对|有误|错了|不符|对不上|不准确", re.I)
-# A payment made, not one meant: "I paid on the 3rd", "已经还了", but not "I get paid friday" or "我想把钱还了".
-_PAID = re.compile(r"\balready\b|(?<!get )(?<!got )(?<!getting )\bpa(?:id|yed)\b|\b(?:sent|transferred|deposited|"
-                   r"wired)\b|made (?:a |the |my )?payment|已经|已|还了|还过|转了|转过|转账了|转帐了|汇了|付了|付过|交了|缴了|打过去|转过去|扣了",
-                   re.I)
-_MEANT = re.compile(r"\b(?:will|gonna|going to|want to|wanna|how (?:do|can) i|can i|planning)\b|想|要|准备|打算|怎么", re.I)
-
-# "Actually make it the 20th", "改到20号": the day of the promise this conversation just made changes.
-_CHANGE = re.compile(r"\bactually\b|\bmake it\b|\bchange (?:it|that|the (?:date|day))|\bmove it\b|\binstead\b|"
-                     r"改(?:成|到|为|在)|换(?:成|到)|推(?:到|迟到)|延(?:到|后到)", re.I)
 # Below this the classifier's own confidence is not enough for a record that changes the account.
 CLEAR_CONFIDENCE = 0.6
-
-# "Talk to my lawyer": contact only through someone else, which the policy then keeps to.
-_REPRESENTATIVE = re.compile(r"lawyer|attorney|solicitor|representative|律师|代理人|法务", re.I)
 
 # The queue reason for the intent that asked for a person (action_hand_off, or one pending
 # verification) or for the flow that offered one (``offer_person``'s ``pending``).
@@ -181,42 +135,42 @@ def local_today(account: Account) -> date:
 
 
 def mentions_visit(text: str) -> bool:
-    return _VISIT_CUE.search(text) is not None
+    return cues.says("visit", text)
 
 
 def speaker_is_someone_else(text: str) -> bool:
     """The writer says who they are, and it is not the borrower."""
-    return _SPEAKER_IS_SOMEONE_ELSE.search(text) is not None
+    return cues.says("speaker_is_someone_else", text)
 
 
 def speaks_for_someone_else(text: str) -> bool:
     """The writer is not the borrower, or says the borrower cannot come to the phone."""
-    return speaker_is_someone_else(text) or _BORROWER_AWAY.search(text) is not None
+    return speaker_is_someone_else(text) or cues.says("borrower_away", text)
 
 
 def claims_payment_made(text: str) -> bool:
     """The message says a payment was made ("already" outweighs "I want to")."""
-    if not _PAID.search(text):
+    if not cues.says("paid", text):
         return False
-    return not _MEANT.search(text) or re.search(r"\balready\b|已经", text, re.I) is not None
+    return not cues.says("meant", text) or cues.says("already", text)
 
 
 def says_amount_is_wrong(text: str) -> bool:
-    return _WRONG_AMOUNT.search(text) is not None
+    return cues.says("wrong_amount", text)
 
 
 def says_cannot_pay(text: str) -> bool:
-    return _NOT_PAYING.search(text) is not None
+    return cues.says("not_paying", text)
 
 
 def mentions_payment(text: str) -> bool:
     """The message speaks of paying, and not of being unable to."""
-    return _PAY_CUE.search(text) is not None and _NOT_PAYING.search(text) is None
+    return cues.says("pay", text) and not cues.says("not_paying", text)
 
 
 def changes_promise(turn: Turn) -> bool:
     """The borrower moves the promise they made in this conversation to another day they name."""
-    if turn.last_record != "promise" or not _CHANGE.search(turn.text) or mentions_visit(turn.text):
+    if turn.last_record != "promise" or not cues.says("change", turn.text) or mentions_visit(turn.text):
         return False
     day, impossible = named_date(turn)
     return day is not None or impossible
@@ -227,10 +181,10 @@ def is_correction(turn: Turn) -> bool:
 
     With nothing recorded, a clear dispute or complaint is what it says: "fees I never agreed to".
     """
-    if _CORRECTION.search(turn.text):
+    if cues.says("correction", turn.text):
         plainly_other = turn.intent in ("dispute_debt", "complain") and turn.confidence >= CLEAR_CONFIDENCE
         return turn.last_record is not None or not plainly_other
-    return turn.last_record is not None and _CORRECTION_AFTER_RECORD.search(turn.text) is not None
+    return turn.last_record is not None and cues.says("correction_after_record", turn.text)
 
 
 def _confidence_of(message: Mapping[str, Any]) -> float:
@@ -470,7 +424,7 @@ def offer_person(turn: Turn, pending: str) -> list[SlotChange]:
 
 def opt_out_source(text: str) -> str:
     """The source of an opt-out asked for in conversation: "representative" when the borrower names one."""
-    return "representative" if _REPRESENTATIVE.search(text) else "conversation"
+    return "representative" if cues.says("representative", text) else "conversation"
 
 
 async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from bot import catalog, sms
+from bot import catalog, cues, sms
 from bot.arrangements import REASONS, ArrangementRefused, status
 from bot.choices import read_choice_number
 from bot.conversation import DONE, SlotChange, Turn, named_date, offer_person, refuse_or_ask_verification
@@ -59,11 +59,6 @@ _EN_COUNTS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, 
               "thirty-six": 36}
 _COUNT = re.compile(r"(\d{1,2}|[一二两三四五六七八九十]{1,3}|" + "|".join(sorted(_EN_COUNTS, key=len, reverse=True))
                     + r")\s*-?\s*(?:个月|期|months?|instal+ments?|payments?|mos?\b)")
-
-
-_MORE_TIME = re.compile(r"\b(?:extra|more|few more|couple (?:more|of)) (?:days|weeks|time)\b|\bextension\b|\bgrace\b|"
-                        r"\bpostpone|\bdefer|宽限|延期|缓几天|晚几天|推迟|多给.{0,3}(?:几天|时间)", re.I)
-_PLAN_WORDS = re.compile(r"\bplan\b|instal+ments?|monthly|each month|a month\b|split|分期|每月|每个月|分开还", re.I)
 
 
 def read_reason(text: str) -> str | None:
@@ -126,7 +121,7 @@ class Request:
 def read_request(turn: Turn, want: str) -> Request:
     """What was asked for: a story told with "a few more days" asks for time, whatever its intent."""
     day, _ = named_date(turn)
-    if want == "plan" and _MORE_TIME.search(turn.text) and not _PLAN_WORDS.search(turn.text):
+    if want == "plan" and cues.says("more_time", turn.text) and not cues.says("plan_words", turn.text):
         want = "grace"
     return Request(want, read_reason(turn.text), read_amount(turn.text, monthly_only=True),
                    day if day and day > turn.today else None)

@@ -6,24 +6,16 @@ the agents' account view reads; nothing on record is said as such, not guessed a
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
+from bot import cues
 from bot.conversation import DONE, SlotChange, Turn
 from bot.plans import Offer
 from bot.visits import slot_when
 
-_QUESTION = re.compile(
-    r"what (?:did|have|do) i (?:agree|agreed|promise|promised|accept|accepted|sign(?:ed)? up)|"
-    r"what(?:'s| is| do you have) on (?:record|file)|what (?:did|have) we (?:agree|agreed|arrange|arranged)|"
-    r"remind me what i|what (?:is|was) (?:my|the) (?:arrangement|deal|agreement)|"
-    r"我(?:都)?(?:答应|承诺|同意|选|定)了(?:什么|啥|哪些)|(?:记录|登记|备案)了(?:什么|啥|哪些)|"
-    r"我们(?:约|说|谈)好(?:的)?(?:是)?(?:什么|啥)|我之前(?:答应|承诺|同意)(?:的|了)(?:是)?(?:什么|啥)|有什么记录",
-    re.I)
-
 
 def is_question(text: str) -> bool:
-    return _QUESTION.search(text) is not None
+    return cues.says("on_record_question", text)
 
 
 async def tell(turn: Turn) -> list[SlotChange]:

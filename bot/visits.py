@@ -289,7 +289,8 @@ async def _remind(svc: Services, sender: Sender, responses: dict[str, Any], book
     if account is None:
         return []
     language = booking.details.get("language", account.language)
-    body = catalog.render(responses, "utter_visit_reminder", language, "sms", **slot_when(booking.slot, account, language),
+    when = slot_when(booking.slot, account, language)
+    body = catalog.render(responses, "utter_visit_reminder", language, "sms", **when,
                           staff=staff_line(booking, language), bank_phone=svc.settings.bank_phone)
     return [await sender.sms(account, body, f"visit-reminder:{booking.booking_id}", purpose="visit_reminder")]
 

@@ -218,7 +218,8 @@ async def test_the_day_and_time_asked_for_with_the_visit_are_offered_after_the_a
 
 async def test_fees_i_never_agreed_to_is_a_dispute_when_nothing_was_recorded(services: Services) -> None:
     chat = Chat(services, "US001")
-    reply = await chat.say("I don't agree with this balance. you charged me fees I never agreed to", "dispute_debt", 0.95)
+    reply = await chat.say("I don't agree with this balance. you charged me fees I never agreed to",
+                           "dispute_debt", 0.95)
     assert "misunderstood" not in reply
     assert (await _records(services, "US001"))[1]
 

@@ -132,11 +132,11 @@ class Verdict:
 def judge(c: Conversation, summary: dict[str, Any]) -> Verdict:
     found = records_of(summary)
     missing = c.records - found
-    if "promise" in c.records and c.promise_day and summary.get("promise"):
-        if date.fromisoformat(summary["promise"]["date"]).day != c.promise_day:
-            missing.add(f"promise on day {c.promise_day} (recorded {summary['promise']['date']})")
+    promised = (summary.get("promise") or {}).get("date")
+    if c.promise_day and promised and date.fromisoformat(promised).day != c.promise_day:
+        missing.add(f"promise on day {c.promise_day} (recorded {promised})")
     disclosed, wrong = [], []
-    for n, (turn, reply) in enumerate(zip(c.turns, c.replies)):
+    for n, (turn, reply) in enumerate(zip(c.turns, c.replies, strict=False)):
         word = disclosure(reply)
         if word and (c.verify_at is None or n < c.verify_at):
             disclosed.append(f"turn {n}: {word!r} in {reply!r}")
@@ -163,7 +163,7 @@ def account_views(env: dict[str, str], account_ids: list[str]) -> dict[str, dict
 
 def transcript(c: Conversation, verdict: Verdict) -> str:
     lines = [f"### {c.language}: {c.name} ({c.account_id})"]
-    for turn, reply in zip(c.turns, c.replies):
+    for turn, reply in zip(c.turns, c.replies, strict=False):
         lines += [f"> {turn['user']}", *(f"    {r}" for r in reply.splitlines())]
     for label, items in (("unwanted", verdict.unwanted), ("missing", verdict.missing),
                          ("disclosed", verdict.disclosed), ("reply", verdict.wrong_replies)):
@@ -175,12 +175,12 @@ def report(conversations: list[Conversation], verdicts: list[Verdict]) -> tuple[
     shares, rows = {}, ["| language | conversations | fully right | share | unwanted records | disclosures |",
                         "|---|---|---|---|---|---|"]
     for language in ("zh", "en"):
-        mine = [v for c, v in zip(conversations, verdicts) if c.language == language]
+        mine = [v for c, v in zip(conversations, verdicts, strict=False) if c.language == language]
         right = sum(v.fully_right for v in mine)
         shares[language] = right / len(mine)
         rows.append(f"| {language} | {len(mine)} | {right} | {shares[language]:.3f} | "
                     f"{sum(len(v.unwanted) for v in mine)} | {sum(len(v.disclosed) for v in mine)} |")
-    wrong = [transcript(c, v) for c, v in zip(conversations, verdicts) if not v.fully_right]
+    wrong = [transcript(c, v) for c, v in zip(conversations, verdicts, strict=False) if not v.fully_right]
     return "\n".join(["# Conversation corpus", "", "    make integration  # or make test", "", *rows, "",
                       *wrong]) + "\n", shares
 
@@ -202,7 +202,7 @@ async def test_the_corpus_leaves_only_the_records_each_conversation_asked_for(
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(written, encoding="utf-8")
     print("\n" + written.split("\n\n### ")[0])
-    bad = [transcript(c, v) for c, v in zip(conversations, verdicts) if v.unwanted or v.disclosed]
+    bad = [transcript(c, v) for c, v in zip(conversations, verdicts, strict=False) if v.unwanted or v.disclosed]
     assert not bad, "unwanted records or disclosures:\n\n" + "\n\n".join(bad)
     low = {language: share for language, share in shares.items() if share < MIN_FULLY_RIGHT}
     assert not low, f"fully right below {MIN_FULLY_RIGHT}: {low}; see {REPORT}"
