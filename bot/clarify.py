@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import re
 
-from bot import catalog
+from bot import catalog, cues
 from bot.conversation import CLEAR_CONFIDENCE, DONE, SlotChange, Turn, speaks_for_someone_else
 
 AWAITING = "meaning"
 # Intents confirmed when the classifier is unsure: each stops contact or changes a record at once.
 GUARDED = {"stop_contact", "wrong_number", "third_party", "withdraw_consent", "cancel_visit"}
 # What a guarded intent's message must also say: "I need more days, my husband lost his job" is the
-# borrower speaking, whatever the classifier thought.
-_WORDING = {"third_party": speaks_for_someone_else}
+# borrower speaking, and "I'm not giving out my birthday" asks no one to stop, whatever the classifier thought.
+_WORDING = {"third_party": speaks_for_someone_else, "stop_contact": lambda text: cues.says("stop_contact", text)}
 # An unplaced message is offered the likeliest meanings at or above this confidence.
 OFFERED_CONFIDENCE = 0.2
 # The meanings the bot can name in a question (domain.yml's utter_meaning_<intent>).

@@ -121,8 +121,9 @@ class Request:
 def read_request(turn: Turn, want: str) -> Request:
     """What was asked for: a story told with "a few more days" asks for time, whatever its intent."""
     day, _ = named_date(turn)
-    if want == "plan" and cues.says("more_time", turn.text) and not cues.says("plan_words", turn.text):
-        want = "grace"
+    more_time, plan = cues.says("more_time", turn.text), cues.says("plan_words", turn.text)
+    if more_time != plan:  # the words say which, whatever the intent: "a payment plan? my mom passed away"
+        want = "grace" if more_time else "plan"
     return Request(want, read_reason(turn.text), read_amount(turn.text, monthly_only=True),
                    day if day and day > turn.today else None)
 

@@ -115,3 +115,16 @@ async def test_a_promise_said_with_stop_calling_is_recorded_with_the_opt_out(ser
     await chat.say("我周五还 别再打了行不行", "stop_contact", 0.9)
     assert await services.records.is_opted_out(chat.sender)
     assert (await services.records.get_promise("CN001"))["date"] == "2026-12-04"
+
+
+async def test_refusing_to_verify_is_not_an_opt_out(services: Services) -> None:
+    chat = Chat(services, "US001", verified=False)
+    reply = await chat.say("im not giving out my birthday over text", "stop_contact", 0.8)
+    assert "do you mean that we stop contacting you?" in reply
+    assert not await services.records.is_opted_out(chat.sender)
+
+
+async def test_a_plain_stop_needs_no_question(services: Services) -> None:
+    chat = Chat(services, "CN001", verified=False)
+    await chat.say("别再给我打电话了", "stop_contact", 0.8)
+    assert await services.records.is_opted_out(chat.sender)

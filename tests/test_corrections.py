@@ -235,3 +235,10 @@ async def test_a_hardship_story_asking_for_a_few_more_days_is_offered_time(servi
     await chat.say("can i have a few extra days to pay? my hours got cut", "inform_hardship", 0.69)
     reply = await chat.say("my hours at work got cut in half", "inform_hardship", 0.99)
     assert "We can give you" in reply and chat.awaiting == "grace_confirm"
+
+
+async def test_a_plan_asked_for_as_more_time_is_offered_plans(services: Services) -> None:
+    chat = Chat(services, "US001")
+    reply = await chat.say("can i do a payment plan? my mom passed away", "request_extension", 0.7)
+    assert "plans we can offer" in reply or chat.awaiting in ("hardship_reason", "plan_choice")
+    assert chat.awaiting != "grace_confirm"
