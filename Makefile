@@ -80,6 +80,7 @@ heldout: $(MODEL)
 test: setup browser validate
 	rm -rf results/test-logs
 	$(PY) -m pytest -q tests
+	@sed -n '/^| language/,/^$$/p' results/conversations.md  # whole conversations fully right, per language
 	$(PY) scripts/scan_logs.py results/test-logs --ledger samples/accounts.csv --ledger results/test-logs/stack/accounts.csv
 	$(MAKE) --no-print-directory stories heldout
 
