@@ -50,7 +50,8 @@ async def test_the_patched_graph_and_classifier_input_parse_as_stock_rasa(monkey
     monkeypatch.setattr(DaskGraphRunner, "run", rasa_patches._original_graph_run)
     monkeypatch.setattr(LogisticRegressionClassifier, "_create_X", rasa_patches._original_create_x)
     monkeypatch.setattr(LogisticRegressionClassifier, "process", rasa_patches._original_lr_process)
-    classifier = agent.processor.graph_runner._instantiated_nodes["run_LogisticRegressionClassifier4"]._component
+    [classifier] = [node._component for name, node in agent.processor.graph_runner._instantiated_nodes.items()
+                    if name.startswith("run_LogisticRegressionClassifier")]
     assert classifier.clf.coef_.flags.f_contiguous  # laid out by column by our process
     monkeypatch.setattr(classifier.clf, "coef_", np.ascontiguousarray(classifier.clf.coef_))  # as stock keeps them
     stock = _parse_all(agent, texts)
