@@ -303,11 +303,14 @@ async def offer_grace(turn: Turn, until: date | None) -> list[SlotChange]:
 
 
 async def answer_grace(turn: Turn) -> list[SlotChange] | None:
-    """Yes takes the grace period; another day is offered if allowed; a plan or no leaves it."""
-    if turn.intent not in ANSWER_INTENTS:
+    """Yes takes the grace period; another day is offered if allowed; a plan or no leaves it.
+
+    A day named here is the day asked for, also when it reads as a promise ("could i have until the 19th").
+    """
+    day, impossible = named_date(turn)
+    if turn.intent not in ANSWER_INTENTS and not (turn.intent == "promise_to_pay" and (day or impossible)):
         return None
     offers = await turn.services.arrangements.shown_offers(turn.conversation_id)
-    day, impossible = named_date(turn)
     if impossible:
         turn.say("utter_date_impossible")
         return []

@@ -581,3 +581,10 @@ async def test_are_you_a_bot_while_choosing_a_plan_keeps_the_choice_open(service
     assert "不是真人" in reply and "请回复方案编号" in reply and chat.awaiting == "plan_choice"
     reply = await chat.say("好吧 那我选第一个", "affirm")
     assert chat.awaiting == "plan_confirm"
+
+
+async def test_a_later_day_asked_for_during_the_grace_offer_is_answered_as_such(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("can you give me a few more days, i was in the hospital", "request_extension")
+    reply = await chat.say("could i have until December 19, 2026", "promise_to_pay", 0.42)
+    assert "at the latest" in reply and await services.records.get_promise("US001") is None
