@@ -31,8 +31,9 @@ DONE: tuple[SlotChange, ...] = (("awaiting", None), ("pending", None))
 
 # From a verified borrower, these name the day they will pay when they name a coming day:
 # "can pay friday", "I can do it by the 10th". Asking for more time or a plan with a day in it
-# ("give me till the 20th", "分期，每月15号还") goes to the plan and grace flow instead.
-COMMITTING_INTENTS = {"inform", "pay_now", "nlu_fallback"}
+# ("give me till the 20th", "分期，每月15号还") goes to the plan and grace flow instead. "okay yeah
+# i can do it on the sixth" may read as a yes.
+COMMITTING_INTENTS = {"inform", "pay_now", "nlu_fallback", "affirm"}
 
 # Free-text answers (an address, a relative's name and number) can look like anything to the
 # classifier, "my mum's place" like a third party; only these leave such a question.

@@ -242,3 +242,9 @@ async def test_a_plan_asked_for_as_more_time_is_offered_plans(services: Services
     reply = await chat.say("can i do a payment plan? my mom passed away", "request_extension", 0.7)
     assert "plans we can offer" in reply or chat.awaiting in ("hardship_reason", "plan_choice")
     assert chat.awaiting != "grace_confirm"
+
+
+async def test_a_day_to_pay_said_with_okay_yeah_is_a_promise(services: Services) -> None:
+    chat = Chat(services, "US001")
+    await chat.say("okay yeah i can do it on the sixth", "affirm", 0.55)
+    assert (await services.records.get_promise("US001"))["date"] == "2026-12-06"

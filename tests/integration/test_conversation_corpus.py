@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class Conversation:
     records: set[str]
     maybe: set[str]
     verify_at: int | None
-    promise_day: int | None
+    promise_day: str | None  # filled (see fill) when the conversation runs
     account_id: str = ""
     phone: str = ""
     replies: list[str] = field(default_factory=list)
@@ -69,9 +70,36 @@ def load_corpus() -> list[Conversation]:
             prefix, phone = ("CZ", "+86135{:08d}") if language == "zh" else ("CE", "+1628555{:04d}")
             found.append(Conversation(entry["name"], language, turns, set(entry.get("records", [])),
                                       set(entry.get("maybe", [])), _number(entry.get("verify_at")),
-                                      _number(entry.get("promise_day")),
+                                      entry.get("promise_day"),
                                       f"{prefix}{n:03d}", phone.format(n)))
     return found
+
+
+_PLACEHOLDER = re.compile(r"\{([dowcm])(\d+)\}")
+_ORDINAL_WORDS = ("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth "
+                  "fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth twenty-first "
+                  "twenty-second twenty-third twenty-fourth twenty-fifth twenty-sixth twenty-seventh "
+                  "twenty-eighth twenty-ninth thirtieth thirty-first").split()
+
+
+def fill(text: str, today: date) -> str:
+    """The corpus's relative days ({d5}, {o5}, {w5}, {c5}, {m40}; see en.yml) as the borrower would write them."""
+    def day(found: re.Match[str]) -> str:
+        when = today + timedelta(days=int(found[2]))
+        n = when.day
+        return {"d": str(n), "o": f"{n}{_suffix(n)}", "w": _ORDINAL_WORDS[n - 1], "c": _chinese(n),
+                "m": f"{when:%B} {n}"}[found[1]]
+    return _PLACEHOLDER.sub(day, text)
+
+
+def _suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def _chinese(n: int) -> str:
+    digits = "零一二三四五六七八九"
+    tens, units = divmod(n, 10)
+    return ("" if tens == 0 else "十" if tens == 1 else digits[tens] + "十") + ("" if units == 0 else digits[units])
 
 
 def _number(value: str | None) -> int | None:
@@ -133,7 +161,7 @@ def judge(c: Conversation, summary: dict[str, Any]) -> Verdict:
     found = records_of(summary)
     missing = c.records - found
     promised = (summary.get("promise") or {}).get("date")
-    if c.promise_day and promised and date.fromisoformat(promised).day != c.promise_day:
+    if c.promise_day and promised and str(date.fromisoformat(promised).day) != c.promise_day:
         missing.add(f"promise on day {c.promise_day} (recorded {promised})")
     disclosed, wrong = [], []
     for n, (turn, reply) in enumerate(zip(c.turns, c.replies, strict=False)):
@@ -150,7 +178,10 @@ def judge(c: Conversation, summary: dict[str, Any]) -> Verdict:
 async def converse(http: aiohttp.ClientSession, stack: Settings, c: Conversation, limit: asyncio.Semaphore) -> None:
     async with limit:
         borrower = Borrower(c.phone, c.language)
+        today = borrower.today
+        c.promise_day = fill(c.promise_day, today) if c.promise_day else None
         for turn in c.turns:
+            turn["user"] = fill(turn["user"], today)
             c.replies.append(await text(http, stack, borrower, turn["user"]))
 
 
