@@ -160,7 +160,9 @@ def _chromium(profile: Path, window: str = "--window-size=1366,900",
         options.add_argument(flag)
     if phone:
         options.add_experimental_option("mobileEmulation", phone)
-    driver = webdriver.Chrome(service=ChromeService(CHROMEDRIVER), options=options)
+    # Chromium's renderer times out under libfaketime (`make test-clock`): the browser keeps the real clock.
+    real_clock = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("FAKETIME")}
+    driver = webdriver.Chrome(service=ChromeService(CHROMEDRIVER, env=real_clock), options=options)
     driver.set_page_load_timeout(30)
     return driver
 
