@@ -13,17 +13,13 @@ the flow's question pending; here the question is one more ``awaiting`` value.
 
 from __future__ import annotations
 
-import re
-
-from bot import catalog, cues
-from bot.conversation import CLEAR_CONFIDENCE, DONE, SlotChange, Turn, speaks_for_someone_else
+from bot import catalog
+from bot.choices import read_choice_number
+from bot.conversation import CLEAR_CONFIDENCE, DONE, SlotChange, Turn, words_say
 
 AWAITING = "meaning"
 # Intents confirmed when the classifier is unsure: each stops contact or changes a record at once.
 GUARDED = {"stop_contact", "wrong_number", "third_party", "withdraw_consent", "cancel_visit"}
-# What a guarded intent's message must also say: "I need more days, my husband lost his job" is the
-# borrower speaking, and "I'm not giving out my birthday" asks no one to stop, whatever the classifier thought.
-_WORDING = {"third_party": speaks_for_someone_else, "stop_contact": lambda text: cues.says("stop_contact", text)}
 # An unplaced message is offered the likeliest meanings at or above this confidence.
 OFFERED_CONFIDENCE = 0.2
 # The meanings the bot can name in a question (domain.yml's utter_meaning_<intent>).
@@ -31,8 +27,6 @@ NAMEABLE = ("ask_balance", "pay_now", "already_paid", "promise_to_pay", "request
             "inform_hardship", "dispute_debt", "wrong_number", "third_party", "request_human", "stop_contact",
             "complain", "book_visit", "reschedule_visit", "cancel_visit", "ask_visit_purpose", "withdraw_consent")
 
-_FIRST = re.compile(r"^\s*(?:1|one|first|the first(?: one)?|#1|一|第一|第一个|前者|1号)\s*[.)）。!！]?\s*$", re.I)
-_SECOND = re.compile(r"^\s*(?:2|two|second|the second(?: one)?|#2|二|第二|第二个|后者|2号)\s*[.)）。!！]?\s*$", re.I)
 
 
 def ask_if_unclear(turn: Turn) -> list[SlotChange] | None:
@@ -41,10 +35,8 @@ def ask_if_unclear(turn: Turn) -> list[SlotChange] | None:
         meanings = [name for name, confidence in turn.ranking[:2]
                     if name in NAMEABLE and confidence >= OFFERED_CONFIDENCE]
         return ask(turn, meanings) if meanings else None
-    if turn.intent in GUARDED:
-        worded = _WORDING.get(turn.intent, bool)(turn.text)
-        if turn.confidence < CLEAR_CONFIDENCE or not worded:
-            return ask(turn, [turn.intent])
+    if turn.intent in GUARDED and (turn.confidence < CLEAR_CONFIDENCE or not words_say(turn.intent, turn.text)):
+        return ask(turn, [turn.intent])
     return None
 
 
@@ -63,10 +55,9 @@ def chosen(turn: Turn) -> str | None:
     if turn.awaiting != AWAITING or not turn.pending:
         return None
     meanings = turn.pending.split("|")
-    if _FIRST.match(turn.text):
-        return meanings[0]
-    if _SECOND.match(turn.text) and len(meanings) > 1:
-        return meanings[1]
+    number = read_choice_number(turn.text, len(meanings))
+    if number:
+        return meanings[number - 1]
     if turn.intent in meanings:
         return turn.intent
     if turn.intent == "affirm" and len(meanings) == 1:

@@ -11,7 +11,7 @@ make as ``(slot, value)`` pairs; the actions turn both into Rasa's terms.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -388,8 +388,20 @@ async def promise_if_dated(turn: Turn) -> list[SlotChange] | None:
     return await _promise(turn, day, impossible)
 
 
-# What a message must say, besides its intent, for the record it asks for: "I get paid friday" is no claim.
-_RECORD_WORDING = {"already_paid": claims_payment_made}
+# What a message must say, besides its intent, for what it asks: "I get paid friday" is no paid claim,
+# "I need more days, my husband lost his job" is the borrower speaking, and "I'm not giving out my
+# birthday" asks no one to stop.
+_WORDING: dict[str, Callable[[str], bool]] = {
+    "already_paid": claims_payment_made,
+    "third_party": speaks_for_someone_else,
+    "stop_contact": lambda text: cues.says("stop_contact", text),
+}
+
+
+def words_say(intent: str, text: str) -> bool:
+    """The words say what the intent asks for (intents without a rule: any words do)."""
+    rule = _WORDING.get(intent)
+    return bool(text) if rule is None else rule(text)
 # Kept in ``pending`` while the borrower is asked who they are: confirm this record once verified.
 UNSURE = "unsure:"
 
@@ -401,8 +413,7 @@ def record_is_unclear(turn: Turn, record: str) -> bool:
     """
     if turn.confidence < CLEAR_CONFIDENCE:
         return True
-    says = _RECORD_WORDING.get(record)
-    return bool(turn.text) and says is not None and not says(turn.text)
+    return bool(turn.text) and not words_say(record, turn.text)
 
 
 def confirm_unclear_record(turn: Turn, record: str) -> list[SlotChange] | None:
