@@ -1,14 +1,14 @@
 """Plans and grace periods, visits, and family-contact consent: the longer flows.
 
-Their questions and answers live in bot/hardship.py, bot/visits.py and
-bot/family.py; these actions start them.
+Their questions and answers live in bot/dialogue/hardship.py, bot/dialogue/visits.py and
+bot/dialogue/family.py; these actions start them.
 """
 
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot import family, hardship, visits
-from bot.conversation import SlotChange, Turn
+from bot.dialogue import family, hardship, visits
+from bot.dialogue.conversation import SlotChange, Turn
 
 
 class ActionHardship(BorrowerAction):
@@ -44,7 +44,7 @@ class ActionWithdrawConsent(BorrowerAction):
 
     No verification: withdrawing is the borrower's right at any time, and the
     reply says nothing about the loan. While the consent question is open, the
-    question takes the message (see bot/family.py).
+    question takes the message (see bot/dialogue/family.py).
     """
 
     intents = ("withdraw_consent",)

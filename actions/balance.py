@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot.conversation import SlotChange, Turn, disclose_balance
+from bot.dialogue.conversation import SlotChange, Turn, disclose_balance
 
 
 class ActionBalance(BorrowerAction):

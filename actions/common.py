@@ -1,4 +1,4 @@
-"""The base every borrower-facing action shares; the conversation logic is in bot/conversation.py."""
+"""The base every borrower-facing action shares; the conversation logic is in bot/dialogue/conversation.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot import catalog, clarify
-from bot.conversation import DONE, SlotChange, Turn, load_turn
-from bot.dialogue import gate, leave_question
+from bot.core import catalog
+from bot.dialogue import clarify
+from bot.dialogue.conversation import DONE, SlotChange, Turn, load_turn
+from bot.dialogue.gate import gate, leave_question
 from bot.services import services
 
 # The action each intent's rule runs (data/rules), for the meaning a borrower picks when asked.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot.conversation import (
+from bot.dialogue.conversation import (
     HANDOFF_REASON_BY_INTENT,
     SlotChange,
     Turn,
@@ -11,7 +11,7 @@ from bot.conversation import (
     hand_off,
     refuse_or_ask_verification,
 )
-from bot.dialogue import pending_until_verified
+from bot.dialogue.gate import pending_until_verified
 
 # Asking for a person or complaining needs no verification: the reply says nothing about the loan.
 _OPEN_TO_ANYONE = {"request_human", "complain"}

@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 from actions.common import BorrowerAction
-from bot.conversation import SlotChange, Turn
+from bot.dialogue.conversation import SlotChange, Turn
 
 _ASKS_CHINESE = re.compile(r"中文|汉语|漢語|普通话|國語|国语|华语|chinese|mandarin|zhongwen", re.I)
 _ASKS_ENGLISH = re.compile(r"英文|英语|english|eng\b", re.I)

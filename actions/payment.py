@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot import hardship
-from bot.conversation import (
+from bot.dialogue import hardship
+from bot.dialogue.conversation import (
     SlotChange,
     Turn,
     ask_to_confirm,
@@ -15,7 +15,7 @@ from bot.conversation import (
     says_cannot_pay,
     send_payment_link,
 )
-from bot.ledger import overdue
+from bot.domain.ledger import overdue
 
 
 class ActionPayNow(BorrowerAction):

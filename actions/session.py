@@ -8,8 +8,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from bot.catalog import render, responses
-from bot.conversation import load_turn
+from bot.core.catalog import render, responses
+from bot.dialogue.conversation import load_turn
 from bot.services import services
 
 

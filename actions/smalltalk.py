@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 
 from actions.common import BorrowerAction
-from bot.conversation import SlotChange, Turn
+from bot.dialogue.conversation import SlotChange, Turn
 
 
 class _SayOnly(BorrowerAction, abc.ABC):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
-from bot import verification
-from bot.conversation import SlotChange, Turn, refuse_or_ask_verification
-from bot.dialogue import attempt_verification
+from bot.dialogue.conversation import SlotChange, Turn, refuse_or_ask_verification
+from bot.dialogue.gate import attempt_verification
+from bot.domain import verification
 
 
 class ActionGreet(BorrowerAction):

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet
 
-from bot.envfile import load_env_file
-from bot.privacy import MaskingFilter
-from bot.settings import Settings, SettingsError, load_settings
+from bot.core.crypto import MaskingFilter
+from bot.core.envfile import load_env_file
+from bot.core.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
     import polars as pl
@@ -42,7 +42,7 @@ def _rejected(exc: Exception) -> int:
 
 
 async def _import_ledger(args: argparse.Namespace) -> int:
-    from bot.ledger import LedgerImportError
+    from bot.domain.ledger import LedgerImportError
     from bot.services import Services
 
     for path in (args.accounts, args.installments):
@@ -63,7 +63,7 @@ async def _import_ledger(args: argparse.Namespace) -> int:
 def _screen(args: argparse.Namespace) -> int:
     from datetime import datetime
 
-    from bot import screening
+    from bot.screening import priority as screening
 
     for path in (args.accounts, args.installments):
         if not path.is_file():
@@ -85,7 +85,7 @@ def _screen(args: argparse.Namespace) -> int:
 
 
 async def _screening_facts(account_ids: list[str], as_of: date | None) -> pl.DataFrame:
-    from bot.screening import load_facts
+    from bot.screening.priority import load_facts
     from bot.services import Services
 
     svc = Services(load_settings())
@@ -98,7 +98,7 @@ async def _screening_facts(account_ids: list[str], as_of: date | None) -> pl.Dat
 async def _account(args: argparse.Namespace) -> int:
     import json
 
-    from bot.account_view import account_summary
+    from bot.console.account_view import account_summary
     from bot.services import Services
 
     svc = Services(load_settings())
@@ -115,9 +115,9 @@ async def _account(args: argparse.Namespace) -> int:
 
 
 async def _remind_visits(_: argparse.Namespace) -> int:
-    from bot.outbound import Sender, twilio_client
+    from bot.contact.outbound import Sender, twilio_client
+    from bot.dialogue.visits import send_reminders
     from bot.services import Services
-    from bot.visits import send_reminders
 
     svc = Services(load_settings())
     try:
@@ -146,7 +146,7 @@ async def _privacy(args: argparse.Namespace) -> int:
 
 
 async def _export(svc: Services, args: argparse.Namespace) -> bool:
-    from bot.data_requests import export_account, to_json
+    from bot.privacy.data_requests import export_account, to_json
 
     export = await export_account(svc, args.account_id)
     if export is None:
@@ -157,7 +157,7 @@ async def _export(svc: Services, args: argparse.Namespace) -> bool:
 
 
 async def _delete(svc: Services, args: argparse.Namespace) -> bool:
-    from bot.data_requests import delete_account
+    from bot.privacy.data_requests import delete_account
 
     deletion = await delete_account(svc, args.account_id, args.requested_by)
     if deletion is None:
@@ -178,7 +178,7 @@ def _write_private(path: Path | None, text: str) -> None:
 
 async def _rotate_keys(_: argparse.Namespace) -> int:
     """Re-encrypt every sealed value under the first key in DATA_KEYS; non-zero if any value no key opens."""
-    from bot.rotation import rotate_all, rotation_summary
+    from bot.privacy.rotation import rotate_all, rotation_summary
     from bot.services import Services
 
     svc = Services(_local_settings())
@@ -192,7 +192,7 @@ async def _rotate_keys(_: argparse.Namespace) -> int:
 
 async def _retention(_: argparse.Namespace) -> int:
     """Trim the audit and decision streams and visit outcomes to their retention periods, once."""
-    from bot.retention import sweep
+    from bot.privacy.retention import sweep
     from bot.services import Services
 
     svc = Services(_local_settings())
@@ -209,7 +209,7 @@ def _gateway(_: argparse.Namespace) -> int:
     import uvloop
     from aiohttp import web
 
-    from bot.gateway import init_app
+    from bot.edge.gateway import init_app
 
     settings = load_settings()
     # libuv's loop, as under Rasa's and the action server's Sanic. The access log leaves the time to the
@@ -226,7 +226,7 @@ def _gateway_host() -> str:
 def _standin(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot import twilio_standin
+    from bot.ops import twilio_standin
 
     settings = load_settings()
     app = twilio_standin.init_app(settings.twilio_account_sid, settings.twilio_auth_token)
@@ -240,8 +240,8 @@ def _actions(args: argparse.Namespace) -> int:
     """The action server on loopback, answering only Rasa (which sends RASA_TOKEN as ``?token=``)."""
     from rasa_sdk.endpoint import create_app
 
-    from bot.heap import freeze_startup_heap
-    from bot.internal_auth import require_token
+    from bot.core.heap import freeze_startup_heap
+    from bot.core.internal_auth import require_token
 
     settings = load_settings()  # fail at start, naming the setting, rather than on the first turn
     app = create_app("actions", cors_origins=[])
@@ -252,7 +252,7 @@ def _actions(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bot.supervisor import Options, run_until_stopped
+    from bot.ops.supervisor import Options, run_until_stopped
 
     options = Options(ledger=(args.accounts, args.installments) if args.accounts else None)
     options.log_dir = options.var_dir / "logs"  # the components' own output, third parties' warnings included
@@ -263,13 +263,13 @@ def _run(args: argparse.Namespace) -> int:
 
 def _local_settings() -> Settings:
     """Settings as `run` gives them to its children: its own Redis unless REDIS_URL is set."""
-    from bot.supervisor import DEFAULT_REDIS_PORT
+    from bot.ops.supervisor import DEFAULT_REDIS_PORT
 
     return load_settings({"REDIS_URL": f"redis://127.0.0.1:{DEFAULT_REDIS_PORT}/0", **os.environ})
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from bot.chat import chat
+    from bot.ops.chat import chat
 
     asyncio.run(chat(_local_settings(), args.phone))
     return 0
@@ -304,7 +304,7 @@ async def _campaign(args: argparse.Namespace) -> int:
     from arq import create_pool
     from arq.connections import RedisSettings
 
-    from bot import campaign
+    from bot.campaigns import campaign
     from bot.services import Services
 
     svc = Services(load_settings())
@@ -355,7 +355,7 @@ async def _agent(args: argparse.Namespace) -> int:
     """Console accounts: add (password from stdin or asked twice), list, remove."""
     import getpass
 
-    from bot.agents import AgentError
+    from bot.domain.agents import AgentError
     from bot.services import Services
 
     svc = Services(_local_settings())
@@ -392,13 +392,13 @@ async def _agent(args: argparse.Namespace) -> int:
 
 
 def _booked_staff(staff_id: str) -> bool:
-    from bot.booking import load_field_teams
+    from bot.domain.booking import load_field_teams
 
     return load_field_teams().region_of_staff(staff_id) is not None
 
 
 def _worker(_: argparse.Namespace) -> int:
-    from bot.worker import run
+    from bot.campaigns.worker import run
 
     try:
         run()

@@ -7,19 +7,19 @@ from functools import cached_property
 
 import redis.asyncio as aioredis
 
-from bot.agents import Agents
-from bot.arrangements import Arrangements
-from bot.booking import Bookings, load_field_teams
-from bot.consent import Consents
-from bot.contact_policy import ContactPolicy
-from bot.field_visits import FieldVisits
-from bot.handoffs import Handoffs
-from bot.ledger import Ledger
-from bot.plans import ProductPolicy, load_plan_policy
-from bot.privacy import Vault
-from bot.records import Records
-from bot.settings import Settings, load_settings
-from bot.turns import PendingTurns, TurnOrder
+from bot.contact.policy import ContactPolicy
+from bot.core.crypto import Vault
+from bot.core.settings import Settings, load_settings
+from bot.domain.agents import Agents
+from bot.domain.arrangements import Arrangements
+from bot.domain.booking import Bookings, load_field_teams
+from bot.domain.consent import Consents
+from bot.domain.handoffs import Handoffs
+from bot.domain.ledger import Ledger
+from bot.domain.plans import ProductPolicy, load_plan_policy
+from bot.domain.records import Records
+from bot.domain.turns import PendingTurns, TurnOrder
+from bot.field.visits import FieldVisits
 
 
 @dataclass

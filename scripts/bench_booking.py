@@ -27,10 +27,10 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import keys  # noqa: E402
-from bot.booking import Bookings, FieldTeams, Region, Slot, Staff, Team, candidate_slots  # noqa: E402
-from bot.privacy import Vault  # noqa: E402
-from bot.visit_times import Preference  # noqa: E402
+from bot.core import keys  # noqa: E402
+from bot.core.crypto import Vault  # noqa: E402
+from bot.domain.booking import Bookings, FieldTeams, Region, Slot, Staff, Team, candidate_slots  # noqa: E402
+from bot.domain.visit_times import Preference  # noqa: E402
 from scripts.bench_common import PYTHON, emit, machine_line, percentile  # noqa: E402
 from tests.conftest import redis_server  # noqa: E402
 

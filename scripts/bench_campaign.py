@@ -36,10 +36,10 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import twilio_standin  # noqa: E402
-from bot.campaign import campaign_status, plan_campaign  # noqa: E402
+from bot.campaigns.campaign import campaign_status, plan_campaign  # noqa: E402
+from bot.core.settings import load_settings  # noqa: E402
+from bot.ops import twilio_standin  # noqa: E402
 from bot.services import Services  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
 from scripts.bench_common import PYTHON, emit  # noqa: E402
 from tests.conftest import daytime_zone, make_env, redis_server  # noqa: E402
 from tests.test_campaign import write_ledger, write_list  # noqa: E402

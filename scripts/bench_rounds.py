@@ -34,8 +34,8 @@ async def rounds(args: argparse.Namespace) -> None:
     import bench_turns as bench  # from the checkout under test (sys.path, below)
     from bench_common import percentile
 
-    from bot.settings import load_settings
-    from bot.supervisor import Options, start_all
+    from bot.core.settings import load_settings
+    from bot.ops.supervisor import Options, start_all
     from tests.conftest import free_port
 
     with tempfile.TemporaryDirectory() as tmp:

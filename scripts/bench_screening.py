@@ -86,7 +86,7 @@ def measure(kind: str, folder: Path) -> dict[str, float]:
 
 
 def screen(folder: Path, started: float) -> None:
-    from bot import screening
+    from bot.screening import priority as screening
 
     strategies = screening.load_strategies()
     print(f"imports took {time.perf_counter() - started:.2f} s", file=sys.stderr)
@@ -110,7 +110,7 @@ def markdown(args: argparse.Namespace, read: dict[str, float], whole: dict[str, 
         "",
         machine_line(PYTHON, f"polars {pl.__version__}") + ".",
         f"Generated ledger: {args.accounts:,} accounts x {INSTALMENTS} instalments ({sizes}); no Redis facts.",
-        "(a) reads both files with polars alone (all columns as text); (b) is the whole `bot.screening.run`: "
+        "(a) reads both files with polars alone (all columns as text); (b) is the whole `bot.screening.priority.run`: "
         "read, check every row, screen, and write the collection list, summary, report and charts. "
         "Each runs in its own process, so each peak RSS is its own.",
         "",

@@ -1,6 +1,6 @@
 """Turns through the whole system under load, beside stock Rasa serving the same model, in one run.
 
-Starts the real system (its own redis-server, action server, Rasa, gateway; bot/supervisor.py) and,
+Starts the real system (its own redis-server, action server, Rasa, gateway; bot/ops/supervisor.py) and,
 next to it, stock Rasa 3.6 (`rasa run`, REST channel, default tracker and lock stores) on the same
 model and the same action server. Then, for each, the same borrowers' conversations:
 
@@ -42,15 +42,15 @@ sys.path.insert(0, str(ROOT))
 
 from twilio.request_validator import RequestValidator  # noqa: E402
 
-from bot.chat import messages_in, signed_sms  # noqa: E402
-from bot.privacy import pseudonym  # noqa: E402
-from bot.settings import Settings, load_settings  # noqa: E402
-from bot.supervisor import Options, Stack, start_all  # noqa: E402
+from bot.core.crypto import pseudonym  # noqa: E402
+from bot.core.settings import Settings, load_settings  # noqa: E402
+from bot.ops.chat import messages_in, signed_sms  # noqa: E402
+from bot.ops.supervisor import Options, Stack, start_all  # noqa: E402
 from scripts.bench_common import emit, machine_line, percentile  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 # A borrower's side of a long, ordinary conversation: questions that never end it. Half are short replies
-# the parse cache serves (bot/rasa_patches.py), half longer questions it does not.
+# the parse cache serves (bot/rasa_ext/patches.py), half longer questions it does not.
 SCRIPT = ["how much do i owe", "ok thanks", "sorry can you tell me again how much i owe you", "are you a bot?",
           "what's the total amount overdue on my account right now", "hello", "thank you",
           "is this an automated message or a robot texting me", "what is my balance",

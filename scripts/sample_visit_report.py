@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.visit_report import LANGUAGES, render_html, render_pdf  # noqa: E402
+from bot.field.report import LANGUAGES, render_html, render_pdf  # noqa: E402
 from tests.sample_visit import GENERATED_AT, sample_visit  # noqa: E402
 
 

@@ -26,8 +26,8 @@ from rasa.shared.core.events import Event
 from rasa.shared.utils.schemas.events import EVENTS_SCHEMA
 
 from bot import services as services_module
-from bot.privacy import MaskingFilter
-from bot.settings import Settings, load_settings
+from bot.core.crypto import MaskingFilter
+from bot.core.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"

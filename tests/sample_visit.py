@@ -13,9 +13,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.booking import Booking, Slot, Staff
-from bot.field_visits import Visit, ledger_figures
-from bot.ledger import Account, Installment
+from bot.domain.booking import Booking, Slot, Staff
+from bot.domain.ledger import Account, Installment
+from bot.field.visits import Visit, ledger_figures
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 VISIT_START = datetime(2026, 12, 5, 9, 0, tzinfo=SHANGHAI)
@@ -50,7 +50,7 @@ def sample_booking() -> Booking:
 
 
 def sample_record() -> dict[str, Any]:
-    """The sealed record's content after submission, as bot/field_visits.py writes it."""
+    """The sealed record's content after submission, as bot/field/visits.py writes it."""
     return {
         "booking": sample_booking().to_record(),
         "arrival": {"result": "consented", "id_shown": True, "purpose_stated": True, "visit_agreed": True,

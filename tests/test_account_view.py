@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from bot import keys
-from bot.account_view import account_summary
+from bot.console.account_view import account_summary
+from bot.core import keys
 from bot.services import Services
 
 TODAY = date(2026, 11, 29)

@@ -27,9 +27,10 @@ from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
 from actions.session import ActionSessionStart
 from actions.smalltalk import ActionBotChallenge, ActionGoodbye, ActionOutOfScope, ActionThank
 from actions.verification import ActionGreet, ActionVerify
-from bot import conversation, keys
-from bot.payments import read_token
-from bot.privacy import pseudonym
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.dialogue import conversation
+from bot.domain.payments import read_token
 from bot.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,8 +19,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import keys
-from bot.booking import (
+from bot.core import keys
+from bot.core.dates import ImpossibleDate
+from bot.domain.booking import (
     LEAD_TIME,
     Bookings,
     FieldTeams,
@@ -34,9 +35,8 @@ from bot.booking import (
     load_field_teams,
     slots_on,
 )
-from bot.dates import ImpossibleDate
+from bot.domain.visit_times import Preference, read_preference
 from bot.services import Services
-from bot.visit_times import Preference, read_preference
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")

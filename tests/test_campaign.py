@@ -21,8 +21,8 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
 
-from bot import catalog, keys, screening, twilio_standin, worker
-from bot.campaign import (
+from bot.campaigns import worker
+from bot.campaigns.campaign import (
     JOB,
     STRATEGIES,
     TEMPLATES,
@@ -41,11 +41,14 @@ from bot.campaign import (
     preview_campaign,
     read_list,
 )
-from bot.gateway import init_app
-from bot.outbound import Sender, twilio_client
-from bot.privacy import pseudonym
+from bot.contact.outbound import Sender, twilio_client
+from bot.core import catalog, keys
+from bot.core.crypto import pseudonym
+from bot.core.settings import Settings
+from bot.edge.gateway import init_app
+from bot.ops import twilio_standin
+from bot.screening import priority as screening
 from bot.services import Services
-from bot.settings import Settings
 from tests.conftest import daytime_zone
 
 RESPONSES = catalog.load_responses()
@@ -321,7 +324,7 @@ async def test_the_rate_limit_holds_every_second_across_concurrent_callers(servi
     per_second = Counter(seconds)
     assert max(per_second.values()) == 7 and sum(per_second.values()) == 100
     # 14 full seconds and 2 in the 15th at best. A caller whose second ended while it asked leaves that slot
-    # unused (bot/campaign.py); with real Redis round trips interleaving, the callers' wake-ups (which move
+    # unused (bot/campaigns/campaign.py); with real Redis round trips interleaving, the callers' wake-ups (which move
     # this fake clock) can end a second early, so a second or two may go unused, never over the limit.
     assert min(per_second) == 1_000_000 and 1_000_014 <= max(per_second) <= 1_000_016
 

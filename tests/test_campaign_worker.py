@@ -24,8 +24,9 @@ from aiohttp.test_utils import TestServer
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from bot import keys, twilio_standin
-from bot.campaign import campaign_status, plan_campaign
+from bot.campaigns.campaign import campaign_status, plan_campaign
+from bot.core import keys
+from bot.ops import twilio_standin
 from bot.services import Services
 from tests.conftest import ROOT
 from tests.test_campaign import daytime_zone, phone, write_ledger, write_list
@@ -92,7 +93,7 @@ async def test_a_killed_worker_sends_nothing_twice_and_its_successor_skips_nobod
     received = Counter(m["to"] for m in standin.messages)
     assert [number for number, times in received.items() if times > 1] == []
     # Every account got its SMS or, if the killed worker had its request in flight, is reported as
-    # uncertain (Twilio may or may not have it) and never sent again: see bot/campaign.py.
+    # uncertain (Twilio may or may not have it) and never sent again: see bot/campaigns/campaign.py.
     contacts = await services.redis.hgetall(keys.campaign_contacts(planned.campaign_id))
     uncertain = {phone(int(k.decode()[1:6])) for k, v in contacts.items() if json.loads(v)["state"] == "uncertain"}
     assert {phone(n) for n in range(ACCOUNTS)} - set(received) <= uncertain

@@ -6,8 +6,8 @@ import string
 
 import pytest
 
-from bot import catalog
-from bot.sms import MAX_SEGMENTS, segments
+from bot.contact.sms import MAX_SEGMENTS, segments
+from bot.core import catalog
 
 RESPONSES = catalog.load_responses()
 # The longest values each placeholder takes in practice.
@@ -27,7 +27,7 @@ LONGEST = {
     "address": "4501 Market Street, Suite 2200, San Francisco, CA 94105", "visit_date": "September 30, 2026",
     "visit_time": "10:30 AM", "staff": "Alexandra Montgomery CA-0417, Christopher Fitzgerald CA-0522",
     "agent_name": "m" * 32,  # a console username at its longest
-    # the longest meanings bot/clarify.py names (utter_meaning_*)
+    # the longest meanings bot/dialogue/clarify.py names (utter_meaning_*)
     "first": "that this phone is not the account holder's (you are someone else)",
     "second": "to make a complaint about how we contacted you",
 }

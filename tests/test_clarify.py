@@ -1,5 +1,5 @@
 """Asking what was meant: an unplaced message is offered its likeliest meanings, an unsure lasting
-record is confirmed first, and the answer runs what was meant (bot/clarify.py).
+record is confirmed first, and the answer runs what was meant (bot/dialogue/clarify.py).
 
 Through the real actions on the real Redis, with intents and confidences like the trained model's.
 """
@@ -18,7 +18,8 @@ import actions.payment  # noqa: F401
 from actions.common import BY_INTENT
 from actions.handoff import ActionFallback
 from actions.identity import ActionStopContact, ActionThirdParty, ActionWrongNumber
-from bot import clarify, keys
+from bot.core import keys
+from bot.dialogue import clarify
 from bot.services import Services
 from tests.test_flows import ACTIONS, Chat, _fixed_clock  # noqa: F401 - autouse: the clock of test_flows
 

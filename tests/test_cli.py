@@ -10,8 +10,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
-from bot import keys
-from bot.privacy import Vault
+from bot.core import keys
+from bot.core.crypto import Vault
 from bot.services import Services
 from tests.conftest import ROOT, SAMPLES
 

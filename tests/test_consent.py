@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot import keys
-from bot.consent import ConsentMissing, FamilyContact, read_phone
+from bot.core import keys
+from bot.domain.consent import ConsentMissing, FamilyContact, read_phone
 from bot.services import Services
 
 
@@ -52,7 +52,7 @@ async def test_withdrawal_deletes_the_contact_and_keeps_the_record(services: Ser
 
 
 def test_the_wording_version_changes_with_the_wording() -> None:
-    from bot.consent import wording_version
+    from bot.domain.consent import wording_version
 
     assert wording_version("utter_a", "one text") == wording_version("utter_a", "one text")
     assert wording_version("utter_a", "one text") != wording_version("utter_a", "another text")

@@ -23,12 +23,14 @@ from aiohttp import WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
-from bot import agents, keys, twilio_standin
-from bot.agents import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USERNAME
-from bot.chat import messages_in, signed_sms
-from bot.console import SESSION_COOKIE, flash_text
-from bot.gateway import drain, init_app
-from bot.privacy import pseudonym
+from bot.console.desk import SESSION_COOKIE, flash_text
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.domain import agents
+from bot.domain.agents import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USERNAME
+from bot.edge.gateway import drain, init_app
+from bot.ops import twilio_standin
+from bot.ops.chat import messages_in, signed_sms
 from bot.services import Services
 from tests.conftest import FakeRasa
 from tests.test_campaign import daytime_zone, phone, write_ledger

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import keys
-from bot.contact_policy import Attempt, ContactPolicy, check_calls, check_hours, evaluate, load_rules
-from bot.privacy import pseudonym
+from bot.contact.policy import Attempt, ContactPolicy, check_calls, check_hours, evaluate, load_rules
+from bot.core import keys
+from bot.core.crypto import pseudonym
 from bot.services import Services
 
 RULES, PREFIXES, CURRENCIES, DEFAULT = load_rules()

@@ -6,7 +6,7 @@ model gives these messages (Sunday 29 November 2026, as in test_flows).
 
 from __future__ import annotations
 
-from bot import keys
+from bot.core import keys
 from bot.services import Services
 from tests.test_flows import Chat, _fixed_clock  # noqa: F401 - autouse: the clock of test_flows
 

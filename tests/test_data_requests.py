@@ -25,19 +25,20 @@ import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
-from bot import data_requests, keys
-from bot.booking import Booking, Slot, slots_on
-from bot.campaign import job_id, plan_campaign
-from bot.consent import FamilyContact
-from bot.contact_policy import Attempt
-from bot.data_requests import Deletion, delete_account, export_account, to_json
-from bot.field_visits import ledger_figures
-from bot.ledger import Account
-from bot.outbound import Sender
-from bot.plans import plan_offers
-from bot.privacy import InvalidToken, Vault, pseudonym
+from bot.campaigns.campaign import job_id, plan_campaign
+from bot.contact.outbound import Sender
+from bot.contact.policy import Attempt
+from bot.core import keys
+from bot.core.crypto import InvalidToken, Vault, pseudonym
+from bot.domain.booking import Booking, Slot, slots_on
+from bot.domain.consent import FamilyContact
+from bot.domain.ledger import Account
+from bot.domain.plans import plan_offers
+from bot.domain.visit_times import Preference
+from bot.field.visits import ledger_figures
+from bot.privacy import data_requests
+from bot.privacy.data_requests import Deletion, delete_account, export_account, to_json
 from bot.services import Services
-from bot.visit_times import Preference
 
 UTC = ZoneInfo("UTC")
 TODAY = date.today()
@@ -409,10 +410,10 @@ async def test_an_unknown_account_is_neither_deleted_nor_audited(world: World) -
 
 
 async def test_the_log_names_the_account_and_counts_only(world: World, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="bot.data_requests")
+    caplog.set_level(logging.DEBUG, logger="bot.privacy.data_requests")
     await export_account(world.services, "CN001")
     await delete_account(world.services, "CN001", "supervisor1")
-    logged = [r.getMessage() for r in caplog.records if r.name == "bot.data_requests"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "bot.privacy.data_requests"]
     assert len(logged) == 2 and all("CN001" in line for line in logged)
     for private in [*world.asker.private, world.asker.conversation]:
         assert not any(private in line for line in logged)

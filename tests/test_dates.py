@@ -1,4 +1,4 @@
-"""Tests for bot.dates: dates in borrowers' Chinese and English messages.
+"""Tests for bot.core.dates: dates in borrowers' Chinese and English messages.
 
 Relative dates are read as of Sunday 2026-11-29.
 """
@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from bot.dates import ImpossibleDate, birth_date_candidates, find_date, id_last4_candidates, normalise_chinese
+from bot.core.dates import ImpossibleDate, birth_date_candidates, find_date, id_last4_candidates, normalise_chinese
 
 TODAY = date(2026, 11, 29)
 

@@ -1,7 +1,7 @@
 """Field visits in the console: who may see and fill them, consent before entry, draft, submit, addendum,
 the encrypted reports and their retention.
 
-The gateway runs in-process as in tests/test_console.py; the visit is booked through bot.booking on
+The gateway runs in-process as in tests/test_console.py; the visit is booked through bot.domain.booking on
 the real Redis. The phone-sized browser test is tests/integration/test_field_browser.py.
 """
 
@@ -19,10 +19,11 @@ from zoneinfo import ZoneInfo
 import pypdf
 import pytest
 
-from bot import keys, visit_report
-from bot.booking import Booking, Bookings, Slot, slots_on
-from bot.field_visits import CHECKLIST, FieldVisits
-from bot.privacy import pseudonym
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.domain.booking import Booking, Bookings, Slot, slots_on
+from bot.field import report as visit_report
+from bot.field.visits import CHECKLIST, FieldVisits
 from tests.test_console import PASSWORD, Desk, World, audit_events, flash, world  # noqa: F401 - the fixture
 
 ACCOUNT = "CN001"  # 张伟, region SH in samples/accounts.csv

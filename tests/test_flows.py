@@ -23,11 +23,12 @@ from actions.handoff import ActionAffirm, ActionDeny, ActionHandOff
 from actions.payment import ActionAlreadyPaid, ActionPayNow, ActionPromiseToPay
 from actions.smalltalk import ActionBotChallenge, ActionThank
 from actions.verification import ActionVerify
-from bot import conversation, keys
-from bot.arrangements import promise_status
-from bot.privacy import pseudonym
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.dialogue import conversation
+from bot.domain.arrangements import promise_status
+from bot.domain.visit_times import Preference
 from bot.services import Services
-from bot.visit_times import Preference
 from tests.test_actions import PHONES, TODAY, run, run_with_payloads
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=ZoneInfo("UTC"))  # 10:00 in Shanghai, 18:00 the day before in California
@@ -411,7 +412,7 @@ async def test_a_booked_visit_holds_reminders_back_but_not_its_own_reminder(serv
 
 
 async def test_the_ledger_view_shows_plan_booking_and_consents_without_personal_data(services: Services) -> None:
-    from bot.account_view import account_summary
+    from bot.console.account_view import account_summary
 
     chat = Chat(services, "CN001")
     await _accept_first_plan(chat)
@@ -515,7 +516,7 @@ async def test_a_question_instead_of_an_address_is_answered_and_the_address_aske
     ("the shop closed", "business"), ("家里老人去世了", "family_emergency"), ("离婚了", "other"),
 ])
 def test_reasons_are_whole_words(text: str, reason: str | None) -> None:
-    from bot.hardship import read_reason
+    from bot.dialogue.hardship import read_reason
 
     assert read_reason(text) == reason
 
@@ -525,7 +526,7 @@ def test_reasons_are_whole_words(text: str, reason: str | None) -> None:
     ("我生病了", "illness"), ("dunno", "other"),
 ])
 def test_a_reason_is_answered_by_its_listed_number_or_in_words(text: str, reason: str) -> None:
-    from bot.hardship import read_reason, read_reason_answer
+    from bot.dialogue.hardship import read_reason, read_reason_answer
 
     assert read_reason_answer(text, read_reason(text)) == reason
 
@@ -536,8 +537,8 @@ def test_a_reason_is_answered_by_its_listed_number_or_in_words(text: str, reason
     ("两期", None), ("五六期", None),
 ])
 def test_a_plan_is_chosen_by_its_length_in_figures_or_chinese_numerals(text: str, count: int | None) -> None:
-    from bot.hardship import read_choice
-    from bot.plans import Instalment, Offer
+    from bot.dialogue.hardship import read_choice
+    from bot.domain.plans import Instalment, Offer
 
     offers = [Offer("plan", n, Decimal(n), Decimal(0), Decimal(0), (Instalment(TODAY, Decimal(1)),) * n)
               for n in (3, 6, 9, 12, 18, 24)]

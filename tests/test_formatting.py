@@ -1,4 +1,4 @@
-"""Tests for bot.formatting: amounts and dates in the borrower's locale."""
+"""Tests for bot.core.formatting: amounts and dates in the borrower's locale."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.formatting import locale_for, long_date, money
+from bot.core.formatting import locale_for, long_date, money
 
 
 @pytest.mark.parametrize(

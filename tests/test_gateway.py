@@ -24,13 +24,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
-from bot import keys
-from bot.chat import messages_in, signed_sms
-from bot.gateway import init_app
-from bot.privacy import pseudonym
+from bot.contact.sms import segments
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.core.settings import Settings
+from bot.edge.gateway import init_app
+from bot.ops.chat import messages_in, signed_sms
 from bot.services import Services
-from bot.settings import Settings
-from bot.sms import segments
 from tests.conftest import ROOT, FakeRasa, free_port
 
 CN_PHONE = "+8613800138000"
@@ -257,7 +257,7 @@ async def test_a_malformed_status_callback_is_400(client: TestClient, services: 
 @pytest.mark.parametrize("minutes", [0, 30])
 async def test_the_gateway_runs_visit_reminder_rounds_unless_switched_off(
         services: Services, rasa: tuple[FakeRasa, str], monkeypatch: pytest.MonkeyPatch, minutes: int) -> None:
-    from bot import visits
+    from bot.dialogue import visits
 
     rounds: list[Any] = []
 
@@ -277,7 +277,7 @@ async def test_the_gateway_runs_visit_reminder_rounds_unless_switched_off(
 
 async def test_a_reply_from_a_borrower_is_timed_for_campaigns(client: TestClient, services: Services,
                                                               rasa: tuple[FakeRasa, str]) -> None:
-    from bot import keys
+    from bot.core import keys
 
     await post_sms(client, services.settings, CN_PHONE, "STOP")
     assert int(await services.redis.get(keys.last_reply("CN001"))) > 0
@@ -318,7 +318,7 @@ def _wait_until_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 
 async def test_what_the_gateway_loaded_at_start_is_kept_out_of_full_collections(
         services: Services, rasa: tuple[FakeRasa, str]) -> None:
-    """bot/heap.py: a full collection over everything start-up loaded stalled every turn of the process."""
+    """bot/core/heap.py: a full collection over everything start-up loaded stalled every turn of the process."""
     gc.unfreeze()
     try:
         settings = dataclasses.replace(services.settings, rasa_url=rasa[1], action_url=rasa[1])

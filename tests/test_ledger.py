@@ -1,4 +1,4 @@
-"""Tests for bot.ledger: CSV validation, the all-or-nothing import and storage in Redis.
+"""Tests for bot.domain.ledger: CSV validation, the all-or-nothing import and storage in Redis.
 
 Every rejection path is exercised with a small CSV written to ``tmp_path`` and
 checked by the file, line and column of the error it produces. The ``services``
@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from bot import keys
-from bot.ledger import (
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.domain.ledger import (
     ACCOUNT_COLUMNS,
     INSTALLMENT_COLUMNS,
     Ledger,
@@ -25,7 +26,6 @@ from bot.ledger import (
     RowError,
     overdue,
 )
-from bot.privacy import pseudonym
 from bot.services import Services
 from tests.conftest import SAMPLES
 

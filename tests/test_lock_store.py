@@ -13,7 +13,7 @@ import pytest
 from rasa.core.lock_store import LockStore, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.lock_store import AtomicRedisLockStore
+from bot.rasa_ext.lock_store import AtomicRedisLockStore
 
 CONVERSATION = "c_lock_test"
 
@@ -122,6 +122,6 @@ def test_a_lock_written_by_the_stock_store_is_read_and_continued(ours: AtomicRed
 
 def test_endpoints_yml_creates_it(redis_url: str) -> None:
     where = _where(redis_url)
-    config = EndpointConfig(url=str(where["host"]), type="bot.lock_store.AtomicRedisLockStore",
+    config = EndpointConfig(url=str(where["host"]), type="bot.rasa_ext.lock_store.AtomicRedisLockStore",
                             port=where["port"], db=2, password="")
     assert isinstance(LockStore.create(config), AtomicRedisLockStore)

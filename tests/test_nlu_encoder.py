@@ -1,4 +1,5 @@
-"""bot.nlu.SentenceEncoderFeaturizer: one scaled USE-multilingual-v3 sentence feature per message, in both languages."""
+"""bot.rasa_ext.nlu.SentenceEncoderFeaturizer: one scaled USE-multilingual-v3 sentence feature per message,
+in both languages."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot import nlu
-from bot.nlu import SentenceEncoderFeaturizer
+from bot.rasa_ext import nlu
+from bot.rasa_ext.nlu import SentenceEncoderFeaturizer
 
 WIDTH = 512  # USE-multilingual-v3's embedding
 

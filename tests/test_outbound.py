@@ -18,13 +18,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.exceptions import LockError
 from twilio.base.exceptions import TwilioRestException
 
-from bot import keys, twilio_standin
-from bot.contact_policy import Attempt
-from bot.gateway import init_app
-from bot.outbound import Sender, record_status, twilio_client
-from bot.privacy import pseudonym
+from bot.contact.outbound import Sender, record_status, twilio_client
+from bot.contact.policy import Attempt
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.core.settings import Settings
+from bot.edge.gateway import init_app
+from bot.ops import twilio_standin
 from bot.services import Services
-from bot.settings import Settings
 
 
 def inside_hours() -> datetime:
@@ -218,8 +219,8 @@ async def test_a_send_that_cannot_take_the_account_lock_frees_its_outbox_key(wor
 
 
 async def test_a_visit_tomorrow_is_reminded_once_within_the_policy(world: World) -> None:
-    from bot.visit_times import Preference
-    from bot.visits import send_reminders
+    from bot.dialogue.visits import send_reminders
+    from bot.domain.visit_times import Preference
 
     # Tuesday 1 December 2026, 10:00 in Shanghai; CN001's visit is on Wednesday.
     now = datetime(2026, 12, 1, 2, 0, tzinfo=ZoneInfo("UTC"))
@@ -242,8 +243,8 @@ async def test_a_visit_tomorrow_is_reminded_once_within_the_policy(world: World)
 
 
 async def test_a_visit_reminder_respects_an_opt_out(world: World) -> None:
-    from bot.visit_times import Preference
-    from bot.visits import send_reminders
+    from bot.dialogue.visits import send_reminders
+    from bot.domain.visit_times import Preference
 
     now = datetime(2026, 12, 1, 2, 0, tzinfo=ZoneInfo("UTC"))
     bookings = world.services.bookings

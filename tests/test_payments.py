@@ -1,4 +1,4 @@
-"""Tests for bot.payments: signed, expiring payment-link tokens."""
+"""Tests for bot.domain.payments: signed, expiring payment-link tokens."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bot.payments import make_token, payment_link, read_token
+from bot.domain.payments import make_token, payment_link, read_token
 
 SECRET = b"test-hmac-secret-that-is-long-enough-0123"
 NOW = 1_800_000_000.0

@@ -1,4 +1,4 @@
-"""Tests for bot.plans: policy validation, exact schedules, buckets, offers and amounts in free text.
+"""Tests for bot.domain.plans: policy validation, exact schedules, buckets, offers and amounts in free text.
 
 Known answers pin the arithmetic (half-up rounding, the last instalment absorbing the
 remainder, month-end dates); hypothesis checks the invariants over random totals.
@@ -18,8 +18,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.ledger import PRODUCTS, Account, Installment
-from bot.plans import (
+from bot.domain.ledger import PRODUCTS, Account, Installment
+from bot.domain.plans import (
     PLANS_FILE,
     Instalment,
     Offer,

@@ -1,4 +1,4 @@
-"""Tests for bot.privacy: phone pseudonyms, the encrypting Vault and log masking."""
+"""Tests for bot.core.crypto: phone pseudonyms, the encrypting Vault and log masking."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import pytest
 from cryptography.fernet import Fernet, InvalidToken
 
-from bot.privacy import MaskingFilter, Vault, mask_text, pseudonym
+from bot.core.crypto import MaskingFilter, Vault, mask_text, pseudonym
 
 SECRET = b"a-test-secret-that-is-long-enough-0123"
 PHONE = "+8613800138000"

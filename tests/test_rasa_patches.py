@@ -1,4 +1,4 @@
-"""What bot/rasa_patches.py changes in Rasa keeps Rasa's answers; only the cost differs."""
+"""What bot/rasa_ext/patches.py changes in Rasa keeps Rasa's answers; only the cost differs."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
 
-from bot import rasa_patches
+from bot.rasa_ext import patches as rasa_patches
 
 RESPONSES = [
     {"events": [{"event": "slot", "name": "language", "value": "zh"}], "responses": [{"text": "hi"}]},

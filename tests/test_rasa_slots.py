@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.rasa_slots import NoSlot, Slots
+from bot.edge.in_flight import NoSlot, Slots
 
 
 async def _turn(slots: Slots, name: str, entered: list[str], leave: asyncio.Event) -> None:

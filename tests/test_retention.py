@@ -9,10 +9,11 @@ from urllib.parse import urlparse
 
 from cryptography.fernet import Fernet
 
-from bot import keys, retention
-from bot.contact_policy import Attempt
+from bot.contact.policy import Attempt
+from bot.core import keys
+from bot.privacy import retention
+from bot.rasa_ext.tracker_store import CompactRedisTrackerStore
 from bot.services import Services
-from bot.tracker_store import CompactRedisTrackerStore
 from tests.test_tracker_store import DOMAIN, converse
 
 DAY = 86400

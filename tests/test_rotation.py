@@ -12,11 +12,11 @@ import pytest
 import redis as sync_redis
 from cryptography.fernet import Fernet
 
-from bot import audit, keys
-from bot.consent import FamilyContact
-from bot.privacy import Vault
-from bot.records import Records
-from bot.rotation import Rotation, rotate_all, rotation_summary
+from bot.core import audit, keys
+from bot.core.crypto import Vault
+from bot.domain.consent import FamilyContact
+from bot.domain.records import Records
+from bot.privacy.rotation import Rotation, rotate_all, rotation_summary
 from bot.services import Services
 
 NEW = Fernet.generate_key().decode()

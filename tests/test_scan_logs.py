@@ -15,7 +15,7 @@ def scan(folder: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_name_phone_or_address_in_any_log_fails_the_scan(tmp_path: Path) -> None:
-    (tmp_path / "clean.log").write_text("INFO bot.gateway: turn for c_0123 took 40 ms\n", encoding="utf-8")
+    (tmp_path / "clean.log").write_text("INFO bot.edge.gateway: turn for c_0123 took 40 ms\n", encoding="utf-8")
     assert scan(tmp_path).returncode == 0
     for n, leak in enumerate(("replied to 张伟", "sent to 8613800138000", "visit at 上海市浦东新区世纪大道100号")):
         (tmp_path / "nested").mkdir(exist_ok=True)

@@ -14,10 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import field_visits, keys, plans
-from bot.contact_policy import Attempt
-from bot.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, Account, Installment, overdue
-from bot.screening import (
+from bot.contact.policy import Attempt
+from bot.core import keys
+from bot.domain import plans
+from bot.domain.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, Account, Installment, overdue
+from bot.field import visits as field_visits
+from bot.screening.priority import (
     BUCKETS,
     LIST_COLUMNS,
     VISIT_OUTCOMES,
@@ -168,7 +170,7 @@ def test_the_visit_outcome_codes_are_those_of_field_visits() -> None:
 @given(st.lists(st.tuples(st.integers(-60, 200), st.integers(0, 3), st.integers(0, 100)), min_size=1, max_size=8))
 def test_days_past_due_and_overdue_agree_with_the_ledger(tmp_path_factory: pytest.TempPathFactory,
                                                          schedule: list[tuple[int, int, int]]) -> None:
-    """Any schedule: screening's days past due, bucket and overdue amount equal bot.plans and bot.ledger's."""
+    """Any schedule: screening's days past due, bucket and overdue amount equal plans and the ledger's."""
     parts = [(AS_OF - timedelta(days=ago), Decimal(100), Decimal(paid_share) * 25 + Decimal(cents) / 100)
              for ago, paid_share, cents in schedule]
     parts = [(due, amount, min(paid, amount)) for due, amount, paid in parts]
@@ -449,7 +451,7 @@ def test_agent_outcomes_reach_the_reasons_and_the_collection_list(tmp_path: Path
 
 
 def visit_outcome(code: str, at: int, day: str = "") -> dict[str, Any]:
-    """An entry as bot.field_visits.FieldVisits._record_outcome pushes it."""
+    """An entry as bot.field.visits.FieldVisits._record_outcome pushes it."""
     return {"code": code, "at": at, "booking_id": f"b_{at}", "went_ahead": True, "date": day}
 
 

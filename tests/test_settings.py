@@ -1,11 +1,11 @@
-"""Tests for bot.settings: reading and validating the environment."""
+"""Tests for bot.core.settings: reading and validating the environment."""
 
 from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.settings import Settings, SettingsError, load_settings
+from bot.core.settings import Settings, SettingsError, load_settings
 from tests.conftest import make_env
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -1,10 +1,10 @@
-"""Tests for bot.sms: segment counting, edge keywords and packing replies into SMS."""
+"""Tests for bot.contact.sms: segment counting, edge keywords and packing replies into SMS."""
 
 from __future__ import annotations
 
 import pytest
 
-from bot.sms import keyword, pack, segments
+from bot.contact.sms import keyword, pack, segments
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from bot.supervisor import PortTaken, check_ports_free
+from bot.ops.supervisor import PortTaken, check_ports_free
 
 
 def test_a_port_someone_listens_on_is_an_error_naming_it_and_its_component() -> None:
@@ -43,7 +43,7 @@ def _alive(pid: int) -> bool:
 def test_a_child_dies_when_its_supervisor_is_killed_with_sigkill() -> None:
     supervisor = subprocess.Popen([sys.executable, "-c", textwrap.dedent("""
         import asyncio, os, sys
-        from bot.supervisor import Stack
+        from bot.ops.supervisor import Stack
 
         async def main():
             stack = Stack()

@@ -12,7 +12,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.tracker_store import CompactRedisTrackerStore
+from bot.rasa_ext.tracker_store import CompactRedisTrackerStore
 
 DOMAIN = Domain.load("domain.yml")
 

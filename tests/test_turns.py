@@ -13,12 +13,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot import gateway, keys, twilio_standin
-from bot.chat import messages_in, signed_sms
-from bot.gateway import drain, init_app
-from bot.privacy import pseudonym
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.domain.turns import TurnOrder
+from bot.edge import gateway
+from bot.edge.gateway import drain, init_app
+from bot.ops import twilio_standin
+from bot.ops.chat import messages_in, signed_sms
 from bot.services import Services
-from bot.turns import TurnOrder
 from tests.conftest import FakeRasa
 
 PHONE = "+14155550123"  # in the sample ledger

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from bot.field_visits import (
+from bot.domain.ledger import Installment
+from bot.field.report import labels, render_all, render_html, render_pdf
+from bot.field.visits import (
     ABILITY,
     ARRIVAL_CHECKS,
     CHECKLIST,
@@ -26,8 +28,6 @@ from bot.field_visits import (
     Visit,
     ledger_figures,
 )
-from bot.ledger import Installment
-from bot.visit_report import labels, render_all, render_html, render_pdf
 from tests.sample_visit import GENERATED_AT, sample_visit
 
 CHECKLIST_ROWS = {

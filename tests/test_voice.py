@@ -15,10 +15,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
-from bot import twilio_standin
-from bot.gateway import init_app
+from bot.core.settings import Settings
+from bot.edge.gateway import init_app
+from bot.ops import twilio_standin
 from bot.services import Services
-from bot.settings import Settings
 from tests.conftest import FakeRasa
 from tests.test_gateway import CN_PHONE, US_PHONE
 

@@ -27,9 +27,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 
-from bot import agents, twilio_standin
-from bot import gateway as gateway_module
-from bot.gateway import init_app
+from bot.domain import agents
+from bot.edge import gateway as gateway_module
+from bot.edge.gateway import init_app
+from bot.ops import twilio_standin
 from bot.services import Services
 from tests.conftest import FakeRasa
 from tests.fuzz.helpers import Gateway, Recorder

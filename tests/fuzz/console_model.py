@@ -1,4 +1,4 @@
-"""What the console under /agent/ must answer, from bot/console.py's middlewares and handlers.
+"""What the console under /agent/ must answer, from bot/console/desk.py's middlewares and handlers.
 
 The middlewares run in this order (console.add_to): security headers, then sign-in (``_signed_in``),
 then CSRF (``_csrf``), then aiohttp's router and the handler:
@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot import console
+from bot.console import desk as console
 
 STATIC = Path(console.__file__).resolve().parent / "static"
 CONVERSATION = r"c_[0-9a-f]{32}"
@@ -107,7 +107,7 @@ def is_background(path: str) -> bool:
 
 
 def static_status(path: str) -> int:
-    """aiohttp's static handler: 200 only for a file inside bot/static; 403 for an absolute or directory path."""
+    """aiohttp's static handler: 200 only for a file inside bot/console/static; 403 for an absolute or directory one."""
     rel = path[len("/agent/static/"):]  # the rest of the decoded path
     try:
         if Path(rel).anchor:

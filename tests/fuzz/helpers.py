@@ -19,10 +19,11 @@ from hypothesis import settings
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from bot import keys, twilio_standin
-from bot.appkeys import PENDING
+from bot.core import keys
+from bot.core.settings import Settings
+from bot.edge.appkeys import PENDING
+from bot.ops import twilio_standin
 from bot.services import Services
-from bot.settings import Settings
 from tests.conftest import FakeRasa
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'

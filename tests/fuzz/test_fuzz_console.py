@@ -34,12 +34,12 @@ import yarl
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from bot import keys
-from bot.agents import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USERNAME, USERNAME
-from bot.booking import slots_on
-from bot.console import LOGIN_COOKIE, SECURITY_HEADERS, SESSION_COOKIE, flash_text
-from bot.field_visits import ARRIVAL_CHECKS, CHECKLIST, INTERVIEW
-from bot.privacy import pseudonym
+from bot.console.desk import LOGIN_COOKIE, SECURITY_HEADERS, SESSION_COOKIE, flash_text
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.domain.agents import MAX_FAILURES_PER_ADDRESS, MAX_FAILURES_PER_USERNAME, USERNAME
+from bot.domain.booking import slots_on
+from bot.field.visits import ARRIVAL_CHECKS, CHECKLIST, INTERVIEW
 from tests.fuzz import console_model as model
 from tests.fuzz.helpers import (
     Gateway,
@@ -664,7 +664,7 @@ async def test_a_crafted_link_puts_no_words_in_the_consoles_notice(console: Cons
 
 @pytest.mark.parametrize("value", ["²", "١", "1" * 4301], ids=["superscript", "arabic-indic", "4301-digits"])
 async def test_a_whole_number_field_of_other_digits_is_refused_not_500(console: Console, value: str) -> None:
-    """Was 500: bot/field_visits.py _whole took value.isdigit() and then int(value)."""
+    """Was 500: bot/field/visits.py _whole took value.isdigit() and then int(value)."""
     gateway = console.gateway
     pairs = [("csrf", console.csrf["wang"]), ("version", "0"), ("outcome.months", value)]
     response = await raw_http(gateway.port, raw_request(

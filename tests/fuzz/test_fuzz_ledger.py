@@ -1,7 +1,7 @@
 """Hostile ledger CSV files: formula injection, huge fields, control characters, wrong encodings, BOMs,
 ragged rows, extra, missing, reordered and repeated columns, duplicate accounts and numbers.
 
-bot/ledger.py's contract (``Ledger.import_files``): a file with any bad row is rejected as a whole with
+bot/domain/ledger.py's contract (``Ledger.import_files``): a file with any bad row is rejected as a whole with
 row errors (LedgerImportError), and nothing stored changes; otherwise every row is stored as written
 (cells stripped). So each generated pair of files must be either
 
@@ -11,7 +11,7 @@ row errors (LedgerImportError), and nothing stored changes; otherwise every row 
 - accepted, every account stored with exactly its (stripped) cells, and nothing written but those
   accounts, their pseudonym index entries and the set of account ids.
 
-bot/screening.py reads the same files for the screening run; it must likewise refuse with
+bot/screening/priority.py reads the same files for the screening run; it must likewise refuse with
 ScreeningInputError or read them. What the system writes as CSV is screening's collection_list.csv:
 no cell of it may start like a spreadsheet formula (=, +, -, @, tab, carriage return) unless it is a
 number (since b2d8e08 such text gets a leading apostrophe). Stored names are not CSV (they are sealed
@@ -30,9 +30,11 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from bot import campaign, keys, screening
-from bot.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, LedgerImportError
-from bot.privacy import pseudonym
+from bot.campaigns import campaign
+from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.domain.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, LedgerImportError
+from bot.screening import priority as screening
 from bot.services import Services
 from tests.fuzz.helpers import changed_keys, restore, snapshot, snapshot_with_ttl
 from tests.fuzz.helpers import fuzz as fuzz_settings

@@ -1,7 +1,7 @@
 """Twilio's webhooks as an attacker would post them: forged, cross-endpoint, tampered, truncated, oversized,
 mis-encoded and replayed.
 
-What each request must get follows bot/gateway.py's ``signed_form`` and the handlers, in their order:
+What each request must get follows bot/edge/gateway.py's ``signed_form`` and the handlers, in their order:
 
 1. a Content-Length over 64 KiB (MAX_BODY_BYTES): 413, before anything else is looked at;
 2. no X-Twilio-Signature (or an empty one): 403;
@@ -33,8 +33,9 @@ import pytest
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from bot import keys, sms
-from bot.gateway import MAX_BODY_BYTES
+from bot.contact import sms
+from bot.core import keys
+from bot.edge.gateway import MAX_BODY_BYTES
 from tests.fuzz.helpers import (
     EMPTY_TWIML,
     Gateway,

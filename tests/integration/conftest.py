@@ -21,9 +21,9 @@ import redis.asyncio
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service as ChromeService
 
-from bot.chat import messages_in, signed_sms
-from bot.settings import Settings, load_settings
-from bot.supervisor import Options, Stack, start_all
+from bot.core.settings import Settings, load_settings
+from bot.ops.chat import messages_in, signed_sms
+from bot.ops.supervisor import Options, Stack, start_all
 from tests.conftest import TEST_LOGS, daytime_zone, free_port, make_env
 
 ZH_BIRTH, EN_BIRTH = date(1988, 6, 1), date(1979, 7, 4)

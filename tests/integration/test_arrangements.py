@@ -12,10 +12,10 @@ from datetime import timedelta
 import aiohttp
 import pytest
 
-from bot import keys
-from bot.formatting import long_date
+from bot.core import keys
+from bot.core.formatting import long_date
+from bot.core.settings import Settings
 from bot.services import Services
-from bot.settings import Settings
 from tests.integration.conftest import Borrower, text
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.settings import Settings
+from bot.core.settings import Settings
 from tests.integration.conftest import TEST_LOGS
 from tests.integration.test_field_browser import ADDRESS
 

@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from bot.contact_policy import ContactPolicy
-from bot.formatting import long_date
-from bot.outbound import Sender, twilio_client
+from bot.contact.outbound import Sender, twilio_client
+from bot.contact.policy import ContactPolicy
+from bot.core.formatting import long_date
+from bot.core.settings import Settings
+from bot.ops.supervisor import Options
 from bot.services import Services
-from bot.settings import Settings
-from bot.supervisor import Options
 from tests.integration.conftest import Borrower
 
 pytestmark = pytest.mark.integration

@@ -24,9 +24,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bot.privacy import pseudonym
+from bot.core.crypto import pseudonym
+from bot.core.settings import Settings
 from bot.services import Services
-from bot.settings import Settings
 from tests.integration.conftest import Borrower, text
 
 ROOT = Path(__file__).resolve().parents[2]

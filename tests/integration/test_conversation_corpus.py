@@ -27,8 +27,8 @@ import aiohttp
 import pytest
 import yaml
 
+from bot.core.settings import Settings
 from bot.services import Services
-from bot.settings import Settings
 from tests.integration.conftest import EN_BIRTH, LEDGER_DAY, ZH_BIRTH, Borrower, text
 from tests.integration.test_conversations import DISCLOSURES
 

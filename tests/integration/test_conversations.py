@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.formatting import long_date
-from bot.settings import Settings
+from bot.core.formatting import long_date
+from bot.core.settings import Settings
 from tests.integration.conftest import LEDGER_DAY, Borrower, text
 
 pytestmark = pytest.mark.integration

@@ -1,10 +1,10 @@
 """Faults on a whole system of its own: Rasa, the action server and Redis killed and restarted.
 
-The system (bot/supervisor.py) runs with its own redis-server (AOF on), so killing it touches no
+The system (bot/ops/supervisor.py) runs with its own redis-server (AOF on), so killing it touches no
 other test. What is promised:
 
 - Rasa or the action server down or killed mid-conversation: the gateway answers Twilio 200 with no
-  message and keeps the borrower's message (bot/turns.py); once Rasa answers again, the kept messages
+  message and keeps the borrower's message (bot/domain/turns.py); once Rasa answers again, the kept messages
   are taken in arrival order and their replies texted, each once.
 - Redis killed and restarted: what was written before is all there (AOF).
 - Redis unreachable: the gateway answers 503 and the borrower does not start over afterwards.
@@ -23,11 +23,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.chat import messages_in, signed_sms
-from bot.privacy import pseudonym
+from bot.core.crypto import pseudonym
+from bot.core.settings import Settings, load_settings
+from bot.ops.chat import messages_in, signed_sms
+from bot.ops.supervisor import Options, Stack, ready, start_all
 from bot.services import Services
-from bot.settings import Settings, load_settings
-from bot.supervisor import Options, Stack, ready, start_all
 from tests.conftest import TEST_LOGS, free_port, make_env
 from tests.integration.conftest import LEDGER_DAY, Borrower, _write_ledger
 

@@ -22,10 +22,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.ui import WebDriverWait
 
-from bot.booking import Booking
-from bot.privacy import pseudonym
+from bot.core.crypto import pseudonym
+from bot.core.settings import Settings
+from bot.domain.booking import Booking
 from bot.services import Services
-from bot.settings import Settings
 from tests.integration.conftest import Borrower
 from tests.integration.test_console_browser import PASSWORD, screenshot
 from tests.test_field_visits import next_working_day_slots

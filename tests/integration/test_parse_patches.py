@@ -1,5 +1,5 @@
-"""Our Rasa patches that touch parsing (bot/rasa_patches.py) and our featurizer (bot/nlu.py) classify as stock
-Rasa does, on the trained model and every held-out message of both languages."""
+"""Our Rasa patches that touch parsing (bot/rasa_ext/patches.py) and our featurizer (bot/rasa_ext/nlu.py)
+classify as stock Rasa does, on the trained model and every held-out message of both languages."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot import rasa_patches
-from bot.nlu import SentenceCountVectorsFeaturizer
+from bot.rasa_ext import patches as rasa_patches
+from bot.rasa_ext.nlu import SentenceCountVectorsFeaturizer
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "collections.tar.gz"  # built by `make test` before the tests run

@@ -1,4 +1,4 @@
-"""Our Rasa patches that touch prediction (bot/rasa_patches.py) predict as stock Rasa does, on the trained
+"""Our Rasa patches that touch prediction (bot/rasa_ext/patches.py) predict as stock Rasa does, on the trained
 model, at every step of every story, rule and conversation test (rules read once, states made once, the
 rules matching the latest states remembered)."""
 
@@ -15,7 +15,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot import rasa_patches
+from bot.rasa_ext import patches as rasa_patches
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "collections.tar.gz"  # built by `make test` before the tests run

@@ -21,12 +21,12 @@ import pytest
 from arq import create_pool
 from arq.connections import RedisSettings
 
-from bot.campaign import campaign_status, plan_campaign
-from bot.chat import messages_in, signed_sms
-from bot.privacy import pseudonym
+from bot.campaigns.campaign import campaign_status, plan_campaign
+from bot.core.crypto import pseudonym
+from bot.core.settings import Settings, load_settings
+from bot.ops.chat import messages_in, signed_sms
+from bot.ops.supervisor import Options, Stack, ready, start_all
 from bot.services import Services
-from bot.settings import Settings, load_settings
-from bot.supervisor import Options, Stack, ready, start_all
 from tests.conftest import TEST_LOGS, daytime_zone, free_port, make_env
 from tests.test_campaign import phone, write_ledger, write_list
 
