@@ -101,6 +101,7 @@ fuzz: $(VENV)/.installed redis-server pdf-libs
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check bot actions tests scripts
 	$(VENV)/bin/mypy bot actions
+	$(VENV)/bin/lint-imports  # the import contracts in pyproject.toml
 
 # Each benchmark writes its part; the turn benchmark (run last) gathers them into docs/benchmarks.md.
 bench: setup

@@ -241,7 +241,7 @@ def _actions(args: argparse.Namespace) -> int:
     from rasa_sdk.endpoint import create_app
 
     from bot.core.heap import freeze_startup_heap
-    from bot.core.internal_auth import require_token
+    from bot.rasa_ext.internal_auth import require_token
 
     settings = load_settings()  # fail at start, naming the setting, rather than on the first turn
     app = create_app("actions", cors_origins=[])

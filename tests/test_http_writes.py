@@ -1,4 +1,4 @@
-"""bot/core/http_writes.py: an aiohttp message in one write, and streamed responses as before."""
+"""bot/web/http_writes.py: an aiohttp message in one write, and streamed responses as before."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.core import http_writes
+from bot.web import http_writes
 
 RELEASED = web.AppKey("released", asyncio.Event)
 LIMIT = aiohttp.ClientTimeout(total=5)  # a message whose headers never left fails, not hangs

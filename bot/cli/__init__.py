@@ -1,0 +1,2 @@
+"""`python -m bot`: one module per command group. May import anything below.
+"""

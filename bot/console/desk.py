@@ -43,8 +43,9 @@ from bot.domain.arrangements import total_paid
 from bot.domain.handoffs import OUTCOMES, Item, check_outcome
 from bot.domain.ledger import Account, overdue
 from bot.domain.records import HANDOFF_REASONS, HOLDING_REASONS, console_notice
-from bot.edge.appkeys import HTTP, SENDER, SERVICES
 from bot.services import Services
+from bot.web import rasa_client
+from bot.web.appkeys import HTTP, SENDER, SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -499,9 +500,9 @@ async def verify(request: web.Request) -> web.Response:
         await audit_event(request, "verify", conversation=conversation_id, outcome="failed")
         raise _back(conversation_id, "not_verified", failures=failures, limit=verification.MAX_ATTEMPTS)
     try:
-        await transcripts.append(request.config_dict[HTTP], svc.settings, conversation_id,
+        await rasa_client.append(request.config_dict[HTTP], svc.settings, conversation_id,
                                  [{"event": "slot", "name": "verified_account", "value": account.account_id}])
-    except transcripts.TrackerUnavailable:
+    except rasa_client.TrackerUnavailable:
         raise _back(conversation_id, "bot_unavailable") from None
     await svc.records.verification_passed(account.account_id)
     await audit_event(request, "verify", conversation=conversation_id, outcome="passed")
@@ -526,9 +527,9 @@ async def _resume_bot(request: web.Request, conversation_id: str) -> None:
         web.HTTPSeeOther: back to the conversation, still held, when Rasa is unavailable.
     """
     try:
-        await transcripts.append(request.config_dict[HTTP], services_of(request).settings, conversation_id,
+        await rasa_client.append(request.config_dict[HTTP], services_of(request).settings, conversation_id,
                                  [transcripts.control_event("resume"), *transcripts.forget_questions()])
-    except transcripts.TrackerUnavailable:
+    except rasa_client.TrackerUnavailable:
         raise _back(conversation_id, "bot_unavailable_kept") from None
 
 
@@ -606,8 +607,8 @@ async def _held(request: web.Request) -> tuple[str, Account]:
 
 async def _tell_rasa(request: web.Request, conversation_id: str, events: list[dict[str, Any]]) -> None:
     """Record the change in the conversation's tracker; if Rasa is down, the console goes on."""
-    with contextlib.suppress(transcripts.TrackerUnavailable):
-        await transcripts.append(request.config_dict[HTTP], services_of(request).settings, conversation_id, events)
+    with contextlib.suppress(rasa_client.TrackerUnavailable):
+        await rasa_client.append(request.config_dict[HTTP], services_of(request).settings, conversation_id, events)
 
 
 def _back(conversation_id: str, code: str, **values: object) -> web.HTTPSeeOther:

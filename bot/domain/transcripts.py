@@ -1,34 +1,22 @@
 """A conversation's transcript for agents, and what the console adds to it through Rasa's API.
 
 The transcript is read from the tracker store's archive (every event ever, sealed;
-see bot.rasa_ext.tracker_store), so it spans sessions and channels. Messages that pass
-while an agent holds the conversation are appended to the Rasa tracker through
-the HTTP API (``POST /conversations/<id>/tracker/events``), which records them
-without predicting a bot reply, so the transcript stays whole. The events carry
-no timestamp: Rasa stamps them under its lock, so the archive (which appends
-what is newer than its last event) never skips one that raced another.
+see bot.rasa_ext.tracker_store), so it spans sessions and channels. What the console adds
+(bot.web.rasa_client) goes through Rasa's API, so the transcript stays whole.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
-
 from bot.core import keys
 from bot.core.crypto import Vault
-from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-class TrackerUnavailable(Exception):
-    """Rasa did not take the events; nothing was recorded."""
 
 
 @dataclass(frozen=True)
@@ -97,22 +85,3 @@ def control_event(kind: str) -> dict[str, Any]:
 def forget_questions() -> list[dict[str, Any]]:
     """A question the bot asked before the agent took over is stale when it gets the conversation back."""
     return [{"event": "slot", "name": name, "value": None} for name in ("awaiting", "pending")]
-
-
-async def append(http: aiohttp.ClientSession, settings: Settings, conversation_id: str,
-                 events: list[dict[str, Any]]) -> None:
-    """Append events to the Rasa tracker (under Rasa's lock for the conversation).
-
-    Raises:
-        TrackerUnavailable: Rasa refused or did not answer.
-    """
-    url = f"{settings.rasa_for(conversation_id)[0]}/conversations/{conversation_id}/tracker/events"
-    params = {"token": settings.rasa_token, "include_events": "NONE"}
-    try:
-        async with http.post(url, params=params, json=events) as response:
-            if response.status != 200:
-                log.error("rasa refused tracker events: HTTP %s (%s)", response.status, conversation_id)
-                raise TrackerUnavailable
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        log.error("rasa unreachable for tracker events: %s (%s)", type(exc).__name__, conversation_id)
-        raise TrackerUnavailable from exc

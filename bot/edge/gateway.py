@@ -29,7 +29,7 @@ from bot.console import field as field_console
 from bot.contact import sms, voice
 from bot.contact.outbound import Sender, record_status, twilio_client
 from bot.contact.policy import Attempt
-from bot.core import catalog, http_writes, keys
+from bot.core import catalog, keys
 from bot.core.crypto import pseudonym
 from bot.core.heap import freeze_startup_heap
 from bot.core.settings import Settings
@@ -37,10 +37,12 @@ from bot.dialogue import visits
 from bot.domain import transcripts
 from bot.domain.ledger import E164_PATTERN, Account
 from bot.domain.records import console_notice
-from bot.edge.appkeys import DRAIN, HTTP, PENDING, RASA_BUSY, RASA_SLOTS, SENDER, SERVICES, STOPPING
+from bot.edge.appkeys import DRAIN, PENDING, RASA_BUSY, RASA_SLOTS
 from bot.edge.in_flight import NoSlot, Slots
 from bot.privacy import retention
 from bot.services import Services
+from bot.web import http_writes, rasa_client
+from bot.web.appkeys import HTTP, SENDER, SERVICES, STOPPING
 
 log = logging.getLogger(__name__)
 
@@ -406,8 +408,8 @@ async def _to_agent(app: web.Application, conversation_id: str, body: str, word:
     events += [transcripts.bot_event(text) for text in replies]
     try:
         if events:
-            await transcripts.append(app[HTTP], app[SERVICES].settings, conversation_id, events)
-    except transcripts.TrackerUnavailable as exc:
+            await rasa_client.append(app[HTTP], app[SERVICES].settings, conversation_id, events)
+    except rasa_client.TrackerUnavailable as exc:
         raise RasaUnavailable from exc
     await app[SERVICES].redis.publish(keys.CONSOLE_EVENTS, console_notice("message", conversation_id))
     return replies

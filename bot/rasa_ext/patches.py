@@ -98,7 +98,7 @@ from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 from scipy import sparse
 
-from bot.core import http_writes
+from bot.web import http_writes
 
 
 def _tracker_store_without_fail_safe(store: TrackerStore | None, domain: Domain) -> TrackerStore:
@@ -398,7 +398,7 @@ def _process_with_weights_by_column(self: LogisticRegressionClassifier, messages
     return _original_lr_process(self, messages)
 
 
-http_writes.install()  # calls to the action server: headers and body in one write (bot/core/http_writes.py)
+http_writes.install()  # calls to the action server: headers and body in one write (bot/web/http_writes.py)
 Agent._create_tracker_store = staticmethod(_tracker_store_without_fail_safe)  # type: ignore[method-assign]
 RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
 Event.resolve_by_type = staticmethod(_resolve_by_type)  # type: ignore[method-assign]

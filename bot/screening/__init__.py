@@ -1,0 +1,3 @@
+"""Repayment records screened into a prioritised collection list with a strategy per account, and its
+report. Imports bot.domain and bot.core.
+"""
