@@ -9,7 +9,7 @@ RASA := RASA_TELEMETRY_ENABLED=false TF_CPP_MIN_LOG_LEVEL=2 $(VENV)/bin/rasa
 PYTHON310 ?= $(shell for p in python3.10 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10; do \
   $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null && { command -v $$p; break; }; done)
 MODEL := models/collections.tar.gz
-TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml bot/rasa_ext/nlu.py
+TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml bot/rasa_ext/nlu.py bot/rasa_ext/policies.py
 
 .PHONY: help setup pdf-libs browser faketime run test test-clock unit fuzz integration stories heldout validate lint bench cv train clean screenshots
 

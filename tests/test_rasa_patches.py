@@ -1,26 +1,30 @@
-"""What bot/rasa_ext/patches.py changes in Rasa keeps Rasa's answers; only the cost differs."""
+"""bot/rasa_ext/patches.py: installed only on the Rasa it was written for; each patch keeps Rasa's answers
+(only the cost differs) but for the one intended difference, a failed action call failing the turn."""
 
 from __future__ import annotations
 
-import functools
-import json
-from types import SimpleNamespace
+import socket
 from typing import Any
 
 import jsonschema
 import pytest
-from rasa.core.actions.action import ActionListen, ActionRestart, RemoteAction
+from rasa.core.actions.action import ActionExecutionRejection, ActionExtractSlots, RemoteAction
 from rasa.core.agent import Agent
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.policies.policy import PolicyPrediction
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.core.processor import MessageProcessor
 from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.utils.common import all_subclasses
+from rasa.utils.endpoints import EndpointConfig
 
 from bot.rasa_ext import patches as rasa_patches
+from bot.rasa_ext.failures import ActionServerFailed
+
+rasa_patches.install()
 
 RESPONSES = [
     {"events": [{"event": "slot", "name": "language", "value": "zh"}], "responses": [{"text": "hi"}]},
@@ -56,10 +60,28 @@ def test_every_event_class_is_found_by_its_name_as_before() -> None:
         Event.resolve_by_type("no_such_event")
 
 
-def test_the_tracker_store_is_not_wrapped_in_a_fail_safe() -> None:
-    store = InMemoryTrackerStore(Domain.empty())
-    made = Agent._create_tracker_store(store, Domain.empty())
-    assert made is store and not isinstance(made, FailSafeTrackerStore)
+def test_without_a_tracker_store_rasa_keeps_its_in_memory_default() -> None:
+    """Finding of issue 19: the old patch raised here (100-odd of Rasa's own agent tests failed on it)."""
+    made = Agent._create_tracker_store(None, Domain.empty())
+    assert isinstance(made, FailSafeTrackerStore) and isinstance(made._tracker_store, InMemoryTrackerStore)
+
+
+def test_installed_on_the_rasa_it_was_written_for_and_every_patch_in_place() -> None:
+    rasa_patches.check()  # on the stock functions install() replaced
+    for patch in rasa_patches.PATCHES:
+        assert patch.owner.__dict__[patch.name] is patch.replacement
+    rasa_patches.install()  # a second time: nothing changes
+
+
+def test_another_rasa_or_changed_code_refuses_to_start() -> None:
+    with pytest.raises(rasa_patches.RasaChanged, match="Rasa 3.7.0 is installed"):
+        rasa_patches.check(version="3.7.0")
+    changed = rasa_patches.Patch(RulePolicy, "_predict", None, "0" * 16)
+    with pytest.raises(rasa_patches.RasaChanged, match="RulePolicy._predict is not the code"):
+        rasa_patches.check((changed,))
+    missing = rasa_patches.Patch(RulePolicy, "no_such_function", None, "0" * 16)
+    with pytest.raises(rasa_patches.RasaChanged, match="digest missing"):
+        rasa_patches.check((missing,))
 
 
 class _Processor:
@@ -108,24 +130,41 @@ def test_the_cache_keeps_only_the_most_recent_texts(parses: list[str], monkeypat
     assert parses == ["ok", "yes", "thanks", "yes"]  # "yes" was the oldest when "thanks" came
 
 
-async def test_a_failed_action_call_stops_the_turn_but_a_rejection_is_rasas(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rasa.core.actions.action import ActionExecutionRejection
-    from rasa.shared.exceptions import RasaException
+def _unreachable() -> EndpointConfig:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    return EndpointConfig(f"http://127.0.0.1:{port}/webhook")
 
-    async def down(*_: Any, **__: Any) -> list[Event]:
-        raise RasaException("Failed to execute custom action 'action_x'. Couldn't connect to the server")
 
+async def test_the_predicted_action_failing_to_run_fails_the_turn() -> None:
+    processor = MessageProcessor.__new__(MessageProcessor)  # _run_action reads only its domain before the call
+    processor.domain = Domain.empty()
+    tracker = DialogueStateTracker.from_events("c", [ActionExecuted("action_listen"), UserUttered("hi")])
+    with pytest.raises(ActionServerFailed):
+        await processor._run_action(RemoteAction("action_balance", _unreachable()), tracker,
+                                    CollectingOutputChannel(), None, PolicyPrediction([1.0], "RulePolicy"))
+    assert not issubclass(ActionServerFailed, Exception)  # Rasa's `except Exception` lets it by
+    assert tracker.latest_action_name == "action_listen"  # nothing logged as taken
+
+
+async def test_a_rejection_stays_rasas(monkeypatch: pytest.MonkeyPatch) -> None:
     async def rejects(*_: Any, **__: Any) -> list[Event]:
         raise ActionExecutionRejection("action_x")
 
-    action = RemoteAction("action_x", None)
-    monkeypatch.setattr(rasa_patches, "_original_remote_run", down)
-    with pytest.raises(rasa_patches.ActionServerFailed):
-        await action.run(None, None, None, None)  # type: ignore[arg-type]
-    assert not issubclass(rasa_patches.ActionServerFailed, Exception)  # Rasa's `except Exception` lets it by
-    monkeypatch.setattr(rasa_patches, "_original_remote_run", rejects)
+    monkeypatch.setattr(RemoteAction, "run", rejects)
     with pytest.raises(ActionExecutionRejection):
-        await action.run(None, None, None, None)  # type: ignore[arg-type]
+        await rasa_patches._run_remote_or_fail(RemoteAction("action_x", None), None, None, None, None)
+
+
+async def test_a_failing_slot_mapping_action_is_logged_and_the_turn_goes_on_as_in_rasa() -> None:
+    """Finding of issue 19: the old patch let ActionServerFailed out of Rasa's slot extraction."""
+    domain = Domain.from_dict({"actions": ["action_validate_slot_mappings"],
+                               "slots": {"city": {"type": "text", "mappings": [{"type": "from_text"}]}}})
+    tracker = DialogueStateTracker.from_events("c", [ActionExecuted("action_listen"), UserUttered("Paris")],
+                                               slots=domain.slots)
+    events = await ActionExtractSlots(_unreachable()).run(CollectingOutputChannel(), None, tracker, domain)
+    assert events == [SlotSet("city", "Paris")]  # validation failed, so the extracted value stands (Rasa's way)
 
 
 async def test_action_calls_share_one_kept_alive_connection_until_the_server_stops() -> None:
@@ -155,73 +194,3 @@ async def test_action_calls_share_one_kept_alive_connection_until_the_server_sto
         await rasa_patches.close_kept_sessions()
 
 
-@pytest.mark.parametrize(("action", "policy_events", "itself"), [
-    (RemoteAction("action_balance", None), [], True),
-    (ActionListen(), [], True),
-    (RemoteAction("action_balance", None), [SlotSet("language", "zh")], False),  # dropped if rejected: a copy
-    (ActionRestart(), [], False),  # Rasa's own actions may change what they are given: a copy
-])
-async def test_an_action_that_only_reads_the_tracker_is_given_the_tracker_itself(
-        monkeypatch: pytest.MonkeyPatch, action: Any, policy_events: list[Event], itself: bool) -> None:
-    given: list[bool] = []
-
-    async def run_action(processor: Any, action: Any, tracker: DialogueStateTracker, *args: Any) -> bool:
-        given.append(tracker.copy() is tracker)  # what Rasa does first
-        given.append(tracker.copy() is tracker)
-        return False
-
-    monkeypatch.setattr(rasa_patches, "_original_run_action", run_action)
-    tracker = DialogueStateTracker.from_events("c", [ActionExecuted("action_listen"), UserUttered("hi")])
-    prediction = PolicyPrediction([1.0], "RulePolicy", events=policy_events)
-    await rasa_patches._run_action_on_the_tracker(None, action, tracker, None, None, prediction)  # type: ignore
-    assert given == [itself, False]  # a later copy is a real one
-    assert "copy" not in tracker.__dict__
-
-
-# Rules as Rasa keys them (a JSON list of states, oldest first), and conversations' states (oldest first).
-_LISTEN = {"prev_action": {"action_name": "action_listen"}}
-_PAY = {**_LISTEN, "user": {"intent": "pay"}}
-_RULES = {
-    json.dumps([{**_LISTEN, "user": {"intent": "pay"}}]): "action_pay",
-    json.dumps([{"prev_action": {"action_name": "action_ask"}, "user": {"intent": "pay"}},
-                {**_LISTEN, "user": {"intent": "pay"}}]): "action_pay_after_asking",
-    json.dumps([{}, {**_LISTEN, "user": {"intent": "greet"}}]): "action_greet_first",  # conversation start
-    json.dumps([{**_LISTEN, "user": {"intent": "pay"}, "slots": {"verified": "should_not_be_set"}}]): "action_verify",
-}
-_CONVERSATIONS = [
-    [{}, {**_LISTEN, "user": {"intent": "greet"}}],
-    [{**_LISTEN, "user": {"intent": "greet"}}],
-    [{"prev_action": {"action_name": "action_ask"}, "user": {"intent": "pay"}}, _PAY],
-    [{"prev_action": {"action_name": "action_other"}, "user": {"intent": "pay"}}, _PAY],
-    [{}, {"prev_action": {"action_name": "action_ask"}}, {**_PAY, "slots": {"verified": (1.0,)}}],
-    [{**_LISTEN, "user": {"intent": "pay", "entities": ("amount",)}, "slots": {"verified": (0.0,)}}],
-    [],
-]
-
-
-def _stock_possible_keys(lookup: dict[str, str], states: list[dict[str, Any]]) -> set[str]:
-    stock = SimpleNamespace(_rule_key_to_state=rasa_patches._original_rule_key_to_state,
-                            _does_rule_match_state=RulePolicy._does_rule_match_state)
-    stock._is_rule_applicable = functools.partial(RulePolicy._is_rule_applicable, stock)
-    return set(rasa_patches._original_get_possible_keys(stock, lookup, states))
-
-
-@pytest.mark.parametrize("states", _CONVERSATIONS)
-def test_the_rules_matching_a_conversation_are_those_stock_rasa_finds(states: list[dict[str, Any]]) -> None:
-    stock = _stock_possible_keys(_RULES, states)
-    assert rasa_patches._possible_keys_remembered(None, _RULES, states) == stock  # type: ignore[arg-type]
-    assert rasa_patches._possible_keys_remembered(None, _RULES, states) == stock  # type: ignore[arg-type]  # remembered
-
-
-def test_rules_are_remembered_per_rule_set_and_states() -> None:
-    rasa_patches._rules_applying_remembered.cache_clear()
-    for states in _CONVERSATIONS * 2:
-        rasa_patches._possible_keys_remembered(None, _RULES, states)  # type: ignore[arg-type]
-    assert rasa_patches._rules_applying_remembered.cache_info().hits == len(_CONVERSATIONS)
-    fewer = dict(list(_RULES.items())[:1])
-    assert rasa_patches._possible_keys_remembered(None, fewer, _CONVERSATIONS[2]) == set(fewer)  # type: ignore[arg-type]
-
-
-def test_a_state_that_cannot_be_a_key_is_matched_the_stock_way() -> None:
-    states = [{**_LISTEN, "user": {"intent": "pay"}, "slots": {"verified": [1.0]}}]  # a list: unhashable
-    assert rasa_patches._possible_keys_remembered(None, _RULES, states) == _stock_possible_keys(_RULES, states)  # type: ignore[arg-type]

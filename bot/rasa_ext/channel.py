@@ -5,8 +5,8 @@ It is Rasa's REST channel with what the gateway needs to lose no borrower's mess
 - A turn that was not taken whole is HTTP 503, never 200 with whatever was collected: Rasa's
   REST channel answers 200 even when the turn raised, so a failed turn looked like a silent bot.
   Not taken: the agent is still loading, or processing raised (Redis gone, say), or a custom action
-  call failed (the action server down; bot/rasa_ext/patches.py stops such a turn before it is saved).
-- No fail-safe tracker store: a Redis error fails the turn (bot/rasa_ext/patches.py, applied on import).
+  call failed (the action server down; bot/rasa_ext/patches.py stops such a turn before it is saved), or
+  the tracker store could not read or write it (bot/rasa_ext/tracker_store.py): see bot/rasa_ext/failures.py.
 - The gateway's id for the message (the MessageSid) becomes the tracker's ``message_id``.
 - Nothing the borrower wrote is logged; the stock channel logs the text of a failed turn.
 """
@@ -25,9 +25,12 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.core.heap import freeze_startup_heap
-from bot.rasa_ext import patches as rasa_patches  # Rasa's behaviour changed on import, before the agent is built
+from bot.rasa_ext import patches
+from bot.rasa_ext.failures import TurnNotTaken
 
 log = logging.getLogger(__name__)
+
+patches.install()  # before the agent is built
 
 
 class GatewayInput(RestInput):
@@ -39,7 +42,7 @@ class GatewayInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("gateway_webhook", __name__)
-        webhook.after_server_stop(lambda app, loop: rasa_patches.close_kept_sessions())
+        webhook.after_server_stop(lambda app, loop: patches.close_kept_sessions())
         webhook.after_server_start(lambda app, loop: freeze_startup_heap())  # the model is loaded before
 
         @webhook.route("/", methods=["GET"])
@@ -62,7 +65,7 @@ class GatewayInput(RestInput):
                 await on_new_message(UserMessage(text, collector, sender, input_channel=self.name(),
                                                  metadata=metadata if isinstance(metadata, dict) else None,
                                                  message_id=message_id))
-            except (Exception, rasa_patches.ActionServerFailed) as exc:  # noqa: BLE001 - the gateway keeps it
+            except (Exception, TurnNotTaken) as exc:  # noqa: BLE001 - the gateway keeps it
                 log.error("turn failed (%s): %s", sender, type(exc).__name__)
                 return response.json({"error": "the turn failed"}, status=503)
             return response.json(collector.messages)

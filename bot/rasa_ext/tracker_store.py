@@ -14,12 +14,19 @@ per conversation:
 Both are encrypted with the project's data keys: trackers hold what borrowers
 typed, birth dates and ID digits included.
 
+A Redis error (or a record it cannot open) fails the turn: Rasa wraps every
+tracker store in a fail-safe one, which on an error hands the processor no
+tracker, so the borrower would silently start a new conversation (and the save
+would go to memory). This store raises ``TrackerStoreUnavailable``, which that
+wrapper's ``except Exception`` lets by; our channel answers 503.
+
 Used from endpoints.yml as ``type: bot.rasa_ext.tracker_store.CompactRedisTrackerStore``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from rasa.core.tracker_store import RedisTrackerStore
@@ -29,11 +36,15 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.core.crypto import Vault
 from bot.domain.transcripts import archived_events
+from bot.rasa_ext import patches
+from bot.rasa_ext.failures import TrackerStoreUnavailable
 
 log = logging.getLogger(__name__)
 
 ACTION_LISTEN = "action_listen"
 ARCHIVED_UNTIL = "_archived_until"  # set on a tracker read from this store: its newest archived event
+
+patches.install()  # rasa run, shell and test load this module from endpoints.yml
 
 
 class CompactRedisTrackerStore(RedisTrackerStore):
@@ -63,7 +74,25 @@ class CompactRedisTrackerStore(RedisTrackerStore):
         setattr(tracker, ARCHIVED_UNTIL, 0.0)  # every event it will hold is new
         return tracker
 
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        try:
+            return await super().retrieve(sender_id)
+        except Exception as error:
+            raise TrackerStoreUnavailable("retrieve") from error
+
+    async def keys(self) -> Iterable[str]:
+        try:
+            return await super().keys()
+        except Exception as error:
+            raise TrackerStoreUnavailable("keys") from error
+
     async def save(self, tracker: DialogueStateTracker, timeout: float | None = None) -> None:
+        try:
+            await self._save(tracker, timeout)
+        except Exception as error:
+            raise TrackerStoreUnavailable("save") from error
+
+    async def _save(self, tracker: DialogueStateTracker, timeout: float | None) -> None:
         """Append the turn's new events to the archive and store the live tracker, in one transaction."""
         await self.stream_events(tracker)
         key = self.key_prefix + tracker.sender_id
@@ -113,6 +142,12 @@ class CompactRedisTrackerStore(RedisTrackerStore):
 
     async def retrieve_full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         """Every event of every session, from the archive."""
+        try:
+            return self._full_tracker(sender_id)
+        except Exception as error:
+            raise TrackerStoreUnavailable("retrieve_full_tracker") from error
+
+    def _full_tracker(self, sender_id: str) -> DialogueStateTracker | None:
         events = archived_events(self.vault, self.red.lrange(self._archive_key(sender_id), 0, -1))
         if not events:
             return None
