@@ -1,8 +1,9 @@
-"""Our Rasa patches that touch parsing (bot/rasa_ext/patches.py) and our featurizer (bot/rasa_ext/nlu.py)
+"""Our Rasa patches that touch parsing (bot/rasa_ext/patches.py) and our NLU components (bot/rasa_ext/nlu.py)
 classify as stock Rasa does, on the trained model and every held-out message of both languages."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.rasa_ext import patches as rasa_patches
-from bot.rasa_ext.nlu import SentenceCountVectorsFeaturizer
+from bot.rasa_ext.nlu import LinearIntentClassifier, SentenceCountVectorsFeaturizer
+
+rasa_patches.install()
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "collections.tar.gz"  # built by `make test` before the tests run
@@ -48,11 +51,11 @@ async def test_the_patched_graph_and_classifier_input_parse_as_stock_rasa(monkey
     assert len(texts) > 400
     ours = _parse_all(agent, texts)
     monkeypatch.setattr(DaskGraphRunner, "run", rasa_patches._original_graph_run)
-    monkeypatch.setattr(LogisticRegressionClassifier, "_create_X", rasa_patches._original_create_x)
-    monkeypatch.setattr(LogisticRegressionClassifier, "process", rasa_patches._original_lr_process)
     [classifier] = [node._component for name, node in agent.processor.graph_runner._instantiated_nodes.items()
-                    if name.startswith("run_LogisticRegressionClassifier")]
+                    if name.startswith("run_bot.rasa_ext.nlu.LinearIntentClassifier")]
+    assert isinstance(classifier, LinearIntentClassifier)
     assert classifier.clf.coef_.flags.f_contiguous  # laid out by column by our process
+    monkeypatch.setattr(classifier, "process", functools.partial(LogisticRegressionClassifier.process, classifier))
     monkeypatch.setattr(classifier.clf, "coef_", np.ascontiguousarray(classifier.clf.coef_))  # as stock keeps them
     stock = _parse_all(agent, texts)
     for text, mine, theirs in zip(texts, ours, stock, strict=True):

@@ -1,6 +1,6 @@
-"""Our Rasa patches that touch prediction (bot/rasa_ext/patches.py) predict as stock Rasa does, on the trained
-model, at every step of every story, rule and conversation test (rules read once, states made once, the
-rules matching the latest states remembered)."""
+"""Our rule policy (bot/rasa_ext/policies.py) and Rasa patches (bot/rasa_ext/patches.py) predict as stock
+Rasa does, on the trained model, at every step of every story, rule and conversation test (rules read
+once, states made once, the rules matching the latest states remembered)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from rasa.shared.core.events import ActionExecuted
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.rasa_ext import patches as rasa_patches
+from bot.rasa_ext.policies import RememberingRulePolicy
+
+rasa_patches.install()
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "collections.tar.gz"  # built by `make test` before the tests run
@@ -37,7 +40,7 @@ def _before_each_action(agent: Agent) -> list[DialogueStateTracker]:
     return moments
 
 
-def _predictions(policy: RulePolicy, domain: Domain, trackers: list[DialogueStateTracker]) -> list[tuple]:
+def _predictions(policy: RememberingRulePolicy, domain: Domain, trackers: list[DialogueStateTracker]) -> list[tuple]:
     predicted = []
     for tracker in trackers:
         prediction, source = policy._predict(tracker, domain)
@@ -49,7 +52,8 @@ def _predictions(policy: RulePolicy, domain: Domain, trackers: list[DialogueStat
 
 def test_the_rule_policy_predicts_as_stock_rasa_with_its_states_made_once(monkeypatch: pytest.MonkeyPatch) -> None:
     agent = Agent.load(str(MODEL), tracker_store=InMemoryTrackerStore(Domain.empty()))
-    policy = agent.processor.graph_runner._instantiated_nodes["run_RulePolicy0"]._component  # type: ignore
+    nodes = agent.processor.graph_runner._instantiated_nodes  # type: ignore[attr-defined]
+    policy = nodes["run_bot.rasa_ext.policies.RememberingRulePolicy0"]._component
     trackers = _before_each_action(agent)
     assert len(trackers) > 150
     assert any(t.latest_action_name == "action_listen" for t in trackers)  # where the policy looks twice
@@ -59,9 +63,9 @@ def test_the_rule_policy_predicts_as_stock_rasa_with_its_states_made_once(monkey
                         lambda *args, **kwargs: made.append(1) or past_states(*args, **kwargs))
     ours = _predictions(policy, agent.domain, trackers)
     ours_made, made[:] = len(made), []
-    monkeypatch.setattr(RulePolicy, "_predict", rasa_patches._original_rule_predict)
-    monkeypatch.setattr(RulePolicy, "_rule_key_to_state", staticmethod(rasa_patches._original_rule_key_to_state))
-    monkeypatch.setattr(RulePolicy, "_get_possible_keys", rasa_patches._original_get_possible_keys)
+    monkeypatch.setattr(RememberingRulePolicy, "_predict", RulePolicy._predict)
+    monkeypatch.setattr(RememberingRulePolicy, "_rule_key_to_state", staticmethod(RulePolicy._rule_key_to_state))
+    monkeypatch.setattr(RememberingRulePolicy, "_get_possible_keys", RulePolicy._get_possible_keys)
     stock = _predictions(policy, agent.domain, trackers)
     assert ours == stock
     assert ours_made == len(trackers) < len(made)  # once per prediction, where stock worked some out twice
