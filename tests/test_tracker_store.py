@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 import yaml
 from cryptography.fernet import Fernet
+from rasa.core.agent import Agent
+from rasa.core.tracker_store import FailSafeTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from bot.rasa_ext.failures import TrackerStoreUnavailable
 from bot.rasa_ext.tracker_store import CompactRedisTrackerStore
 
 DOMAIN = Domain.load("domain.yml")
@@ -139,3 +143,30 @@ async def test_nothing_the_borrower_typed_is_stored_in_clear(store: CompactRedis
     for key in store.red.keys("*"):
         values = [store.red.get(key)] if store.red.type(key) == "string" else store.red.lrange(key, 0, -1)
         assert not any("message" in value for value in values)
+
+
+async def test_a_redis_error_fails_the_turn_through_rasas_fail_safe_store() -> None:
+    """Rasa wraps every store in FailSafeTrackerStore, which on an error returns no tracker (a new
+    conversation) and saves to memory; ours raises past it, so the turn is not taken."""
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    down = CompactRedisTrackerStore(DOMAIN, Fernet.generate_key().decode(), host="127.0.0.1", port=port,
+                                    socket_timeout=1)
+    store = Agent._create_tracker_store(down, DOMAIN)
+    assert isinstance(store, FailSafeTrackerStore)
+    for call in (store.get_or_create_tracker("c"), store.save(DialogueStateTracker("c", DOMAIN.slots)),
+                 store.retrieve_full_tracker("c"), store.keys()):
+        with pytest.raises(TrackerStoreUnavailable):
+            await call
+    assert not list(await store.fallback_tracker_store.keys())  # nothing went to memory
+
+
+async def test_a_record_the_keys_cannot_open_fails_the_turn(store: CompactRedisTrackerStore,
+                                                            redis_url: str) -> None:
+    tracker = await converse(store, 1)
+    url = urlparse(redis_url)
+    other_keys = CompactRedisTrackerStore(DOMAIN, Fernet.generate_key().decode(), host=url.hostname, port=url.port,
+                                          db=1)
+    with pytest.raises(TrackerStoreUnavailable):
+        await other_keys.retrieve(tracker.sender_id)
