@@ -89,6 +89,12 @@ class Services:
         if "redis" in self.__dict__:
             await self.redis.close()
 
+    async def __aenter__(self) -> Services:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
 
 _services: Services | None = None
 

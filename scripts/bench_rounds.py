@@ -34,8 +34,12 @@ async def rounds(args: argparse.Namespace) -> None:
     import bench_turns as bench  # from the checkout under test (sys.path, below)
     from bench_common import percentile
 
-    from bot.core.settings import load_settings
-    from bot.ops.supervisor import Options, start_all
+    try:
+        from bot.core.settings import load_settings
+        from bot.ops.supervisor import Options, start_all
+    except ImportError:  # a checkout from before bot/ had packages (issue 19)
+        from bot.settings import load_settings  # type: ignore[no-redef]
+        from bot.supervisor import Options, start_all  # type: ignore[no-redef]
     from tests.conftest import free_port
 
     with tempfile.TemporaryDirectory() as tmp:

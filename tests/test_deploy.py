@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.__main__ import command_line
+from bot.cli import command_line
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8"))

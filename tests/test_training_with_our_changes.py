@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from rasa.model_training import train
+from rasa.shared.core.domain import InvalidDomain
 
 from bot.rasa_ext import patches
 
@@ -35,3 +37,15 @@ def test_a_model_with_the_stock_and_our_classifier_trains_with_our_changes_insta
     result = train(str(tmp_path / "domain.yml"), str(tmp_path / "config.yml"), [str(tmp_path / "data.yml")],
                    output=str(tmp_path / "models"), fixed_model_name="tiny")
     assert result.code == 0 and Path(str(result.model)).is_file()
+
+
+def test_the_rule_policy_checks_its_fallback_action_against_the_domain(tmp_path: Path) -> None:
+    """Rasa's validator checks only RulePolicy itself (by identity); ours checks when it trains."""
+    patches.install()
+    config = {**CONFIG, "policies": [{"name": "bot.rasa_ext.policies.RememberingRulePolicy",
+                                      "core_fallback_action_name": "action_not_in_the_domain"}]}
+    for name, content in (("config.yml", config), ("domain.yml", DOMAIN), ("data.yml", DATA)):
+        (tmp_path / name).write_text(yaml.safe_dump(content), encoding="utf-8")
+    with pytest.raises(InvalidDomain, match="action_not_in_the_domain"):
+        train(str(tmp_path / "domain.yml"), str(tmp_path / "config.yml"), [str(tmp_path / "data.yml")],
+              output=str(tmp_path / "models"), fixed_model_name="tiny")

@@ -28,6 +28,7 @@ class Settings:
     public_base_url: str
     data_keys: tuple[str, ...] = field(repr=False)
     hmac_secret: bytes = field(repr=False)
+    gateway_host: str  # the gateway listens here: loopback unless deployed behind a proxy (compose)
     gateway_port: int
     rasa_url: str  # one Rasa server, or several separated by commas (sharing Redis)
     rasa_token: str = field(repr=False)
@@ -150,6 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_base_url=_url(env, "PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway_port}", ("http", "https")),
         data_keys=_data_keys(env),
         hmac_secret=_hmac_secret(env),
+        gateway_host=env.get("GATEWAY_HOST", "").strip() or "127.0.0.1",
         gateway_port=gateway_port,
         rasa_url=_urls(env, "RASA_URL", "http://127.0.0.1:5005", ("http", "https")),
         rasa_token=_require(env, "RASA_TOKEN"),

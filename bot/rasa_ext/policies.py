@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import functools
 import json
+import warnings
 from typing import Any
 
 from rasa.core.featurizers.tracker_featurizers import TrackerFeaturizer
+from rasa.core.policies.memoization import TrackerWithCachedStates
 from rasa.core.policies.rule_policy import RulePolicy
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
 from rasa.shared.core.constants import PREVIOUS_ACTION
 from rasa.shared.core.domain import Domain, State
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -35,10 +38,20 @@ patches.install()  # rasa train, test and shell import this module: they run as 
 
 RULE_MATCH_CACHE_SIZE = 4096
 
+# Rasa's recipe validator looks for RulePolicy by identity (``node.uses == RulePolicy``), so it warns that a
+# subclass "is not included" (restart and back work: the default rules are RulePolicy's, inherited) and
+# skips its check of the fallback action against the domain, which train() below makes instead.
+warnings.filterwarnings("ignore", message="'RulePolicy' is not included in the model's policy configuration")
+
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
 class RememberingRulePolicy(RulePolicy):
     """Rasa's RulePolicy; states made once per prediction, rules parsed once, rule matches remembered."""
+
+    def train(self, training_trackers: list[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
+        """Rasa's training, after the domain check its validator makes for RulePolicy itself only."""
+        self.raise_if_incompatible_with_domain(self.config, domain)
+        return super().train(training_trackers, domain, **kwargs)
 
     def _predict(self, tracker: DialogueStateTracker, domain: Domain) -> tuple[Any, str | None]:
         featurizer: TrackerFeaturizer = self.featurizer

@@ -1,0 +1,90 @@
+"""import-ledger, screen, account: the bank's records in, a collection list and an account's view out."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.cli.common import ROOT, rejected, settings, unreadable
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+def add(commands: Any) -> None:
+    imp = commands.add_parser("import-ledger", help="validate and upsert accounts and instalments")
+    imp.add_argument("--accounts", type=Path, required=True)
+    imp.add_argument("--installments", type=Path, required=True)
+    imp.set_defaults(handler=lambda a: asyncio.run(_import_ledger(a)))
+    scr = commands.add_parser("screen", help="rank accounts into a collection list with a strategy each, and a report")
+    scr.add_argument("--accounts", type=Path, required=True)
+    scr.add_argument("--installments", type=Path, required=True)
+    scr.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD; default: today in each borrower's zone")
+    scr.add_argument("--out", type=Path, help="default: var/screening/<as-of or today>-<HHMMSS>")
+    scr.add_argument("--no-records", action="store_true", help="skip promises, plans and contacts kept in Redis")
+    scr.set_defaults(handler=_screen)
+    view = commands.add_parser("account", help="show an account's ledger view: amounts, arrangements, bookings "
+                                               "(several accounts: a JSON list)")
+    view.add_argument("account_ids", nargs="+", metavar="account_id")
+    view.add_argument("--as-of", type=date.fromisoformat)
+    view.set_defaults(handler=lambda a: asyncio.run(_account(a)))
+
+
+async def _import_ledger(args: argparse.Namespace) -> int:
+    from bot.domain.ledger import LedgerImportError
+    from bot.services import Services
+
+    if unreadable(args.accounts, "imported") or unreadable(args.installments, "imported"):
+        return 1
+    async with Services(settings()) as svc:
+        try:
+            accounts, rows = await svc.ledger.import_files(args.accounts, args.installments, date.today())
+        except LedgerImportError as exc:
+            return rejected(exc)
+    print(f"imported {accounts} account(s) and {rows} instalment row(s)")
+    return 0
+
+
+def _screen(args: argparse.Namespace) -> int:
+    from bot.screening import priority as screening
+
+    if unreadable(args.accounts, "written") or unreadable(args.installments, "written"):
+        return 1
+    root = ROOT / "var" / "screening"
+    out = args.out or root / f"{(args.as_of or date.today()).isoformat()}-{datetime.now():%H%M%S}"
+    load = None if args.no_records else lambda ids: asyncio.run(_screening_facts(ids, args.as_of))
+    try:
+        outputs = screening.run(args.accounts, args.installments, out, args.as_of, load,
+                                previous=screening.latest_run(out.parent, exclude=out))
+    except (screening.ScreeningInputError, screening.StrategyError, FileExistsError) as exc:
+        return rejected(exc)
+    for path in (outputs.collection_list, outputs.summary, outputs.report, *outputs.charts):
+        print(path)
+    return 0
+
+
+async def _screening_facts(account_ids: list[str], as_of: date | None) -> pl.DataFrame:
+    from bot.screening.priority import load_facts
+    from bot.services import Services
+
+    async with Services(settings()) as svc:
+        return await load_facts(svc, account_ids, as_of)
+
+
+async def _account(args: argparse.Namespace) -> int:
+    from bot.console.account_view import account_summary
+    from bot.services import Services
+
+    async with Services(settings()) as svc:
+        summaries = [await account_summary(svc, account_id, args.as_of) for account_id in args.account_ids]
+    missing = [a for a, s in zip(args.account_ids, summaries, strict=False) if s is None]
+    if missing:
+        print(f"no account {', '.join(map(repr, missing))} in the ledger", file=sys.stderr)
+        return 1
+    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, ensure_ascii=False, indent=2))
+    return 0
