@@ -79,7 +79,7 @@ class _NotTaken(RasaUnavailable):
 def init_app(settings: Settings) -> web.Application:
     """Build the gateway application; clients open in ``cleanup_ctx``."""
     http_writes.install()  # its answers and its calls to Rasa: headers and body in one write
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[storage_unavailable])
     app[SERVICES] = Services(settings)
     app[RASA_BUSY] = Counter()
     app[RASA_SLOTS] = Slots(settings.rasa_turns_at_once * len(settings.rasa_urls))
@@ -258,6 +258,18 @@ def _twiml(replies: list[str]) -> str:
     return str(response)
 
 
+@web.middleware
+async def storage_unavailable(request: web.Request, handler: Any) -> web.StreamResponse:
+    """A Twilio webhook that Redis failed is 503: nothing was taken, and Twilio may retry it."""
+    try:
+        return await handler(request)
+    except redis.exceptions.RedisError as exc:
+        if not request.path.startswith("/twilio/"):
+            raise
+        log.error("redis unavailable: %s", type(exc).__name__)
+        raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
+
+
 async def sms_webhook(request: web.Request) -> web.Response:
     """Answer one inbound SMS with TwiML, taking each MessageSid's turn once."""
     svc = request.app[SERVICES]
@@ -265,11 +277,7 @@ async def sms_webhook(request: web.Request) -> web.Response:
     sid, phone, body = form.get("MessageSid", ""), form.get("From", ""), form.get("Body", "")
     if not _MESSAGE_SID.fullmatch(sid) or not _E164.fullmatch(phone):
         raise web.HTTPBadRequest(text="MessageSid and an E.164 From are required")
-    try:
-        return await _take_turn_once(request.app, sid, phone, body)
-    except redis.exceptions.RedisError as exc:
-        log.error("redis unavailable: %s", type(exc).__name__)
-        raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
+    return await _take_turn_once(request.app, sid, phone, body)
 
 
 async def _take_turn_once(app: web.Application, sid: str, phone: str, body: str) -> web.Response:
@@ -292,10 +300,7 @@ async def status_callback(request: web.Request) -> web.Response:
     status = form.get("MessageStatus") or form.get("CallStatus") or ""
     if not (_MESSAGE_SID.fullmatch(sid) or _CALL_SID.fullmatch(sid)) or not _STATUS.fullmatch(status):
         raise web.HTTPBadRequest(text="a MessageSid or CallSid and its status are required")
-    try:
-        known = await record_status(svc.redis, svc.policy, form)
-    except redis.exceptions.RedisError:
-        raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
+    known = await record_status(svc.redis, svc.policy, form)
     if not known:
         log.info("status callback for a sid we did not send; ignored")
     return web.Response(status=204)
@@ -512,13 +517,8 @@ async def voice_webhook(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="a CallSid is required")
     # A withheld number ("anonymous") is a caller we cannot know: they hear the unknown-caller answer.
     conversation_id = pseudonym(phone, svc.settings.hmac_secret) if _E164.fullmatch(phone) else None
-    try:
-        twiml = await _voice_step(request.app, form, conversation_id, first="turn" not in request.query,
-                                  silences=int(silences))
-    except redis.exceptions.RedisError as exc:
-        log.error("redis unavailable: %s", type(exc).__name__)
-        raise web.HTTPServiceUnavailable(text="storage unavailable, retry later") from None
-    return _xml(twiml)
+    return _xml(await _voice_step(request.app, form, conversation_id, first="turn" not in request.query,
+                                  silences=int(silences)))
 
 
 async def _voice_step(app: web.Application, form: Any, conversation_id: str | None, first: bool,
