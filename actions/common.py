@@ -11,7 +11,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.core import catalog
-from bot.dialogue import clarify
+from bot.dialogue import clarify, questions
 from bot.dialogue.conversation import DONE, SlotChange, Turn, load_turn
 from bot.dialogue.gate import gate, leave_question
 from bot.services import services
@@ -59,7 +59,7 @@ class BorrowerAction(Action, abc.ABC):
         meant = clarify.chosen(turn)
         if meant is not None:
             return await run_meant(turn, meant)
-        if turn.awaiting == clarify.AWAITING:  # not an answer: the question is dropped
+        if turn.awaiting == questions.MEANING:  # not an answer: the question is dropped
             return [*DONE, *await self.respond(dataclasses.replace(turn, awaiting=None, pending=None))]
         changes = await gate(turn, self.requires_verification, self.answers_questions)
         if changes is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from actions.common import BorrowerAction
+from bot.dialogue import questions
 from bot.dialogue.conversation import (
     HANDOFF_REASON_BY_INTENT,
     SlotChange,
@@ -54,7 +55,7 @@ class ActionAffirm(BorrowerAction):
         return "action_affirm"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        if turn.awaiting == "handoff_offer":
+        if turn.awaiting == questions.HANDOFF_OFFER:
             return await hand_off(turn, HANDOFF_REASON_BY_INTENT.get(turn.pending or "", "verification_failed"))
         turn.say("utter_how_can_i_help")
         return []
@@ -67,8 +68,8 @@ class ActionDeny(BorrowerAction):
         return "action_deny"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        if turn.awaiting == "handoff_offer":
+        if turn.awaiting == questions.HANDOFF_OFFER:
             turn.say("utter_handoff_declined")
             return [("awaiting", None)]
         turn.say("utter_how_can_i_help")
-        return [("awaiting", None)] if turn.awaiting == "promise_date" else []
+        return [("awaiting", None)] if turn.awaiting == questions.PROMISE_DATE else []

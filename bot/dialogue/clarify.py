@@ -14,10 +14,10 @@ the flow's question pending; here the question is one more ``awaiting`` value.
 from __future__ import annotations
 
 from bot.core import catalog
+from bot.dialogue import questions
 from bot.dialogue.choices import read_choice_number
 from bot.dialogue.conversation import CLEAR_CONFIDENCE, DONE, SlotChange, Turn, words_say
 
-AWAITING = "meaning"
 # Intents confirmed when the classifier is unsure: each stops contact or changes a record at once.
 GUARDED = {"stop_contact", "wrong_number", "third_party", "withdraw_consent", "cancel_visit"}
 # An unplaced message is offered the likeliest meanings at or above this confidence.
@@ -47,12 +47,12 @@ def ask(turn: Turn, meanings: list[str]) -> list[SlotChange]:
         turn.say("utter_ask_meaning_one", first=named[0])
     else:
         turn.say("utter_ask_meaning_two", first=named[0], second=named[1])
-    return [("awaiting", AWAITING), ("pending", "|".join(meanings))]
+    return [("awaiting", questions.MEANING), ("pending", "|".join(meanings))]
 
 
 def chosen(turn: Turn) -> str | None:
     """The meaning the answer picks; "" for a no; None when the message does not answer the question."""
-    if turn.awaiting != AWAITING or not turn.pending:
+    if turn.awaiting != questions.MEANING or not turn.pending:
         return None
     meanings = turn.pending.split("|")
     number = read_choice_number(turn.text, len(meanings))

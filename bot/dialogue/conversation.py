@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from bot.core import catalog
 from bot.core.dates import ImpossibleDate, find_date
 from bot.core.formatting import long_date, money, spoken_money
-from bot.dialogue import cues
+from bot.dialogue import cues, questions
 from bot.domain import verification
 from bot.domain.arrangements import total_paid
 from bot.domain.ledger import Account, overdue
@@ -252,7 +252,7 @@ def refuse_or_ask_verification(turn: Turn, pending: str | None = None) -> list[S
         turn.say("utter_cannot_discuss")
         return []
     turn.say("utter_ask_verification")
-    return [("awaiting", "verification"), ("pending", pending or turn.intent or None)]
+    return [("awaiting", questions.VERIFICATION), ("pending", pending or turn.intent or None)]
 
 
 async def someone_else_on_the_phone(turn: Turn) -> list[SlotChange]:
@@ -302,7 +302,7 @@ def promise_window(turn: Turn) -> tuple[date, date]:
 def ask_promise_date(turn: Turn) -> list[SlotChange]:
     first, last = promise_window(turn)
     turn.say("utter_ask_promise_date", first_day=turn.date(first), last_day=turn.date(last))
-    return [("awaiting", "promise_date")]
+    return [("awaiting", questions.PROMISE_DATE)]
 
 
 def named_date(turn: Turn) -> tuple[date | None, bool]:
@@ -321,13 +321,13 @@ async def _promise(turn: Turn, day: date | None, impossible: bool, changed: bool
     """
     if impossible:
         turn.say("utter_date_impossible")
-        return [("awaiting", "promise_date")]
+        return [("awaiting", questions.PROMISE_DATE)]
     if day is None:
         return ask_promise_date(turn)
     first, last = promise_window(turn)
     if not first <= day <= last:
         turn.say("utter_promise_out_of_range", first_day=turn.date(first), last_day=turn.date(last))
-        return [("awaiting", "promise_date")]
+        return [("awaiting", questions.PROMISE_DATE)]
     due = overdue(turn.account, turn.today)
     await turn.services.records.promise(turn.account.account_id, turn.conversation_id, day, due.amount,
                                         paid_before=total_paid(turn.account), changed=changed)
@@ -356,7 +356,7 @@ def coming_day(turn: Turn) -> date | None:
 def ask_what_the_day_is_for(turn: Turn, day: date) -> list[SlotChange]:
     """A day with nothing to say what it is for: ask rather than record a promise nobody made."""
     turn.say("utter_ask_date_meaning", day=turn.date(day))
-    return [("awaiting", "date_meaning"), ("pending", day.isoformat())]
+    return [("awaiting", questions.DATE_MEANING), ("pending", day.isoformat())]
 
 
 async def record_promise_from_text(turn: Turn) -> list[SlotChange]:
@@ -427,13 +427,13 @@ def confirm_unclear_record(turn: Turn, record: str) -> list[SlotChange] | None:
 
 def ask_to_confirm(turn: Turn, record: str) -> list[SlotChange]:
     turn.say(f"utter_ask_confirm_{record}")
-    return [("awaiting", "record_confirm"), ("pending", record)]
+    return [("awaiting", questions.RECORD_CONFIRM), ("pending", record)]
 
 
 def offer_person(turn: Turn, pending: str) -> list[SlotChange]:
     """Ask whether a colleague should take over; a yes queues the conversation for ``pending``'s reason."""
     turn.say("utter_offer_person")
-    return [("awaiting", "handoff_offer"), ("pending", pending)]
+    return [("awaiting", questions.HANDOFF_OFFER), ("pending", pending)]
 
 
 def opt_out_source(text: str) -> str:

@@ -8,6 +8,7 @@ outbound contacts them about it.
 
 from __future__ import annotations
 
+from bot.dialogue import questions
 from bot.dialogue.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, record_consent_answer
 from bot.domain.consent import ConsentMissing, FamilyContact, read_phone
 
@@ -21,7 +22,7 @@ async def ask_consent_once(turn: Turn) -> list[SlotChange]:
     if await turn.services.consents.get(turn.account.account_id, "family_contact") is not None:
         return list(DONE)
     turn.say("utter_ask_family_consent")
-    return [("awaiting", "family_consent"), ("pending", None)]
+    return [("awaiting", questions.FAMILY_CONSENT), ("pending", None)]
 
 
 async def answer_consent(turn: Turn) -> list[SlotChange] | None:
@@ -32,7 +33,7 @@ async def answer_consent(turn: Turn) -> list[SlotChange] | None:
         await record_consent_answer(turn, "family_contact", "utter_ask_family_consent")
     if turn.intent == "affirm":
         turn.say("utter_ask_family_contact")
-        return [("awaiting", "family_contact"), ("pending", None)]
+        return [("awaiting", questions.FAMILY_CONTACT), ("pending", None)]
     if turn.intent == "deny":
         turn.say("utter_family_consent_declined")
         return list(DONE)

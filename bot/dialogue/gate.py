@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import date
 
-from bot.dialogue import family, hardship, on_record, visits
+from bot.dialogue import family, hardship, on_record, questions, visits
 from bot.dialogue.conversation import (
     COMMITTING_INTENTS,
     DONE,
@@ -82,19 +82,19 @@ async def answer_record_confirm(turn: Turn) -> list[SlotChange] | None:
 Handler = Callable[[Turn], Awaitable[list[SlotChange] | None]]
 # The questions of the longer flows, each with the handler of its answer; all need a verified borrower.
 QUESTIONS: dict[str, Handler] = {
-    "hardship_reason": hardship.answer_reason,
-    "plan_choice": hardship.answer_choice,
-    "plan_confirm": hardship.answer_confirm,
-    "grace_confirm": hardship.answer_grace,
-    "visit_place": visits.answer_place,
-    "visit_address_consent": visits.answer_address_consent,
-    "visit_address": visits.answer_address,
-    "visit_time": visits.answer_time,
-    "visit_slot": visits.answer_slot,
-    "family_consent": family.answer_consent,
-    "family_contact": family.answer_contact,
-    "date_meaning": answer_date_meaning,
-    "record_confirm": answer_record_confirm,
+    questions.HARDSHIP_REASON: hardship.answer_reason,
+    questions.PLAN_CHOICE: hardship.answer_choice,
+    questions.PLAN_CONFIRM: hardship.answer_confirm,
+    questions.GRACE_CONFIRM: hardship.answer_grace,
+    questions.VISIT_PLACE: visits.answer_place,
+    questions.VISIT_ADDRESS_CONSENT: visits.answer_address_consent,
+    questions.VISIT_ADDRESS: visits.answer_address,
+    questions.VISIT_TIME: visits.answer_time,
+    questions.VISIT_SLOT: visits.answer_slot,
+    questions.FAMILY_CONSENT: family.answer_consent,
+    questions.FAMILY_CONTACT: family.answer_contact,
+    questions.DATE_MEANING: answer_date_meaning,
+    questions.RECORD_CONFIRM: answer_record_confirm,
 }
 
 
@@ -135,9 +135,9 @@ def pending_until_verified(turn: Turn) -> str | None:
 
 def reads_as_free_text_answer(turn: Turn) -> bool:
     """An address or a phone number typed where we asked for one, whatever the classifier made of it."""
-    if turn.awaiting == "visit_address":
+    if turn.awaiting == questions.VISIT_ADDRESS:
         return visits.reads_as_address(turn.text)
-    return turn.awaiting == "family_contact" and read_phone(turn.text) is not None
+    return turn.awaiting == questions.FAMILY_CONTACT and read_phone(turn.text) is not None
 
 
 async def correct(turn: Turn) -> list[SlotChange]:
@@ -168,10 +168,10 @@ async def dated_message(turn: Turn) -> list[SlotChange] | None:
 
 async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
     """Treat the message as the answer to what we asked, if it is one."""
-    if (turn.awaiting == "verification" and turn.intent in VERIFICATION_ANSWER_INTENTS
+    if (turn.awaiting == questions.VERIFICATION and turn.intent in VERIFICATION_ANSWER_INTENTS
             and verification.read_answer(turn.text).present):
         return await attempt_verification(turn)
-    if turn.awaiting == "promise_date" and turn.verified and turn.intent in DATE_ANSWER_INTENTS:
+    if turn.awaiting == questions.PROMISE_DATE and turn.verified and turn.intent in DATE_ANSWER_INTENTS:
         return await promise_if_dated(turn)
     handler = QUESTIONS.get(turn.awaiting or "")
     if handler is not None and turn.verified and not turn.locked:
@@ -183,21 +183,22 @@ async def answer_pending_question(turn: Turn) -> list[SlotChange] | None:
 # flow's question is asked again and stays open. "How much do I owe?" keeps only the questions that a
 # bare "ok" cannot answer: after the amount, an "ok" acknowledges it, it accepts no plan or consent.
 SIDE_INTENTS = {"bot_challenge", "ask_visit_purpose"}
-YES_NO_QUESTIONS = {"plan_confirm", "grace_confirm", "family_consent", "visit_address_consent", "record_confirm"}
+YES_NO_QUESTIONS = {questions.PLAN_CONFIRM, questions.GRACE_CONFIRM, questions.FAMILY_CONSENT,
+                    questions.VISIT_ADDRESS_CONSENT, questions.RECORD_CONFIRM}
 # The words that ask each flow question again.
 REASK: dict[str, Callable[[Turn], str]] = {
-    "hardship_reason": lambda turn: "utter_ask_hardship_reason",
-    "plan_choice": lambda turn: "utter_ask_plan_choice",
-    "plan_confirm": lambda turn: "utter_ask_plan_confirm",
-    "grace_confirm": lambda turn: "utter_ask_grace_confirm",
-    "family_consent": lambda turn: "utter_ask_family_consent",
-    "family_contact": lambda turn: "utter_ask_family_contact",
-    "visit_place": lambda turn: "utter_ask_visit_place",
-    "visit_address_consent": lambda turn: f"utter_ask_address_consent_{turn.pending or 'home'}",
-    "visit_address": lambda turn: f"utter_ask_visit_address_{turn.pending or 'home'}",
-    "visit_time": lambda turn: "utter_ask_visit_time",
-    "visit_slot": lambda turn: "utter_ask_visit_slot",
-    "record_confirm": lambda turn: f"utter_ask_confirm_{turn.pending}",
+    questions.HARDSHIP_REASON: lambda turn: "utter_ask_hardship_reason",
+    questions.PLAN_CHOICE: lambda turn: "utter_ask_plan_choice",
+    questions.PLAN_CONFIRM: lambda turn: "utter_ask_plan_confirm",
+    questions.GRACE_CONFIRM: lambda turn: "utter_ask_grace_confirm",
+    questions.FAMILY_CONSENT: lambda turn: "utter_ask_family_consent",
+    questions.FAMILY_CONTACT: lambda turn: "utter_ask_family_contact",
+    questions.VISIT_PLACE: lambda turn: "utter_ask_visit_place",
+    questions.VISIT_ADDRESS_CONSENT: lambda turn: f"utter_ask_address_consent_{turn.pending or 'home'}",
+    questions.VISIT_ADDRESS: lambda turn: f"utter_ask_visit_address_{turn.pending or 'home'}",
+    questions.VISIT_TIME: lambda turn: "utter_ask_visit_time",
+    questions.VISIT_SLOT: lambda turn: "utter_ask_visit_slot",
+    questions.RECORD_CONFIRM: lambda turn: f"utter_ask_confirm_{turn.pending}",
 }
 
 
@@ -228,7 +229,7 @@ async def attempt_verification(turn: Turn) -> list[SlotChange]:
             turn.say("utter_verification_retry")
             return []
         turn.say("utter_verification_failed")
-        return [("awaiting", "handoff_offer"), ("pending", None)]
+        return [("awaiting", questions.HANDOFF_OFFER), ("pending", None)]
     await records.verification_passed(turn.account.account_id)
     turn.say("utter_verified")
     changes: list[SlotChange] = [("verified_account", turn.account.account_id), ("awaiting", None),

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from bot.contact import sms
 from bot.core import catalog
-from bot.dialogue import cues
+from bot.dialogue import cues, questions
 from bot.dialogue.choices import read_choice_number
 from bot.dialogue.conversation import DONE, SlotChange, Turn, named_date, offer_person, refuse_or_ask_verification
 from bot.dialogue.family import ask_consent_once
@@ -156,7 +156,7 @@ async def _begin(turn: Turn, request: Request, said: str) -> list[SlotChange]:
     elif not await _reason_known(turn):
         turn.say("utter_ask_hardship_reason")
         turn.call_actions.append("keys_answer")
-        return [("awaiting", "hardship_reason"), ("pending", request.encode())]
+        return [("awaiting", questions.HARDSHIP_REASON), ("pending", request.encode())]
     return await _offer(turn, request)
 
 
@@ -225,7 +225,7 @@ async def _list_offers(turn: Turn, offers: list[Offer]) -> list[SlotChange]:
                  total=turn.money(offer.total), charges=turn.money(offer.fee + offer.interest))
     turn.say("utter_ask_plan_choice")
     turn.call_actions.append("keys_answer")
-    return [("awaiting", "plan_choice"), ("pending", None)]
+    return [("awaiting", questions.PLAN_CHOICE), ("pending", None)]
 
 
 def _ask_to_confirm(turn: Turn, offer: Offer, index: int) -> list[SlotChange]:
@@ -234,7 +234,7 @@ def _ask_to_confirm(turn: Turn, offer: Offer, index: int) -> list[SlotChange]:
              last_amount=turn.money(offer.schedule[-1].amount), last_due=turn.date(offer.last_due),
              total=turn.money(offer.total), charges=turn.money(offer.fee + offer.interest))
     turn.say("utter_ask_plan_confirm")
-    return [("awaiting", "plan_confirm"), ("pending", str(index))]
+    return [("awaiting", questions.PLAN_CONFIRM), ("pending", str(index))]
 
 
 async def answer_choice(turn: Turn) -> list[SlotChange] | None:
@@ -301,7 +301,7 @@ async def offer_grace(turn: Turn, until: date | None) -> list[SlotChange]:
     await turn.services.arrangements.keep_offers(turn.conversation_id, [offer])
     turn.say("utter_grace_offer", days=(offer.first_due - turn.today).days, amount=turn.money(offer.total),
              until=turn.date(offer.first_due))
-    return [("awaiting", "grace_confirm"), ("pending", "0")]
+    return [("awaiting", questions.GRACE_CONFIRM), ("pending", "0")]
 
 
 async def answer_grace(turn: Turn) -> list[SlotChange] | None:

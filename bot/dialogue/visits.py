@@ -19,6 +19,7 @@ from bot.contact.outbound import Sender, Sent
 from bot.core import catalog, keys
 from bot.core.dates import ImpossibleDate
 from bot.core.formatting import long_date, short_time
+from bot.dialogue import questions
 from bot.dialogue.choices import read_choice_number
 from bot.dialogue.conversation import DONE, SlotChange, Turn, offer_person, record_consent_answer
 from bot.domain.booking import Booking, Slot
@@ -97,10 +98,10 @@ async def _ask_place_unless_said(turn: Turn) -> list[SlotChange]:
         await _save_draft(turn, wish=turn.text[:MAX_WISH])
     if place is None:
         turn.say("utter_ask_visit_place")
-        return [("awaiting", "visit_place"), ("pending", None)]
+        return [("awaiting", questions.VISIT_PLACE), ("pending", None)]
     await _save_draft(turn, place=place, language=turn.language)
     turn.say(f"utter_ask_address_consent_{place}")
-    return [("awaiting", "visit_address_consent"), ("pending", place)]
+    return [("awaiting", questions.VISIT_ADDRESS_CONSENT), ("pending", place)]
 
 
 def _quiet_wish(turn: Turn) -> Preference | None:
@@ -130,7 +131,7 @@ async def _reschedule(turn: Turn, booking: Booking) -> list[SlotChange]:
     if preference is None:
         return []
     turn.say("utter_ask_visit_time")
-    return [("awaiting", "visit_time"), ("pending", None)]
+    return [("awaiting", questions.VISIT_TIME), ("pending", None)]
 
 
 def _wish(turn: Turn) -> Preference | None:
@@ -155,7 +156,7 @@ async def answer_place(turn: Turn) -> list[SlotChange] | None:
         return []
     await _save_draft(turn, place=place, language=turn.language)
     turn.say(f"utter_ask_address_consent_{place}")
-    return [("awaiting", "visit_address_consent"), ("pending", place)]
+    return [("awaiting", questions.VISIT_ADDRESS_CONSENT), ("pending", place)]
 
 
 async def answer_address_consent(turn: Turn) -> list[SlotChange] | None:
@@ -174,7 +175,7 @@ async def answer_address_consent(turn: Turn) -> list[SlotChange] | None:
         turn.say("utter_confirm_address_on_file", address=turn.account.address)
     else:
         turn.say(f"utter_ask_visit_address_{place}")
-    return [("awaiting", "visit_address"), ("pending", place)]
+    return [("awaiting", questions.VISIT_ADDRESS), ("pending", place)]
 
 
 async def answer_address(turn: Turn) -> list[SlotChange] | None:
@@ -200,7 +201,7 @@ async def answer_address(turn: Turn) -> list[SlotChange] | None:
         if preference:
             return await offer_slots(turn, preference)
     turn.say("utter_ask_visit_time")
-    return [("awaiting", "visit_time"), ("pending", None)]
+    return [("awaiting", questions.VISIT_TIME), ("pending", None)]
 
 
 async def answer_time(turn: Turn) -> list[SlotChange] | None:
@@ -236,7 +237,7 @@ async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
         turn.say("utter_visit_slot_option", number=number, **slot_when(slot, turn.account, turn.language))
     turn.say("utter_ask_visit_slot")
     turn.call_actions.append("keys_answer")
-    return [("awaiting", "visit_slot"), ("pending", None)]
+    return [("awaiting", questions.VISIT_SLOT), ("pending", None)]
 
 
 async def answer_slot(turn: Turn) -> list[SlotChange] | None:
