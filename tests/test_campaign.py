@@ -26,7 +26,6 @@ from bot.campaigns.campaign import (
     JOB,
     STRATEGIES,
     TEMPLATES,
-    CampaignConfig,
     CampaignListError,
     DailyCap,
     RateLimiter,
@@ -35,7 +34,6 @@ from bot.campaigns.campaign import (
     campaign_status,
     job_id,
     list_campaigns,
-    load_config,
     parse_segment,
     plan_campaign,
     preview_campaign,
@@ -44,7 +42,7 @@ from bot.campaigns.campaign import (
 from bot.contact.outbound import Sender, twilio_client
 from bot.core import catalog, keys
 from bot.core.crypto import pseudonym
-from bot.core.settings import Settings
+from bot.core.settings import CampaignConfig, Settings
 from bot.edge.gateway import init_app
 from bot.ops import twilio_standin
 from bot.screening import priority as screening
@@ -169,11 +167,7 @@ def test_a_malformed_segment_says_how_to_write_it() -> None:
         parse_segment(["strategy"])
 
 
-def test_settings_name_the_variable() -> None:
-    assert load_config({}) == CampaignConfig(rate_per_second=10, daily_cap=0, reply_wait=timedelta(hours=4),
-                                             job_timeout_seconds=120)
-    with pytest.raises(ValueError, match="CAMPAIGN_RATE_PER_SECOND='fast'"):
-        load_config({"CAMPAIGN_RATE_PER_SECOND": "fast"})
+def test_the_worker_runs_the_job_the_campaign_queues() -> None:
     assert worker.campaign_contact.__name__ == JOB
 
 

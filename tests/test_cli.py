@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
@@ -77,6 +78,7 @@ def run_with_input(env: dict[str, str], text: str, *args: str) -> subprocess.Com
                           capture_output=True, text=True, timeout=60, input=text)
 
 
+@pytest.mark.usefixtures("services")  # an empty Redis: other modules add accounts too
 def test_agent_accounts_are_added_listed_and_removed(test_env: dict[str, str]) -> None:
     added = run_with_input(test_env, "a sufficiently long pass\n", "agent", "add", "carol", "--role", "supervisor",
                            "--password-stdin")
@@ -91,6 +93,7 @@ def test_agent_accounts_are_added_listed_and_removed(test_env: dict[str, str]) -
     assert run_cli(test_env, "agent", "remove", "carol").returncode == 1
 
 
+@pytest.mark.usefixtures("services")  # an empty Redis: other modules add accounts too
 def test_a_short_password_or_bad_name_creates_nothing(test_env: dict[str, str]) -> None:
     short = run_with_input(test_env, "short\n", "agent", "add", "dave", "--role", "agent", "--password-stdin")
     assert (short.returncode, short.stderr.strip()) == (1, "rejected: password must be at least 12 characters")
@@ -100,6 +103,7 @@ def test_a_short_password_or_bad_name_creates_nothing(test_env: dict[str, str]) 
     assert run_cli(test_env, "agent", "add", "erin", "--role", "admin").returncode == 2  # argparse: no such role
 
 
+@pytest.mark.usefixtures("services")  # an empty Redis: other modules add accounts too
 def test_field_accounts_name_a_booked_staff_id(test_env: dict[str, str]) -> None:
     password = "a sufficiently long pass\n"
     added = run_with_input(test_env, password, "agent", "add", "wang", "--role", "field", "--staff-id", "SH-0417",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.core.settings import Settings, SettingsError, load_settings
+from bot.core.settings import CampaignConfig, Settings, SettingsError, load_settings
 from tests.conftest import make_env
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -43,6 +46,9 @@ def test_defaults() -> None:
     assert settings.payment_url_template == "https://pay.example-bank.test/p/{token}"
     assert (settings.payment_link_ttl_hours, settings.promise_max_days) == (72, 14)
     assert settings.agent_hours == "09:00-18:00"
+    assert settings.bank_zone == ZoneInfo("Asia/Shanghai")
+    assert settings.campaign == CampaignConfig(rate_per_second=10, daily_cap=0, reply_wait=timedelta(hours=4),
+                                               job_timeout_seconds=120, max_jobs=50)
 
 
 def test_overrides() -> None:
@@ -53,6 +59,14 @@ def test_overrides() -> None:
     assert (settings.gateway_port, settings.twilio_from, settings.public_base_url) == (
         9090, "+8610955880000", "https://x.test",
     )
+
+
+def test_campaign_and_bank_zone_overrides() -> None:
+    settings = load_settings(make_env(REDIS_URL, CAMPAIGN_REPLY_WAIT_MINUTES="90", CAMPAIGN_DAILY_CAP="500",
+                                      BANK_TIMEZONE="Asia/Hong_Kong"))
+
+    assert (settings.campaign.reply_wait, settings.campaign.daily_cap) == (timedelta(minutes=90), 500)
+    assert settings.bank_zone == ZoneInfo("Asia/Hong_Kong")
 
 
 def test_several_data_keys() -> None:
@@ -104,6 +118,10 @@ def test_blank_required_variable(name: str) -> None:
         ("PROMISE_MAX_DAYS", "91"),
         ("RASA_TURNS_AT_ONCE", "0"),
         ("RASA_TURNS_AT_ONCE", "two"),
+        ("CAMPAIGN_RATE_PER_SECOND", "fast"),
+        ("CAMPAIGN_JOB_TIMEOUT_SECONDS", "1"),
+        ("BANK_TIMEZONE", "China/Beijing"),
+        ("BANK_TIMEZONE", "../etc/passwd"),
     ],
 )
 def test_malformed_variable(name: str, value: str) -> None:

@@ -36,7 +36,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,6 +48,7 @@ from bot.contact.outbound import DELIVERED, NOT_DELIVERED, Sender, Sent
 from bot.contact.policy import Decision
 from bot.core import catalog, keys
 from bot.core.crypto import pseudonym
+from bot.core.settings import CampaignConfig
 from bot.domain.ledger import Account, RowError
 from bot.screening.priority import STRATEGIES as STRATEGY_NAMES
 from bot.screening.priority import cell_text
@@ -63,41 +64,6 @@ TEMPLATES = {"gentle_sms": "utter_campaign_gentle", "sms_then_call": "utter_camp
              "hardship_offer": "utter_campaign_hardship", "visit_proposal": "utter_campaign_visit"}
 # A contact in one of these states is not attempted again (a "blocked" one is, on re-planning).
 DONE = {"sent", "failed", "skipped", "handed_off", "uncertain"}
-
-
-@dataclass(frozen=True)
-class CampaignConfig:
-    """Throughput and timing; see ``load_config`` for the variables."""
-
-    rate_per_second: int = 10  # per sender number, across all workers; 0: unlimited
-    daily_cap: int = 0  # messages and calls per sender number and UTC day; 0: unlimited
-    reply_wait: timedelta = timedelta(hours=4)
-    job_timeout_seconds: int = 120
-    max_jobs: int = 50  # jobs at once per worker process
-
-
-def load_config(env: Mapping[str, str]) -> CampaignConfig:
-    """Read the campaign's variables.
-
-    CAMPAIGN_RATE_PER_SECOND, CAMPAIGN_DAILY_CAP, CAMPAIGN_REPLY_WAIT_MINUTES, CAMPAIGN_JOB_TIMEOUT_SECONDS and
-    CAMPAIGN_MAX_JOBS (see bot.campaigns.worker).
-
-    Raises:
-        ValueError: naming the variable and what it must be.
-    """
-    def whole(name: str, default: int, low: int, high: int) -> int:
-        raw = env.get(name, "").strip() or str(default)
-        if not raw.isdigit() or not low <= int(raw) <= high:
-            raise ValueError(f"{name}={raw!r} must be a whole number from {low} to {high}")
-        return int(raw)
-
-    return CampaignConfig(
-        rate_per_second=whole("CAMPAIGN_RATE_PER_SECOND", 10, 0, 10_000),
-        daily_cap=whole("CAMPAIGN_DAILY_CAP", 0, 0, 100_000_000),
-        reply_wait=timedelta(minutes=whole("CAMPAIGN_REPLY_WAIT_MINUTES", 240, 1, 7 * 24 * 60)),
-        job_timeout_seconds=whole("CAMPAIGN_JOB_TIMEOUT_SECONDS", 120, 2, 3600),
-        max_jobs=whole("CAMPAIGN_MAX_JOBS", 50, 1, 10_000),
-    )
 
 
 # --- the list ------------------------------------------------------------------------------------

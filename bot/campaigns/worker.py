@@ -22,7 +22,7 @@ from arq import Retry
 from arq.connections import RedisSettings
 from arq.worker import run_worker
 
-from bot.campaigns.campaign import CampaignConfig, RateLimiter, Runner, TryLater, load_config
+from bot.campaigns.campaign import RateLimiter, Runner, TryLater
 from bot.contact.outbound import Sender, twilio_client
 from bot.core.settings import load_settings
 from bot.services import Services
@@ -44,8 +44,8 @@ async def campaign_contact(ctx: dict[str, Any], campaign_id: str, account_id: st
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    config: CampaignConfig = ctx["config"]
     services = Services(ctx["settings"])
+    config = services.settings.campaign
     client = twilio_client(services.settings)
     limiter = RateLimiter(services.redis, services.settings.twilio_from, config.rate_per_second)
     sender = Sender(client, services.settings, services.policy, services.redis,
@@ -62,13 +62,13 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 def worker_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """arq's worker settings, from the environment (read when the worker starts, not at import)."""
-    config = load_config(env)
     settings = load_settings(env)
+    config = settings.campaign
     return {
         "functions": [campaign_contact],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup, "on_shutdown": shutdown,
-        "ctx": {"config": config, "settings": settings},
+        "ctx": {"settings": settings},
         "max_jobs": config.max_jobs,
         "job_timeout": config.job_timeout_seconds,
         "max_tries": MAX_TRIES,

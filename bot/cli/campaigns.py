@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,7 +72,7 @@ async def _plan(svc: Services, args: argparse.Namespace) -> int:
         return 1
     try:
         segment = campaign.parse_segment(args.segment)
-        config = campaign.load_config(os.environ)
+        config = svc.settings.campaign
         if args.dry_run:
             for preview in await campaign.preview_campaign(svc, args.list, segment, config):
                 print(_preview_line(preview))

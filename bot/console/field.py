@@ -43,7 +43,6 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 BOOKING = r"{booking:v[0-9a-f]{16}}"
-BANK_ZONE = ZoneInfo("Asia/Shanghai")
 REPORTS = {"pdf": "application/pdf", "html": "text/html"}
 # The stored HTML report has its own inline style and no script; nothing else may load.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
@@ -90,7 +89,7 @@ async def _row(svc: Services, booking: Booking) -> dict[str, Any]:
 def _home_zone(svc: Services, staff_id: str) -> ZoneInfo:
     """The time zone of the officer's region: "today" is their today (a supervisor's, the bank's)."""
     region = svc.bookings.field_teams.region_of_staff(staff_id)
-    return region.zone if region else BANK_ZONE
+    return region.zone if region else svc.settings.bank_zone
 
 
 # --- one visit -----------------------------------------------------------------------------------

@@ -9,11 +9,24 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """A campaign's throughput and timing (CAMPAIGN_* variables)."""
+
+    rate_per_second: int = 10  # per sender number, across all workers; 0: unlimited
+    daily_cap: int = 0  # messages and calls per sender number and UTC day; 0: unlimited
+    reply_wait: timedelta = timedelta(hours=4)
+    job_timeout_seconds: int = 120
+    max_jobs: int = 50  # jobs at once per worker process
 
 
 @dataclass(frozen=True)
@@ -44,8 +57,14 @@ class Settings:
     contact_retention_days: int  # contact attempts and contact-policy decisions
     audit_retention_days: int  # the audit stream (who saw or changed what)
     agent_hours: str
+    bank_timezone: str  # the bank's own day: a supervisor's "today" in the field console
     agent_phone: str  # empty: no live transfer, callers get a callback
     call_recording: bool
+    campaign: CampaignConfig
+
+    @property
+    def bank_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.bank_timezone)
 
     @property
     def rasa_urls(self) -> tuple[str, ...]:
@@ -131,6 +150,25 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return raw in ("1", "true", "yes")
 
 
+def _zone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{name}={value!r} must be an IANA time zone such as Asia/Shanghai") from None
+    return value
+
+
+def _campaign(env: Mapping[str, str]) -> CampaignConfig:
+    return CampaignConfig(
+        rate_per_second=_integer(env, "CAMPAIGN_RATE_PER_SECOND", 10, 0, 10_000),
+        daily_cap=_integer(env, "CAMPAIGN_DAILY_CAP", 0, 0, 100_000_000),
+        reply_wait=timedelta(minutes=_integer(env, "CAMPAIGN_REPLY_WAIT_MINUTES", 240, 1, 7 * 24 * 60)),
+        job_timeout_seconds=_integer(env, "CAMPAIGN_JOB_TIMEOUT_SECONDS", 120, 2, 3600),
+        max_jobs=_integer(env, "CAMPAIGN_MAX_JOBS", 50, 1, 10_000),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate the settings.
 
@@ -168,6 +206,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         contact_retention_days=_integer(env, "CONTACT_RETENTION_DAYS", 30, 8, 3650),
         audit_retention_days=_integer(env, "AUDIT_RETENTION_DAYS", 1825, 30, 7300),
         agent_hours=env.get("AGENT_HOURS", "").strip() or "09:00-18:00",
+        bank_timezone=_zone(env, "BANK_TIMEZONE", "Asia/Shanghai"),
         agent_phone=_phone(env, "AGENT_PHONE", "") if env.get("AGENT_PHONE", "").strip() else "",
         call_recording=_flag(env, "CALL_RECORDING"),
+        campaign=_campaign(env),
     )
