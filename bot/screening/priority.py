@@ -14,7 +14,7 @@ paid ratio of 1 (it has missed nothing).
 
 from __future__ import annotations
 
-import html
+import functools
 import json
 import os
 import re
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import jinja2
 import polars as pl
 import yaml
 from babel.numbers import get_currency_precision, is_currency
@@ -51,6 +52,7 @@ from bot.domain.ledger import (
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGIES_FILE = ROOT / "policy" / "strategies.yml"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 STRATEGIES = ("gentle_sms", "sms_then_call", "hardship_offer", "visit_proposal", "agent_review")
 # "current" and bot.domain.plans.BUCKETS (not imported: bot.domain.plans pulls in dateparser, about a second).
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
@@ -90,6 +92,7 @@ MAX_LISTED_ERRORS = 100
 # Above this many bytes of input, a progress bar is worth showing.
 LARGE_INPUT_BYTES = 50_000_000
 TOP_ACCOUNTS_IN_REPORT = 20
+TOP_COLUMNS = ("account_id", "region", "bucket", "days_past_due", "priority", "strategy", "reasons")
 
 _UNITS = 10_000
 # bot.domain.ledger's shapes, anchored: polars' str.contains searches, where re.fullmatch matches the whole value.
@@ -862,27 +865,15 @@ def _delta(now: int, before: int | None) -> str:
     return "new" if before is None else f"{now - before:+d}"
 
 
-def _group_table(title: str, groups: dict[str, dict[str, Any]], before: dict[str, Any] | None) -> str:
-    head = "<tr><th>Group</th><th>Accounts</th><th>Overdue amount</th>"
-    head += "<th>Accounts last run</th><th>Change</th></tr>" if before is not None else "</tr>"
+def _group_rows(groups: dict[str, dict[str, Any]], before: dict[str, Any] | None) -> list[list[str]]:
     rows = []
     for name, group in groups.items():
         cells = [name, f"{group['count']:,}", _money(group["overdue_amount"])]
         if before is not None:
             earlier = before.get(name, {}).get("count")
             cells += ["-" if earlier is None else f"{earlier:,}", _delta(group["count"], earlier)]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return f"<h2>{html.escape(title)}</h2>\n<table>{head}{''.join(rows)}</table>"
-
-
-def _top_table(result: pl.DataFrame) -> str:
-    columns = ("account_id", "region", "bucket", "days_past_due", "priority", "strategy", "reasons")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    rows = [
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in result.head(TOP_ACCOUNTS_IN_REPORT).select(columns).iter_rows()
-    ]
-    return f"<h2>Highest priority accounts</h2>\n<table><tr>{head}</tr>{''.join(rows)}</table>"
+        rows.append(cells)
+    return rows
 
 
 def _as_of_text(as_of: str | dict[str, str] | None) -> str:
@@ -891,35 +882,27 @@ def _as_of_text(as_of: str | dict[str, str] | None) -> str:
     return as_of if isinstance(as_of, str) else f"{as_of['from']} to {as_of['to']} (by time zone)"
 
 
+@functools.lru_cache(maxsize=1)
+def _report_template() -> jinja2.Template:
+    environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                                     undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return environment.get_template("report.html.j2")
+
+
 def _report(summary: dict[str, Any], before: dict[str, Any] | None, result: pl.DataFrame,
             charts: tuple[Path, ...]) -> str:
     """The manager's page: totals, buckets, strategies, changes since the last run, charts, top accounts."""
-    day = _as_of_text(summary["as_of"])
-    if before is None:
-        since = "<p>No earlier run to compare with.</p>"
-    else:
-        change = _delta(summary["accounts"], before.get("accounts"))
-        since = (f"<p>Compared with the run of {html.escape(str(before.get('generated_at')))}: "
-                 f"{summary['accounts']:,} accounts ({html.escape(change)}), overdue amount was "
-                 f"{html.escape(_money(before.get('overdue_amount', {})))}.</p>")
-    images = "".join(f'<p><img src="{html.escape(p.name)}" alt="{html.escape(p.stem)} chart"></p>' for p in charts)
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Screening report {html.escape(day)}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
-<body>
-<h1>Screening report</h1>
-<p>As of {html.escape(day)}; generated {html.escape(summary['generated_at'])}.</p>
-<p>{summary['accounts']:,} accounts, {summary['overdue_accounts']:,} with something overdue;
-overdue amount {html.escape(_money(summary['overdue_amount']))}.</p>
-<h2>Changes since the last run</h2>
-{since}
-{_group_table("By bucket", summary["buckets"], before and before.get("buckets"))}
-{_group_table("By strategy", summary["strategies"], before and before.get("strategies"))}
-{images}
-{_top_table(result)}
-</body></html>
-"""
+    groups = [{"title": title, "compared": before is not None,
+               "rows": _group_rows(summary[key], before.get(key) if before is not None else None)}
+              for title, key in (("By bucket", "buckets"), ("By strategy", "strategies"))]
+    return _report_template().render(
+        day=_as_of_text(summary["as_of"]), summary=summary, before=before,
+        overdue=_money(summary["overdue_amount"]),
+        change=_delta(summary["accounts"], before.get("accounts")) if before is not None else "",
+        overdue_before=_money(before.get("overdue_amount", {})) if before is not None else "",
+        groups=groups, charts=charts, top_columns=TOP_COLUMNS,
+        top_rows=result.head(TOP_ACCOUNTS_IN_REPORT).select(TOP_COLUMNS).iter_rows(),
+    )
 
 
 # --- the whole run -------------------------------------------------------------------------------
