@@ -88,11 +88,11 @@ def utter(dispatcher: CollectingDispatcher, turn: Turn) -> None:
     up) travel as custom payloads for the voice gateway.
     """
     responses = catalog.responses()
-    for response, language, values in turn.said:
+    for response, language, values in turn.reply.said:
         dispatcher.utter_message(text=catalog.render(responses, response, language, turn.channel, **values))
     if turn.channel != "voice":
         return
-    for response, language, values in turn.texts:
+    for response, language, values in turn.reply.texts:
         dispatcher.utter_message(json_message={"sms": catalog.render(responses, response, language, **values)})
-    for action in turn.call_actions:
+    for action in turn.reply.call_actions:
         dispatcher.utter_message(json_message={"call": action})

@@ -54,5 +54,5 @@ class ActionGoodbye(_SayOnly):
         return "action_goodbye"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        turn.call_actions.append("hangup")
+        turn.call_action("hangup")
         return await super().act(turn)

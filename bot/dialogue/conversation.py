@@ -53,9 +53,26 @@ HANDOFF_REASON_BY_INTENT = {
 }
 
 
+# A response from the domain, the language it is said in, and its values.
+Said = tuple[str, str, dict[str, Any]]
+
+
+@dataclass
+class Reply:
+    """What a turn says, collected as it runs (as rasa-sdk's CollectingDispatcher collects messages)."""
+
+    said: list[Said] = field(default_factory=list)
+    texts: list[Said] = field(default_factory=list)  # for the voice gateway: SMS to send during the call
+    call_actions: list[str] = field(default_factory=list)  # for the voice gateway: "transfer", "hangup", ...
+
+
 @dataclass(frozen=True)
 class Turn:
-    """One borrower message and what the conversation knows around it."""
+    """One borrower message and what the conversation knows around it.
+
+    What the turn knows does not change; what it says goes to ``reply``. A copy made with
+    ``dataclasses.replace`` (the same message read another way) says into the same reply.
+    """
 
     conversation_id: str
     account: Account
@@ -76,10 +93,7 @@ class Turn:
     # The classifier's likeliest intents with their confidences, best first, without nlu_fallback.
     ranking: tuple[tuple[str, float], ...] = ()
     channel: str = "sms"  # or "voice": the gateway says which in the message's metadata
-    said: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    # For the voice gateway: SMS to send during the call, and "transfer" or "hangup".
-    texts: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
-    call_actions: list[str] = field(default_factory=list)
+    reply: Reply = field(default_factory=Reply, compare=False, repr=False)
 
     @property
     def locked(self) -> bool:
@@ -90,12 +104,16 @@ class Turn:
         """Queue a response from the domain, in this conversation's language."""
         values.setdefault("bank_phone", self.services.settings.bank_phone)
         values.setdefault("agent_hours", self.services.settings.agent_hours)
-        self.said.append((response, self.language, values))
+        self.reply.said.append((response, self.language, values))
 
     def send_text(self, response: str, **values: Any) -> None:
         """Queue a response to go out by SMS (during a call: the payment link)."""
         values.setdefault("bank_phone", self.services.settings.bank_phone)
-        self.texts.append((response, self.language, values))
+        self.reply.texts.append((response, self.language, values))
+
+    def call_action(self, action: str) -> None:
+        """On a call, ask the voice gateway to act: "keys_answer", "transfer", "hangup"."""
+        self.reply.call_actions.append(action)
 
     def money(self, amount: Any) -> str:
         if self.channel == "voice":
@@ -445,7 +463,7 @@ async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:
     """Queue the conversation for an agent and say when to expect a reply."""
     await turn.services.records.hand_off(turn.conversation_id, turn.account.account_id, reason)
     if reason == "request_human":
-        turn.call_actions.append("transfer")
+        turn.call_action("transfer")
     turn.say(f"utter_noted_{reason}")
     turn.say("utter_handoff")
     return [("awaiting", None)]

@@ -155,7 +155,7 @@ async def _begin(turn: Turn, request: Request, said: str) -> list[SlotChange]:
         await _record_reason(turn, request.reason, said)
     elif not await _reason_known(turn):
         turn.say("utter_ask_hardship_reason")
-        turn.call_actions.append("keys_answer")
+        turn.call_action("keys_answer")
         return [("awaiting", questions.HARDSHIP_REASON), ("pending", request.encode())]
     return await _offer(turn, request)
 
@@ -224,7 +224,7 @@ async def _list_offers(turn: Turn, offers: list[Offer]) -> list[SlotChange]:
                  first_amount=turn.money(offer.schedule[0].amount), first_due=turn.date(offer.first_due),
                  total=turn.money(offer.total), charges=turn.money(offer.fee + offer.interest))
     turn.say("utter_ask_plan_choice")
-    turn.call_actions.append("keys_answer")
+    turn.call_action("keys_answer")
     return [("awaiting", questions.PLAN_CHOICE), ("pending", None)]
 
 

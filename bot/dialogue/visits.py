@@ -236,7 +236,7 @@ async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
     for number, slot in enumerate(slots, start=1):
         turn.say("utter_visit_slot_option", number=number, **slot_when(slot, turn.account, turn.language))
     turn.say("utter_ask_visit_slot")
-    turn.call_actions.append("keys_answer")
+    turn.call_action("keys_answer")
     return [("awaiting", questions.VISIT_SLOT), ("pending", None)]
 
 

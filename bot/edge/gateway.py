@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -112,20 +112,23 @@ async def _stop_background_loops(app: web.Application) -> None:
 async def _visit_reminders(app: web.Application) -> AsyncIterator[None]:
     """Text tomorrow's visits their reminder every few minutes, in the background."""
     minutes = app[SERVICES].settings.visit_reminder_minutes
-    async with _in_background(app, _remind_visits_every(app, minutes * 60) if minutes else None):
+    remind = (_every(app, minutes * 60, "visit reminders", lambda: visits.send_reminders(app[SERVICES], app[SENDER]))
+              if minutes else None)
+    async with _in_background(app, remind):
         yield
 
 
 async def _retention_sweeps(app: web.Application) -> AsyncIterator[None]:
     """Trim the audit and decision streams and old visit outcomes every hour, in the background."""
-    async with _in_background(app, _sweep_every(app, 3600)):
+    async with _in_background(app, _every(app, 3600, "retention sweep", lambda: _sweep(app))):
         yield
 
 
 async def _kept_turns(app: web.Application) -> AsyncIterator[None]:
     """Replay the turns Rasa could not take, when kicked and every few seconds, in the background."""
     app[DRAIN] = asyncio.Event()
-    async with _in_background(app, _drain_every(app, DRAIN_EVERY_SECONDS)):
+    async with _in_background(app, _every(app, DRAIN_EVERY_SECONDS, "replaying kept turns", lambda: drain(app),
+                                          wake=app[DRAIN])):
         yield
 
 
@@ -143,41 +146,28 @@ async def _in_background(app: web.Application, work: Coroutine[Any, Any, None] |
             await asyncio.gather(task, return_exceptions=True)
 
 
-async def _sweep_every(app: web.Application, seconds: int) -> None:
+async def _every(app: web.Application, seconds: int, what: str, one_round: Callable[[], Awaitable[object]],
+                 wake: asyncio.Event | None = None) -> None:
+    """Run ``one_round`` every ``seconds``, or sooner when ``wake`` is set, until STOPPING is set
+    (which sets ``wake`` too). A failed round is logged and the next one runs."""
     stop = app[STOPPING]
+    wake = wake or stop
     while not stop.is_set():
+        if wake is not stop:
+            wake.clear()
         try:
-            swept = await retention.sweep(app[SERVICES])
-            if any(dataclasses.astuple(swept)):
-                log.info("retention: %d audit events, %d contact decisions, %d visit outcomes deleted",
-                         swept.audit_events, swept.contact_decisions, swept.visit_outcomes)
-        except Exception as exc:  # a failed sweep must not stop the next one
-            log.error("retention sweep failed: %s", type(exc).__name__)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _remind_visits_every(app: web.Application, seconds: int) -> None:
-    stop = app[STOPPING]
-    while not stop.is_set():
-        try:
-            await visits.send_reminders(app[SERVICES], app[SENDER])
+            await one_round()
         except Exception as exc:  # a failed round must not stop the next one
-            log.error("visit reminders failed: %s", type(exc).__name__)
+            log.error("%s failed: %s", what, type(exc).__name__)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
+            await asyncio.wait_for(wake.wait(), seconds)
 
 
-async def _drain_every(app: web.Application, seconds: int) -> None:
-    stop, kick = app[STOPPING], app[DRAIN]
-    while not stop.is_set():
-        kick.clear()
-        try:
-            await drain(app)
-        except Exception as exc:  # a failed round must not stop the next one
-            log.error("replaying kept turns failed: %s", type(exc).__name__)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(kick.wait(), seconds)
+async def _sweep(app: web.Application) -> None:
+    swept = await retention.sweep(app[SERVICES])
+    if any(dataclasses.astuple(swept)):
+        log.info("retention: %d audit events, %d contact decisions, %d visit outcomes deleted",
+                 swept.audit_events, swept.contact_decisions, swept.visit_outcomes)
 
 
 async def drain(app: web.Application) -> int:
@@ -375,8 +365,8 @@ async def _answer(app: web.Application, conversation_id: str, body: str, sid: st
 async def _turn_facts(svc: Services, conversation_id: str,
                       reply_kept_seconds: int = 0) -> tuple[Account | None, str | None, str | None]:
     """The conversation's account, the language its borrower chose and the agent holding it (and, with
-    ``reply_kept_seconds``, the borrower's reply noted), in one round trip to Redis: on this machine a round
-    trip costs the gateway ~0.2 ms of CPU, a command in a pipeline a third of that."""
+    ``reply_kept_seconds``, the borrower's reply noted), in one round trip to Redis: a round trip costs the
+    gateway more CPU than the commands in it (docs/benchmarks-changes.md)."""
     try:
         return await _read_turn_facts(svc, conversation_id, reply_kept_seconds)
     except redis.exceptions.NoScriptError:  # Redis does not know the ledger's script (first use, a restart)

