@@ -100,3 +100,16 @@ async def test_files_and_websockets_are_served_as_before(server: TestServer) -> 
         async with http.ws_connect(server.make_url("/socket")) as ws:
             await ws.send_str("hi")
             assert (await asyncio.wait_for(ws.receive(), 5)).data == "echo hi"
+
+
+def test_the_installed_aiohttp_is_the_one_the_replacements_were_written_for() -> None:
+    http_writes.install()
+    http_writes.check()  # on the stock functions install() replaced
+
+
+def test_another_aiohttp_or_changed_code_is_refused() -> None:
+    with pytest.raises(http_writes.AiohttpChanged, match="aiohttp 3.10.0 is installed"):
+        http_writes.check(version="3.10.0")
+    changed = {(web.StreamResponse, "prepare"): "0000000000000000"}
+    with pytest.raises(http_writes.AiohttpChanged, match="StreamResponse.prepare is not the code"):
+        http_writes.check(changed)

@@ -47,8 +47,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import hashlib
-import inspect
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +71,7 @@ from rasa.shared.exceptions import RasaException
 from rasa.shared.utils.common import all_subclasses
 from rasa.utils.endpoints import EndpointConfig
 
+from bot.core.code_digest import code_digest
 from bot.rasa_ext.failures import ActionServerFailed
 from bot.web import http_writes
 
@@ -263,12 +262,6 @@ PATCHES = (
 
 class RasaChanged(RuntimeError):
     """The installed Rasa is not the one the patches were written against."""
-
-
-def code_digest(function: Any) -> str:
-    """The first 16 hex digits of the SHA-256 of a function's source."""
-    source = inspect.getsource(getattr(function, "__func__", function))
-    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def check(patches: tuple[Patch, ...] = PATCHES, version: str = rasa.__version__) -> None:

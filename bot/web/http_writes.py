@@ -19,8 +19,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 from aiohttp import http_writer, web
 from aiohttp.abc import AbstractStreamWriter
+
+from bot.core.code_digest import code_digest
+
+AIOHTTP_VERSIONS = ("3.9.5",)  # the digests below are 3.9.5's
+# What install() replaces, with the digest of the code it was written against.
+REPLACED = {
+    (http_writer.StreamWriter, "write_headers"): "439c658c7634e56d",
+    (http_writer.StreamWriter, "_write"): "d276d6c2ff4b8864",
+    (http_writer.StreamWriter, "drain"): "3af3810fcd436c53",
+    (web.StreamResponse, "_start"): "7e03ebd82e7f9f98",
+}
 
 _original_write = http_writer.StreamWriter._write
 _original_drain = http_writer.StreamWriter.drain
@@ -57,8 +69,28 @@ async def _start(self: web.StreamResponse, request: web.BaseRequest) -> Abstract
     return writer
 
 
+class AiohttpChanged(RuntimeError):
+    """The installed aiohttp is not the one these replacements were written against."""
+
+
+def check(replaced: dict[tuple[type, str], str] = REPLACED, version: str = aiohttp.__version__) -> None:
+    """Raises AiohttpChanged unless aiohttp's version and every replaced function's code are as expected."""
+    if version not in AIOHTTP_VERSIONS:
+        raise AiohttpChanged(f"aiohttp {version} is installed; bot/web/http_writes.py was written for "
+                             f"{', '.join(AIOHTTP_VERSIONS)} (3.10 sends headers and body together itself)")
+    for (owner, name), digest in replaced.items():
+        stock = _STOCK.get((owner, name), owner.__dict__.get(name))
+        if stock is None or code_digest(stock) != digest:
+            raise AiohttpChanged(f"{owner.__qualname__}.{name} is not the code bot/web/http_writes.py replaces "
+                                 f"(expected digest {digest}): review it against the new code first")
+
+
+_STOCK = {(owner, name): owner.__dict__[name] for owner, name in REPLACED}
+
+
 def install() -> None:
-    """Make every aiohttp writer in this process send headers with the body (idempotent)."""
+    """Check aiohttp, then make every aiohttp writer in this process send headers with the body (idempotent)."""
+    check()
     http_writer.StreamWriter.write_headers = _write_headers  # type: ignore[method-assign]
     http_writer.StreamWriter._write = _write  # type: ignore[method-assign]
     http_writer.StreamWriter.drain = _drain  # type: ignore[method-assign]
