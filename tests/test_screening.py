@@ -138,7 +138,7 @@ def test_nothing_due_yet_no_instalments_and_all_paid(tmp_path: Path) -> None:
         assert (row["days_past_due"], row["bucket"], row["overdue_amount"]) == (0, "current", 0.0)
         assert (row["on_time_rate"], row["paid_ratio"], row["longest_streak"]) == (1.0, 1.0, 0)
         assert row["strategy"] == "gentle_sms"
-    assert result["PAID"]["reasons"] == "nothing overdue; paid 100% of the 2 instalments due so far"
+    assert result["PAID"]["reasons"] == "nothing overdue; paid all of the 2 instalments due so far"
     assert result["NONE"]["reasons"] == "nothing overdue"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from bot.core.formatting import long_date, money, spoken_money
 from bot.dialogue import cues, questions
 from bot.domain import verification
 from bot.domain.arrangements import total_paid
-from bot.domain.ledger import Account, overdue
+from bot.domain.ledger import Account, overdue, statement_balance
 from bot.domain.payments import payment_link
 from bot.services import Services
 
@@ -295,6 +296,11 @@ def disclose_balance(turn: Turn) -> None:
         return
     assert due.oldest_due is not None
     instalments = catalog.counted(catalog.responses(), "utter_count_instalments", due.count, turn.language)
+    if due.minimum_only:
+        balance = statement_balance(turn.account, turn.today) or Decimal(0)
+        turn.say("utter_balance_minimum", overdue_amount=turn.money(due.amount), overdue_instalments=instalments,
+                 oldest_due=turn.date(due.oldest_due), statement_balance=turn.money(balance))
+        return
     turn.say("utter_balance", overdue_amount=turn.money(due.amount), overdue_instalments=instalments,
              oldest_due=turn.date(due.oldest_due))
 

@@ -28,9 +28,14 @@ ACCOUNT_COLUMNS = (
     "id_last4", "birth_date", "address", "employer", "region",
 )
 INSTALLMENT_COLUMNS = ("account_id", "installment_no", "due_date", "amount_due", "amount_paid", "paid_date")
+# Optional: for revolving products, the least payment that keeps the account current (the rest of the
+# statement balance revolves). Without it, the whole amount_due is due.
+OPTIONAL_INSTALLMENT_COLUMNS = ("minimum_due",)
 OPTIONAL_ACCOUNT_COLUMNS = {"address", "employer", "region"}
 LANGUAGES = ("zh", "en")
 PRODUCTS = ("mortgage", "auto", "consumer", "credit_card")
+# Products whose statements may have a minimum payment and a credit balance (a negative amount_due).
+REVOLVING_PRODUCTS = ("credit_card",)
 MAX_FIELD_LENGTH = 500
 
 # What a whole value must look like; bot.screening.priority checks the same shapes with polars.
@@ -38,6 +43,7 @@ ACCOUNT_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 E164_PATTERN = r"\+[1-9][0-9]{6,14}"  # [0-9], not \d: \d also takes full-width and other scripts' digits
 ID_LAST4_PATTERN = r"[0-9]{3}[0-9X]"
 AMOUNT_PATTERN = r"[0-9]{1,12}(\.[0-9]{1,4})?"
+SIGNED_AMOUNT_PATTERN = r"-?[0-9]{1,12}(\.[0-9]{1,4})?"
 ISO_DATE_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 # Why a value is refused, per column (bot.screening.priority gives the same reasons).
 REASONS = {
@@ -51,12 +57,17 @@ REASONS = {
     "id_last4": "must be 4 characters: 3 digits then a digit or X",
     "birth_date": "must be after 1900-01-01 and in the past",
     "amount": "must be a decimal number such as 1250.00, without currency sign",
+    "credit_balance": f"is negative: a credit balance is allowed only on {', '.join(REVOLVING_PRODUCTS)} accounts",
+    "credit_minimum": "must be empty or 0 when amount_due is a credit balance",
+    "minimum_not_revolving": f"only {', '.join(REVOLVING_PRODUCTS)} accounts have a minimum payment; leave it empty",
+    "minimum_above_due": "is above amount_due; the minimum payment is part of the statement balance",
 }
 
 _ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
 _E164 = re.compile(E164_PATTERN)
 _ID_LAST4 = re.compile(ID_LAST4_PATTERN)
 _AMOUNT = re.compile(AMOUNT_PATTERN)
+_SIGNED_AMOUNT = re.compile(SIGNED_AMOUNT_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -82,17 +93,28 @@ class LedgerImportError(ValueError):
 
 @dataclass(frozen=True)
 class Installment:
-    """One scheduled repayment and what was paid against it."""
+    """One scheduled repayment (or, for a card, one statement) and what was paid against it.
+
+    ``amount_due`` below zero is a card's credit balance: nothing is due. ``minimum_due``, when set, is
+    what must be paid by the due date to stay current; the rest of a card's balance revolves.
+    """
 
     installment_no: int
     due_date: date
     amount_due: Decimal
     amount_paid: Decimal
     paid_date: date | None
+    minimum_due: Decimal | None = None
+
+    @property
+    def required(self) -> Decimal:
+        """What must be paid by the due date: the minimum when there is one, never below zero."""
+        return max(self.amount_due if self.minimum_due is None else self.minimum_due, Decimal(0))
 
     @property
     def outstanding(self) -> Decimal:
-        return max(self.amount_due - self.amount_paid, Decimal(0))
+        """The unpaid part of what was required (what is overdue once the due date has passed)."""
+        return max(self.required - self.amount_paid, Decimal(0))
 
 
 @dataclass(frozen=True)
@@ -121,16 +143,24 @@ class Overdue:
     amount: Decimal
     count: int
     oldest_due: date | None
+    minimum_only: bool = False  # the amount is unpaid minimum payments; the rest of the balance revolves
 
 
 def overdue(account: Account, today: date) -> Overdue:
-    """Sum the unpaid parts of instalments whose due date has passed."""
+    """Sum the unpaid parts of instalments whose due date has passed (for a card, of the minimum payments)."""
     late = [i for i in account.installments if i.due_date < today and i.outstanding > 0]
     return Overdue(
         amount=sum((i.outstanding for i in late), Decimal(0)),
         count=len(late),
         oldest_due=min((i.due_date for i in late), default=None),
+        minimum_only=any(i.minimum_due is not None for i in late),
     )
+
+
+def statement_balance(account: Account, today: date) -> Decimal | None:
+    """A card's latest statement balance before ``today`` (negative: a credit), or None for an instalment loan."""
+    issued = [i for i in account.installments if i.due_date < today and i.minimum_due is not None]
+    return max(issued, key=lambda i: i.due_date).amount_due if issued else None
 
 
 # --- parsing ---------------------------------------------------------------
@@ -214,9 +244,9 @@ def _column_date(row: dict[str, str], column: str) -> date:
         raise _ColumnError(column, str(exc)) from None
 
 
-def _amount(row: dict[str, str], column: str, currency: str | None) -> Decimal:
+def _amount(row: dict[str, str], column: str, currency: str | None, signed: bool = False) -> Decimal:
     value = row[column]
-    if not _AMOUNT.fullmatch(value):
+    if not (_SIGNED_AMOUNT if signed else _AMOUNT).fullmatch(value):
         raise _ColumnError(column, REASONS["amount"])
     amount = Decimal(value)
     if currency and -int(amount.as_tuple().exponent) > get_currency_precision(currency):
@@ -224,18 +254,34 @@ def _amount(row: dict[str, str], column: str, currency: str | None) -> Decimal:
     return amount
 
 
-def _installment(row: dict[str, str], currency: str | None, today: date) -> Installment:
+def _installment(row: dict[str, str], currency: str | None, revolving: bool, today: date) -> Installment:
     if not row["installment_no"].isdigit() or int(row["installment_no"]) < 1:
         raise _ColumnError("installment_no", "must be a whole number from 1")
     due = _column_date(row, "due_date")
     paid_date = _column_date(row, "paid_date") if row["paid_date"] else None
     if paid_date and paid_date > today:
         raise _ColumnError("paid_date", "is in the future")
-    amount_due = _amount(row, "amount_due", currency)
+    amount_due = _amount(row, "amount_due", currency, signed=True)
+    if amount_due < 0 and not revolving:
+        raise _ColumnError("amount_due", REASONS["credit_balance"])
     amount_paid = _amount(row, "amount_paid", currency)
     if amount_paid > 0 and paid_date is None:
         raise _ColumnError("paid_date", "is empty but amount_paid is above zero")
-    return Installment(int(row["installment_no"]), due, amount_due, amount_paid, paid_date)
+    minimum = _minimum_due(row, currency, revolving, amount_due)
+    return Installment(int(row["installment_no"]), due, amount_due, amount_paid, paid_date, minimum)
+
+
+def _minimum_due(row: dict[str, str], currency: str | None, revolving: bool, amount_due: Decimal) -> Decimal | None:
+    if not row.get("minimum_due"):
+        return None
+    if not revolving:
+        raise _ColumnError("minimum_due", REASONS["minimum_not_revolving"])
+    minimum = _amount(row, "minimum_due", currency)
+    if amount_due < 0 and minimum > 0:
+        raise _ColumnError("minimum_due", REASONS["credit_minimum"])
+    if minimum > max(amount_due, Decimal(0)):
+        raise _ColumnError("minimum_due", REASONS["minimum_above_due"])
+    return minimum
 
 
 class _ColumnError(ValueError):
@@ -279,16 +325,21 @@ def parse_accounts(
 
 
 def parse_installments(
-    path: Path, currencies: dict[str, str], today: date, errors: list[RowError]
+    path: Path, currencies: dict[str, str], today: date, errors: list[RowError],
+    revolving: frozenset[str] = frozenset(),
 ) -> dict[str, dict[int, Installment]]:
-    """Parse installments.csv; ``currencies`` maps every known account to its currency."""
+    """Parse installments.csv; ``currencies`` maps every known account to its currency.
+
+    Args:
+        revolving: the accounts whose product is one of REVOLVING_PRODUCTS (minimum payments, credits).
+    """
     found: dict[str, dict[int, Installment]] = {}
     for line, row in _rows(path, INSTALLMENT_COLUMNS, errors):
         account_id = row["account_id"]
         try:
             if account_id not in currencies:
                 raise _ColumnError("account_id", "is not in accounts.csv nor in the stored ledger")
-            installment = _installment(row, currencies[account_id], today)
+            installment = _installment(row, currencies[account_id], account_id in revolving, today)
         except _ColumnError as exc:
             errors.append(RowError(path.name, line, exc.column, str(exc)))
             continue
@@ -312,6 +363,7 @@ def _to_record(account: Account) -> dict[str, Any]:
             "amount_due": str(i.amount_due),
             "amount_paid": str(i.amount_paid),
             "paid_date": i.paid_date.isoformat() if i.paid_date else None,
+            **({"minimum_due": str(i.minimum_due)} if i.minimum_due is not None else {}),
         }
         for i in account.installments
     ]
@@ -326,6 +378,7 @@ def _from_record(record: dict[str, Any]) -> Account:
             amount_due=Decimal(i["amount_due"]),
             amount_paid=Decimal(i["amount_paid"]),
             paid_date=date.fromisoformat(i["paid_date"]) if i["paid_date"] else None,
+            minimum_due=Decimal(i["minimum_due"]) if i.get("minimum_due") is not None else None,
         )
         for i in record["installments"]
     )
@@ -397,8 +450,10 @@ class Ledger:
         lines: dict[str, int] = {}
         accounts = parse_accounts(accounts_csv, today, errors, lines)
         errors += _numbers_still_taken(accounts, stored, accounts_csv.name, lines)
-        currencies = {i: a.currency for i, a in stored.items() if a} | {i: a.currency for i, a in accounts.items()}
-        installments = parse_installments(installments_csv, currencies, today, errors)
+        known = {i: a for i, a in stored.items() if a} | accounts
+        currencies = {i: a.currency for i, a in known.items()}
+        revolving = frozenset(i for i, a in known.items() if a.product in REVOLVING_PRODUCTS)
+        installments = parse_installments(installments_csv, currencies, today, errors, revolving)
         if errors:
             raise LedgerImportError(errors)
         merged = self._merge(stored, accounts, installments)

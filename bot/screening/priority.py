@@ -28,12 +28,15 @@ from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
+import numpy as np
 import polars as pl
 import yaml
 from babel.numbers import get_currency_precision, is_currency
 from tqdm import tqdm
 
 from bot.core import keys
+from bot.screening import reasons
+from bot.screening.model import FEATURE_NAMES, PriorityModel, matrix
 from bot.domain.handoffs import OUTCOMES as AGENT_OUTCOMES
 from bot.domain.ledger import (
     ACCOUNT_COLUMNS,
@@ -45,8 +48,11 @@ from bot.domain.ledger import (
     ISO_DATE_PATTERN,
     LANGUAGES,
     MAX_FIELD_LENGTH,
+    OPTIONAL_INSTALLMENT_COLUMNS,
     PRODUCTS,
     REASONS,
+    REVOLVING_PRODUCTS,
+    SIGNED_AMOUNT_PATTERN,
     RowError,
 )
 
@@ -65,6 +71,7 @@ METRICS = {
     "broken_promises": "number", "broken_plans": "number", "broken_commitments": "number",
     "contact_attempts": "number", "answered_contacts": "number",
     "replied": "bool", "contact_success": "bool", "hardship": "bool", "bucket": "bucket",
+    "late_last_3": "number", "utilisation": "number", "default_probability": "number",
 }
 WEIGHTS = ("days_past_due", "overdue_amount", "missed_payments", "unpaid_share", "current_streak",
            "broken_commitments", "no_contact")
@@ -72,27 +79,24 @@ CAPS = ("days_cap", "amount_cap", "streak_cap")
 LIST_COLUMNS = (
     "account_id", "region", "language", "product", "currency", "bucket", "days_past_due", "overdue_amount",
     "on_time_rate", "paid_ratio", "longest_streak", "current_streak", "broken_promises", "broken_plans",
-    "contact_attempts", "replied", "agent_outcome", "visit_outcome", "priority", "strategy", "reasons",
+    "contact_attempts", "replied", "agent_outcome", "visit_outcome", "late_last_3", "utilisation",
+    "default_probability", "priority", "strategy", "reasons", "reasons_zh",
 )
+# accounts.csv may have it; for revolving products it gives the utilisation feature.
+OPTIONAL_ACCOUNT_COLUMNS = ("credit_limit",)
+# A contribution to the log-odds below this is not named as a reason.
+MIN_CONTRIBUTION = 0.05
+TOP_REASONS = 3
 FACT_COLUMNS = {
     "broken_promises": pl.Int64, "broken_plans": pl.Int64, "contact_attempts": pl.Int64,
     "answered_contacts": pl.Int64, "replied": pl.Boolean, "hardship": pl.Boolean, "broken_promise_on": pl.Date,
     "agent_outcome": pl.String, "visit_outcome": pl.String,
 }
-_OUTCOME_REASONS = {
-    "promise": "agent: promise recorded", "plan": "agent: plan agreed",
-    "dispute_opened": "agent: dispute opened", "wrong_number": "agent: wrong number on file",
-}
-_VISIT_OUTCOME_REASONS = {
-    "paid_on_spot": "field visit: paid on the spot", "plan": "field visit: agreed a plan",
-    "promise": "field visit: promised to pay", "follow_up_visit": "field visit: follow-up visit due",
-    "legal_review": "field visit: sent for legal review",
-}
 MAX_LISTED_ERRORS = 100
 # Above this many bytes of input, a progress bar is worth showing.
 LARGE_INPUT_BYTES = 50_000_000
 TOP_ACCOUNTS_IN_REPORT = 20
-TOP_COLUMNS = ("account_id", "region", "bucket", "days_past_due", "priority", "strategy", "reasons")
+TOP_COLUMNS = ("account_id", "region", "bucket", "days_past_due", "priority", "strategy", "reasons", "reasons_zh")
 
 _UNITS = 10_000
 # bot.domain.ledger's shapes, anchored: polars' str.contains searches, where re.fullmatch matches the whole value.
@@ -101,6 +105,7 @@ _E164 = f"^(?:{E164_PATTERN})$"
 _ID_LAST4 = f"^(?:{ID_LAST4_PATTERN})$"
 _ISO_DATE = f"^(?:{ISO_DATE_PATTERN})$"
 _AMOUNT = f"^(?:{AMOUNT_PATTERN})$"
+_SIGNED_AMOUNT = f"^(?:{SIGNED_AMOUNT_PATTERN})$"
 
 
 # --- the rules file -----------------------------------------------------------------------------
@@ -282,9 +287,9 @@ def read_ledger(accounts_csv: Path, installments_csv: Path, today: date | None =
         ScreeningInputError: every bad row as ``file:line: column: reason`` (header is line 1).
     """
     today = today or date.today()
-    accounts = _read_text(accounts_csv, ACCOUNT_COLUMNS)
-    installments = _read_text(installments_csv, INSTALLMENT_COLUMNS)
-    currencies = accounts.select("account_id", "currency").unique("account_id", keep="first")
+    accounts = _read_text(accounts_csv, ACCOUNT_COLUMNS, OPTIONAL_ACCOUNT_COLUMNS)
+    installments = _read_text(installments_csv, INSTALLMENT_COLUMNS, OPTIONAL_INSTALLMENT_COLUMNS)
+    currencies = accounts.select("account_id", "currency", "product").unique("account_id", keep="first")
     installments = installments.join(currencies, on="account_id", how="left")
     errors = pl.concat([
         _failures(accounts, accounts_csv.name, _account_checks(accounts, today)),
@@ -295,8 +300,11 @@ def read_ledger(accounts_csv: Path, installments_csv: Path, today: date | None =
     return _typed_accounts(accounts), _typed_installments(installments)
 
 
-def _read_text(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
-    """Every column as stripped text, with each row's line number; blank lines dropped."""
+def _read_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Every column as stripped text, with each row's line number; blank lines dropped.
+
+    An ``optional`` column the file lacks reads as empty text.
+    """
     try:
         source = _with_newlines(path)
         frame = pl.read_csv(source, infer_schema=False, missing_utf8_is_empty_string=True, encoding="utf8")
@@ -306,6 +314,8 @@ def _read_text(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
         _raise_one(path.name, 1, "-", f"cannot be read as a UTF-8 CSV file ({first})")
     if missing := [c for c in columns if c not in frame.columns]:
         _raise_one(path.name, 1, ",".join(missing), f"header lacks column(s); expected {','.join(columns)}")
+    frame = frame.with_columns(pl.lit("").alias(c) for c in optional if c not in frame.columns)
+    columns = (*columns, *optional)
     frame = frame.select(pl.col(c).str.strip_chars() for c in columns)
     frame = frame.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
     blank = pl.all_horizontal(pl.col(c) == "" for c in columns)
@@ -391,7 +401,9 @@ def _account_checks(accounts: pl.DataFrame, today: date) -> list[_Check]:
         _Check("birth_date", _valid_date("birth_date"), "must be a real calendar date written YYYY-MM-DD"),
         _Check("birth_date", ((birth >= date(1900, 1, 1)) & (birth < today)).fill_null(True),
                REASONS["birth_date"]),
-        *_too_long(ACCOUNT_COLUMNS),
+        _Check("credit_limit", (pl.col("credit_limit") == "") | (_units("credit_limit") > 0).fill_null(False),
+               "must be empty or a decimal number above zero such as 50000.00"),
+        *_too_long((*ACCOUNT_COLUMNS, *OPTIONAL_ACCOUNT_COLUMNS)),
     ]
 
 
@@ -401,6 +413,8 @@ def _installment_checks(installments: pl.DataFrame, today: date) -> list[_Check]
         {c: get_currency_precision(c) for c in _valid_values(installments, "currency", is_currency)},
         default=4, return_dtype=pl.Int64)
     paid = _units("amount_paid")
+    revolving = pl.col("product").is_in(REVOLVING_PRODUCTS)
+    due, minimum = _units("amount_due"), _units("minimum_due")
     checks = [
         _Check("account_id", known, "is not in accounts.csv"),
         _Check("installment_no", pl.col("installment_no").str.contains(r"^0*[1-9]\d{0,8}$"),
@@ -414,13 +428,21 @@ def _installment_checks(installments: pl.DataFrame, today: date) -> list[_Check]
         _Check("paid_date", (pl.col("paid_date") != "") | (paid == 0).fill_null(True),
                "is empty but amount_paid is above zero"),
     ]
-    for column in ("amount_due", "amount_paid"):
+    for column in ("amount_due", "amount_paid", "minimum_due"):
         decimals = pl.col(column).str.extract(r"\.(\d+)$").str.len_chars().fill_null(0)
+        shape = _SIGNED_AMOUNT if column == "amount_due" else _AMOUNT
+        ok = pl.col(column).str.contains(shape)
         checks += [
-            _Check(column, pl.col(column).str.contains(_AMOUNT), REASONS["amount"]),
+            _Check(column, ok | (pl.col(column) == "") if column == "minimum_due" else ok, REASONS["amount"]),
             _Check(column, (decimals <= precision) | ~known, "has more decimals than the account's currency allows"),
         ]
-    return checks + _too_long(INSTALLMENT_COLUMNS)
+    checks += [
+        _Check("amount_due", (due >= 0).fill_null(True) | revolving | ~known, REASONS["credit_balance"]),
+        _Check("minimum_due", (pl.col("minimum_due") == "") | revolving | ~known, REASONS["minimum_not_revolving"]),
+        _Check("minimum_due", ((due >= 0) | (minimum == 0)).fill_null(True), REASONS["credit_minimum"]),
+        _Check("minimum_due", ((due < 0) | (minimum <= due)).fill_null(True), REASONS["minimum_above_due"]),
+    ]
+    return checks + _too_long((*INSTALLMENT_COLUMNS, *OPTIONAL_INSTALLMENT_COLUMNS))
 
 
 def _failures(frame: pl.DataFrame, file: str, checks: list[_Check]) -> pl.DataFrame:
@@ -441,16 +463,19 @@ def _raise(errors: pl.DataFrame) -> NoReturn:
 
 
 def _units(column: str) -> pl.Expr:
-    """A decimal string as integer ten-thousandths; null when it is not a valid amount."""
-    text = pl.when(pl.col(column).str.contains(_AMOUNT)).then(pl.col(column))
-    parts = text.str.split_exact(".", 1)
+    """A decimal string (a minus sign allowed) as integer ten-thousandths; null when it is not a valid amount."""
+    text = pl.when(pl.col(column).str.contains(_SIGNED_AMOUNT)).then(pl.col(column))
+    negative = text.str.starts_with("-")
+    parts = text.str.strip_prefix("-").str.split_exact(".", 1)
     whole = parts.struct.field("field_0").cast(pl.Int64)
     fraction = parts.struct.field("field_1").fill_null("").str.pad_end(4, "0").cast(pl.Int64)
-    return whole * _UNITS + fraction
+    units = whole * _UNITS + fraction
+    return pl.when(negative).then(-units).otherwise(units)
 
 
 def _typed_accounts(accounts: pl.DataFrame) -> pl.DataFrame:
-    return accounts.select("account_id", "region", "language", "timezone", "product", "currency")
+    return accounts.select("account_id", "region", "language", "timezone", "product", "currency",
+                           _units("credit_limit").alias("credit_limit"))
 
 
 def _typed_installments(installments: pl.DataFrame) -> pl.DataFrame:
@@ -461,7 +486,14 @@ def _typed_installments(installments: pl.DataFrame) -> pl.DataFrame:
         _units("amount_due").alias("amount_due"),
         _units("amount_paid").alias("amount_paid"),
         _as_date("paid_date").alias("paid_date"),
+        _units("minimum_due").alias("minimum_due"),
     )
+
+
+def _required() -> pl.Expr:
+    """What an instalment required by its due date: the minimum payment when there is one, never below 0
+    (bot.domain.ledger.Installment.required)."""
+    return pl.coalesce("minimum_due", "amount_due").clip(lower_bound=0)
 
 
 # --- screening ---------------------------------------------------------------------------------
@@ -478,8 +510,11 @@ def bucket_expr(days: pl.Expr) -> pl.Expr:
 
 def screen(accounts: pl.DataFrame, installments: pl.DataFrame, as_of: date | None = None,
            facts: pl.DataFrame | None = None, strategies: Strategies | None = None,
-           now: datetime | None = None) -> pl.DataFrame:
+           now: datetime | None = None, model: PriorityModel | None = None) -> pl.DataFrame:
     """Metrics, bucket, priority, reasons and strategy per account, highest priority first.
+
+    With a ``model``, the priority is its probability of going bad (0-100) and the reasons are the features
+    that raised it most; without, the priority is the rules' weighted score.
 
     Args:
         accounts: as read_ledger returns them (account_id, region, language, timezone, product, currency).
@@ -489,25 +524,68 @@ def screen(accounts: pl.DataFrame, installments: pl.DataFrame, as_of: date | Non
         strategies: the rules; None for policy/strategies.yml.
     """
     strategies = strategies or load_strategies()
-    days = _with_as_of(accounts, as_of, now or datetime.now(timezone.utc))
-    lines = installments.join(days.select("account_id", "as_of"), on="account_id", how="inner")
-    result = (days.join(_payment_metrics(lines), on="account_id", how="left")
-              .join(_streaks(lines), on="account_id", how="left")
-              .join(_facts(facts), on="account_id", how="left"))
+    result = metrics(accounts, installments, as_of, facts, now)
+    if model is None:
+        result = result.with_columns(
+            _priority_expr(strategies.priority).alias("priority"),
+            pl.lit(None, dtype=pl.Float64).alias("default_probability"),
+            *(reasons.rule_reasons(lang).alias(_reasons_column(lang)) for lang in reasons.LANGUAGES),
+        )
+    else:
+        result = _learned(result, model)
     result = result.with_columns(
-        pl.col("installments_due", "overdue_units", "partial_payments", "longest_streak", "current_streak",
-               *(c for c, t in FACT_COLUMNS.items() if t == pl.Int64)).fill_null(0),
-        pl.col("replied", "hardship").fill_null(False),
-    )
-    result = result.with_columns(_derived(result))
-    result = result.with_columns(bucket_expr(pl.col("days_past_due")).alias("bucket"))
-    result = result.with_columns(
-        _priority_expr(strategies.priority).alias("priority"),
-        _reasons_expr().alias("reasons"),
         _choose(strategies, "strategy").alias("strategy"),
         _choose(strategies, "why").alias("why"),
     )
     return result.sort(["priority", "account_id"], descending=[True, False])
+
+
+def metrics(accounts: pl.DataFrame, installments: pl.DataFrame, as_of: date | None = None,
+            facts: pl.DataFrame | None = None, now: datetime | None = None) -> pl.DataFrame:
+    """Every metric and model feature per account, before any priority (arguments as ``screen``'s).
+
+    Payments recorded after the screening day are not seen, so a past ``as_of`` screens as that day did.
+    """
+    days = _with_as_of(accounts, as_of, now or datetime.now(timezone.utc))
+    lines = installments.join(days.select("account_id", "as_of"), on="account_id", how="inner")
+    lines = lines.with_columns(
+        pl.when(pl.col("paid_date") > pl.col("as_of")).then(0).otherwise(pl.col("amount_paid")).alias("amount_paid"),
+        pl.when(pl.col("paid_date") > pl.col("as_of")).then(None).otherwise(pl.col("paid_date")).alias("paid_date"),
+    )
+    result = (days.join(_payment_metrics(lines), on="account_id", how="left")
+              .join(_streaks(lines), on="account_id", how="left")
+              .join(_recent(lines), on="account_id", how="left")
+              .join(_facts(facts), on="account_id", how="left"))
+    result = result.with_columns(
+        pl.col("installments_due", "overdue_units", "partial_payments", "longest_streak", "current_streak",
+               "late_last_3", "recent_due", *(c for c, t in FACT_COLUMNS.items() if t == pl.Int64)).fill_null(0),
+        pl.col("replied", "hardship").fill_null(False),
+    )
+    result = result.with_columns(_derived(result))
+    return result.with_columns(bucket_expr(pl.col("days_past_due")).alias("bucket"))
+
+
+def _reasons_column(language: str) -> str:
+    return "reasons" if language == "en" else f"reasons_{language}"
+
+
+def _learned(result: pl.DataFrame, model: PriorityModel) -> pl.DataFrame:
+    """Priority from the model's probability; reasons from the features that raised it most."""
+    x = matrix(result)
+    probability = model.probability(x)
+    contributions = model.contributions(x)
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :TOP_REASONS]
+    raised = np.take_along_axis(contributions, order, axis=1) >= MIN_CONTRIBUTION
+    top = [f"top{k}" for k in range(TOP_REASONS)]
+    result = result.with_columns(
+        pl.Series("default_probability", probability).round(4),
+        *(pl.Series(name, np.where(raised[:, k], order[:, k], -1)) for k, name in enumerate(top)),
+    )
+    return result.with_columns(
+        (pl.col("default_probability") * 100).round(1).alias("priority"),
+        *(reasons.model_reasons(lang, top, FEATURE_NAMES).alias(_reasons_column(lang))
+          for lang in reasons.LANGUAGES),
+    ).drop(top)
 
 
 def _with_as_of(accounts: pl.DataFrame, as_of: date | None, now: datetime) -> pl.DataFrame:
@@ -526,14 +604,14 @@ def _due() -> pl.Expr:
 
 def _late() -> pl.Expr:
     """Not paid in full by its due date."""
-    on_time = (pl.col("amount_paid") >= pl.col("amount_due")) & (
-        (pl.col("paid_date") <= pl.col("due_date")).fill_null(pl.col("amount_due") == 0))
+    on_time = (pl.col("amount_paid") >= _required()) & (
+        (pl.col("paid_date") <= pl.col("due_date")).fill_null(_required() == 0))
     return ~on_time
 
 
 def _payment_metrics(lines: pl.DataFrame) -> pl.DataFrame:
-    outstanding = (pl.col("amount_due") - pl.col("amount_paid")).clip(lower_bound=0)
-    partial = (pl.col("amount_paid") > 0) & (pl.col("amount_paid") < pl.col("amount_due"))
+    outstanding = (_required() - pl.col("amount_paid")).clip(lower_bound=0)
+    partial = (pl.col("amount_paid") > 0) & (pl.col("amount_paid") < _required())
     due = lines.filter(_due())
     return due.group_by("account_id").agg(
         pl.len().alias("installments_due"),
@@ -541,7 +619,7 @@ def _payment_metrics(lines: pl.DataFrame) -> pl.DataFrame:
         pl.col("due_date").filter(outstanding > 0).min().alias("oldest_unpaid"),
         (~_late()).sum().alias("on_time"),
         pl.col("amount_paid").sum().alias("paid_units"),
-        pl.col("amount_due").sum().alias("due_units"),
+        _required().sum().alias("due_units"),
         partial.sum().alias("partial_payments"),
     )
 
@@ -563,6 +641,26 @@ def _streaks(lines: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def _recent(lines: pl.DataFrame) -> pl.DataFrame:
+    """The last three instalments due, the last one's payment, the statement balances and their trend."""
+    due = lines.filter(_due()).with_columns(_late().alias("late"), _required().alias("required"))
+    due = due.sort("account_id", "installment_no", descending=[False, True])
+    due = due.with_columns(pl.int_range(pl.len()).over("account_id").alias("back"))  # 0: the last one due
+    billed = pl.col("amount_due") > 0
+    paid_share = (pl.col("amount_paid") / pl.col("amount_due")).clip(upper_bound=1.0)
+    last = pl.col("back") == 0
+    return due.group_by("account_id").agg(
+        (pl.col("late") & (pl.col("back") < 3)).sum().alias("late_last_3"),
+        (pl.col("back") < 3).sum().alias("recent_due"),
+        paid_share.filter(billed).mean().alias("full_pay_ratio"),
+        pl.when(pl.col("required") > 0).then((pl.col("amount_paid") / pl.col("required")).clip(upper_bound=1.0))
+        .otherwise(1.0).filter(last).first().alias("last_paid_ratio"),
+        pl.col("amount_due").filter(last).first().alias("latest_balance"),
+        pl.col("amount_due").filter(pl.col("back") == 3).first().alias("earlier_balance"),
+        pl.col("due_date").filter(pl.col("back") == 3).first().alias("earlier_due"),
+    )
+
+
 def _facts(facts: pl.DataFrame | None) -> pl.DataFrame:
     """The facts frame with every FACT_COLUMNS column, missing ones null (filled by the caller)."""
     facts = facts if facts is not None else pl.DataFrame({"account_id": []}, schema={"account_id": pl.String})
@@ -578,10 +676,18 @@ def _derived(result: pl.DataFrame) -> list[pl.Expr]:
         (pl.col("as_of") - pl.col("oldest_unpaid")).dt.total_days().fill_null(0).alias("days_past_due"),
         (pl.col("overdue_units") / _UNITS).alias("overdue_amount"),
         pl.when(nothing_due).then(1.0).otherwise(pl.col("on_time") / pl.col("installments_due")).alias("on_time_rate"),
+        # Capped at 1: paying ahead (or a card's whole balance against its minimum) is not "3696% paid".
         pl.when(pl.col("due_units").fill_null(0) == 0).then(1.0)
-        .otherwise(pl.col("paid_units") / pl.col("due_units")).alias("paid_ratio"),
+        .otherwise((pl.col("paid_units") / pl.col("due_units")).clip(upper_bound=1.0)).alias("paid_ratio"),
         (pl.col("broken_promises") + pl.col("broken_plans")).alias("broken_commitments"),
         ((pl.col("answered_contacts") > 0) | pl.col("replied")).alias("contact_success"),
+        pl.when(pl.col("credit_limit") > 0).then(pl.col("latest_balance").clip(lower_bound=0) / pl.col("credit_limit"))
+        .alias("utilisation"),
+        # The balance's change over the last three statements, against the earlier one (none from a credit).
+        pl.when(pl.col("earlier_balance") > 0).then(
+            ((pl.col("latest_balance") - pl.col("earlier_balance")) / pl.col("earlier_balance")).clip(-1.0, 10.0))
+        .alias("balance_trend"),
+        pl.when(pl.col("earlier_balance") > 0).then(pl.col("earlier_due")).alias("trend_since"),
     ]
 
 
@@ -601,39 +707,6 @@ def _priority_expr(priority: Priority) -> pl.Expr:
         signals[name].clip(0, 1) * weight for name, weight in priority.weights.items() if weight
     )
     return (score * 100 / total).round(1)
-
-
-def _plural(count: pl.Expr, one: str, many: str) -> pl.Expr:
-    return pl.when(count == 1).then(pl.lit(one)).otherwise(pl.lit(many))
-
-
-def _reasons_expr() -> pl.Expr:
-    """Why the account ranks where it does, in words, e.g. "61 days overdue; paid 40% of ..."."""
-    dpd, due = pl.col("days_past_due"), pl.col("installments_due")
-    cents = (pl.col("overdue_units") + 50) // 100
-    amount = pl.format("{}.{}", cents // 100, (cents % 100).cast(pl.String).str.zfill(2))
-    promise_day = pl.col("broken_promise_on").dt.strftime("%-d %B %Y")
-    attempts = pl.col("contact_attempts")
-    parts = [
-        pl.when(dpd > 0).then(pl.format("{} {} overdue", dpd, _plural(dpd, "day", "days")))
-        .otherwise(pl.lit("nothing overdue")),
-        pl.when(pl.col("overdue_units") > 0).then(pl.format("{} {} unpaid", amount, pl.col("currency"))),
-        pl.when(due > 0).then(pl.format(
-            "paid {}% of the {} {} due so far", (pl.col("paid_ratio") * 100).round(0).cast(pl.Int64), due,
-            _plural(due, "instalment", "instalments"))),
-        pl.when(pl.col("current_streak") > 1).then(pl.format("{} instalments late in a row", pl.col("current_streak"))),
-        pl.when(pl.col("broken_promises") > 0).then(
-            pl.when(promise_day.is_not_null()).then(pl.format("broke a promise on {}", promise_day))
-            .otherwise(pl.lit("broke a promise"))),
-        pl.when(pl.col("broken_plans") > 0).then(pl.lit("fell behind on a repayment plan")),
-        pl.when(pl.col("hardship")).then(pl.lit("told us of a hardship")),
-        pl.when((attempts > 0) & ~pl.col("contact_success")).then(
-            pl.format("{} {}, none answered", attempts, _plural(attempts, "contact attempt", "contact attempts"))),
-        pl.when(pl.col("replied")).then(pl.lit("has replied to us")),
-        pl.col("agent_outcome").replace_strict(_OUTCOME_REASONS, default=None, return_dtype=pl.String),
-        pl.col("visit_outcome").replace_strict(_VISIT_OUTCOME_REASONS, default=None, return_dtype=pl.String),
-    ]
-    return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
 
 def _choose(strategies: Strategies, field_name: str) -> pl.Expr:
