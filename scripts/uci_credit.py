@@ -16,11 +16,14 @@ How a client becomes a ledger (what the dataset does not say is chosen, and writ
   of the next month; a negative balance is a credit;
 - the minimum payment is 10% of the balance (at least 1,000, never above the balance). When the
   dataset says the month was paid duly (status -2, -1 or 0) and less than that was paid, the minimum
-  is what was paid;
+  is what was paid; when it says k months behind, the minimum carries k earlier minimums in arrears
+  (``required``);
 - PAY_AMT of month m+1 is paid against the statement of month m: on the 10th when that month's
   status is duly paid, on the 28th (after the due date) when it says a delay;
 - the September statement (due 15 October) is the outcome: its minimum paid on 10 October by those
-  who did not default, nothing paid by those who did. Screening as of 1 October sees none of it.
+  who did not default, nothing paid by those who did (whose balance, when the data has it below the
+  1,000 floor or in credit, is taken as the floor: a default means a payment was due). Screening as of
+  1 October sees none of it.
 The April payment and status belong to a March statement whose balance is not in the data, so they
 are left out (the raw-column baselines in scripts/screening_model_eval.py still see them).
 """
@@ -102,6 +105,21 @@ def minimum_payment(balance: int) -> int:
     return min(balance, max(round(balance * MINIMUM_SHARE), MINIMUM_FLOOR))
 
 
+def required(balance: int, paid: int, status: int) -> int:
+    """The statement's minimum payment, as the month's status tells it.
+
+    Paid duly (status -2, -1, 0): no more than was paid. k months behind (status k >= 1): the minimum
+    carries the k earlier minimums in arrears, as a card's minimum does; when even that was paid, the
+    month was still behind, so the minimum is what was paid plus one month's minimum (never above the
+    balance: paying the whole balance clears the arrears).
+    """
+    base = minimum_payment(balance)
+    if status <= 0:
+        return min(base, paid)
+    behind = min(max(balance, 0), base * (1 + status))
+    return behind if paid < behind else min(max(balance, 0), paid + base)
+
+
 def statements(row: dict[str, str]) -> list[Statement]:
     """The six statements of one client: April to August paid as the data says, September the outcome."""
     bill = {m: int(float(row[f"BILL_AMT{10 - m}"])) for m in MONTHS}
@@ -109,15 +127,15 @@ def statements(row: dict[str, str]) -> list[Statement]:
     status = {m: int(float(row[STATUS_COLUMNS[m]])) for m in MONTHS}
     found = []
     for month in MONTHS[:-1]:
-        paid_month, minimum, paid = month + 1, minimum_payment(bill[month]), pay[month + 1]
+        paid_month, paid = month + 1, pay[month + 1]
+        minimum = required(bill[month], paid, status[paid_month])
         duly = status[paid_month] <= 0
-        if duly and paid < minimum:
-            minimum = paid
         paid_on = date(2005, paid_month, 10 if duly else 28) if paid > 0 else None
         found.append(Statement(date(2005, paid_month, 15), bill[month], minimum, paid, paid_on))
-    last = bill[9]
-    minimum = minimum_payment(last)
     defaulted = row["target"] == "1"
+    # A default on the October payment means one was due: below the floor, the floor is what was owed.
+    last = max(bill[9], MINIMUM_FLOOR) if defaulted else bill[9]
+    minimum = minimum_payment(last)
     paid = 0 if defaulted else minimum
     found.append(Statement(date(2005, 10, 15), last, minimum, paid, date(2005, 10, 10) if paid else None))
     return found

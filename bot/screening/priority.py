@@ -565,6 +565,12 @@ def metrics(accounts: pl.DataFrame, installments: pl.DataFrame, as_of: date | No
     return result.with_columns(bucket_expr(pl.col("days_past_due")).alias("bucket"))
 
 
+def rule_priority(result: pl.DataFrame, strategies: Strategies | None = None) -> pl.Series:
+    """The rules' priority (0-100) of each account of a ``metrics`` frame."""
+    weights = (strategies or load_strategies()).priority
+    return result.select(_priority_expr(weights).alias("priority")).get_column("priority")
+
+
 def _reasons_column(language: str) -> str:
     return "reasons" if language == "en" else f"reasons_{language}"
 
@@ -656,6 +662,8 @@ def _recent(lines: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col("required") > 0).then((pl.col("amount_paid") / pl.col("required")).clip(upper_bound=1.0))
         .otherwise(1.0).filter(last).first().alias("last_paid_ratio"),
         pl.col("amount_due").filter(last).first().alias("latest_balance"),
+        pl.col("amount_paid").filter(last).first().alias("last_payment"),
+        paid_share.filter(last & billed).first().alias("last_full_pay"),
         pl.col("amount_due").filter(pl.col("back") == 3).first().alias("earlier_balance"),
         pl.col("due_date").filter(pl.col("back") == 3).first().alias("earlier_due"),
     )

@@ -46,6 +46,11 @@ def _amount() -> pl.Expr:
     return pl.format("{}.{}", cents // 100, (cents % 100).cast(pl.String).str.zfill(2))
 
 
+def _units_text(column: str) -> pl.Expr:
+    """Ten-thousandths as a whole amount (``12500``): enough for a reason."""
+    return (pl.col(column) / _UNITS).round(0).cast(pl.Int64).cast(pl.String)
+
+
 def _month(language: str) -> pl.Expr:
     names = get_month_names("wide", locale=language)
     return pl.col("trend_since").dt.month().replace_strict({m: names[m] for m in range(1, 13)},
@@ -136,6 +141,7 @@ PHRASES: dict[str, Callable[[str], pl.Expr]] = {
     "full_pay_ratio": _share("full_pay_ratio", "paid {}% of the balances billed", "已还账单金额的{}%"),
     "last_paid_ratio": _share("last_paid_ratio", "paid {}% of what the last instalment required",
                               "上一期还了应还金额的{}%"),
+    "last_full_pay": _share("last_full_pay", "paid {}% of the last balance billed", "上期账单还款比例{}%"),
     "late_last_3": _late_recently,
     "current_streak": _counted("current_streak", ("{} instalment late, the latest", "{} instalments late in a row"),
                                "连续{}期逾期"),
@@ -144,6 +150,14 @@ PHRASES: dict[str, Callable[[str], pl.Expr]] = {
     "partial_payments": _counted("partial_payments", ("{} part payment", "{} part payments"), "部分还款{}次"),
     "utilisation": _share("utilisation", "balance at {}% of the credit limit", "余额为信用额度的{}%"),
     "balance_trend": _trend,
+    "credit_limit": lambda language: pl.when(pl.col("credit_limit").is_not_null()).then(pl.format(
+        "credit limit {} {}" if language == "en" else "信用额度{} {}", _units_text("credit_limit"), pl.col("currency"))),
+    "latest_balance": lambda language: pl.when(pl.col("latest_balance").is_not_null()).then(pl.format(
+        "last statement balance {} {}" if language == "en" else "上期账单余额{} {}", _units_text("latest_balance"),
+        pl.col("currency"))),
+    "last_payment": lambda language: pl.when(pl.col("last_payment").is_not_null()).then(pl.format(
+        "last payment {} {}" if language == "en" else "上期还款{} {}", _units_text("last_payment"),
+        pl.col("currency"))),
     "broken_promises": lambda language: pl.when(pl.col("broken_promises") > 0).then(
         pl.when(pl.col("broken_promise_on").is_not_null()).then(pl.format(
             "broke a promise on {}" if language == "en" else "未履行{}的还款承诺",
