@@ -21,13 +21,19 @@ def add(commands: Any) -> None:
     imp.add_argument("--accounts", type=Path, required=True)
     imp.add_argument("--installments", type=Path, required=True)
     imp.set_defaults(handler=lambda a: asyncio.run(_import_ledger(a)))
-    scr = commands.add_parser("screen", help="rank accounts into a collection list with a strategy each, and a report")
+    scr = commands.add_parser("screen", help="rank accounts into a collection list with a strategy each, and a report; "
+                                             "`screen train` learns the priority from the ledger's history")
+    scr.add_argument("task", nargs="?", choices=("train",), help="train: fit the learned priority and save it")
     scr.add_argument("--accounts", type=Path, required=True)
     scr.add_argument("--installments", type=Path, required=True)
     scr.add_argument("--as-of", type=date.fromisoformat, help="YYYY-MM-DD; default: today in each borrower's zone")
     scr.add_argument("--out", type=Path, help="default: var/screening/<as-of or today>-<HHMMSS>")
     scr.add_argument("--no-records", action="store_true", help="skip promises, plans and contacts kept in Redis")
-    scr.set_defaults(handler=_screen)
+    scr.add_argument("--model", type=Path, help="the learned priority's file (default: models/screening-priority.json;"
+                                                " screening uses it when it exists)")
+    scr.add_argument("--rules", action="store_true", help="rank by the rules in policy/strategies.yml, not the model")
+    scr.add_argument("--horizon", type=int, default=30, help="train: days after --as-of an account must pay in")
+    scr.set_defaults(handler=lambda a: _train(a) if a.task == "train" else _screen(a))
     view = commands.add_parser("account", help="show an account's ledger view: amounts, arrangements, bookings "
                                                "(several accounts: a JSON list)")
     view.add_argument("account_ids", nargs="+", metavar="account_id")
@@ -52,6 +58,7 @@ async def _import_ledger(args: argparse.Namespace) -> int:
 
 def _screen(args: argparse.Namespace) -> int:
     from bot.screening import priority as screening
+    from bot.screening.model import ModelError
 
     if unreadable(args.accounts, "written") or unreadable(args.installments, "written"):
         return 1
@@ -59,11 +66,44 @@ def _screen(args: argparse.Namespace) -> int:
     out = args.out or root / f"{(args.as_of or date.today()).isoformat()}-{datetime.now():%H%M%S}"
     load = None if args.no_records else lambda ids: asyncio.run(_screening_facts(ids, args.as_of))
     try:
+        model = None if args.rules else _saved_model(args.model)
         outputs = screening.run(args.accounts, args.installments, out, args.as_of, load,
-                                previous=screening.latest_run(out.parent, exclude=out))
-    except (screening.ScreeningInputError, screening.StrategyError, FileExistsError) as exc:
+                                previous=screening.latest_run(out.parent, exclude=out), model=model)
+    except (screening.ScreeningInputError, screening.StrategyError, FileExistsError, ModelError) as exc:
         return rejected(exc)
     for path in (outputs.collection_list, outputs.summary, outputs.report, *outputs.charts):
+        print(path)
+    return 0
+
+
+def _saved_model(path: Path | None) -> Any:
+    """The learned priority at ``path`` (default: models/screening-priority.json when it exists), else None."""
+    from bot.screening import model
+
+    if path is None and not model.DEFAULT_MODEL.is_file():
+        return None
+    return model.load(path or model.DEFAULT_MODEL)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from bot.screening import priority as screening
+    from bot.screening import training
+
+    if args.as_of is None:
+        print("screen train needs --as-of: the day whose next --horizon days give the labels", file=sys.stderr)
+        return 2
+    if args.horizon < 1:
+        print("--horizon must be a number of days from 1", file=sys.stderr)
+        return 2
+    if unreadable(args.accounts, "used") or unreadable(args.installments, "used"):
+        return 1
+    try:
+        saved = training.train_from_ledger(args.accounts, args.installments, args.as_of, args.horizon,
+                                           args.model or training.DEFAULT_MODEL)
+    except (screening.ScreeningInputError, training.ModelError) as exc:
+        return rejected(exc)
+    print(saved.summary)
+    for path in saved.paths:
         print(path)
     return 0
 

@@ -847,7 +847,7 @@ def _summary_time(run_dir: Path) -> float:
 
 
 def write_outputs(result: pl.DataFrame, out_dir: Path, previous: Path | None = None,
-                  generated_at: datetime | None = None) -> Outputs:
+                  generated_at: datetime | None = None, card: dict[str, Any] | None = None) -> Outputs:
     """Write collection_list.csv, summary.json, report.html and its two charts into ``out_dir``.
 
     Files are written into a sibling folder first and moved into place at the end, so that a failed
@@ -855,6 +855,7 @@ def write_outputs(result: pl.DataFrame, out_dir: Path, previous: Path | None = N
 
     Args:
         previous: an earlier run folder whose summary.json the report compares with.
+        card: the learned priority's model card, when it ranked the list (shown in the report).
     """
     if out_dir.exists():
         raise FileExistsError(f"{out_dir} already exists; choose a new --out folder")
@@ -863,12 +864,15 @@ def write_outputs(result: pl.DataFrame, out_dir: Path, previous: Path | None = N
     partial.mkdir(parents=True)
     try:
         summary = _summary(result, generated_at or datetime.now(timezone.utc))
+        summary["priority"] = "learned" if card else "rules"
         _spreadsheet_safe(result.select(LIST_COLUMNS)).write_csv(partial / "collection_list.csv", float_precision=2)
         (partial / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         charts = (_chart(partial / "buckets.png", "By bucket", summary["buckets"]),
                   _chart(partial / "strategies.png", "By strategy", summary["strategies"]))
+        if card:
+            charts += (_model_chart(partial / "model.png", card),)
         before = _previous_summary(previous)
-        (partial / "report.html").write_text(_report(summary, before, result, charts), encoding="utf-8")
+        (partial / "report.html").write_text(_report(summary, before, result, charts, card), encoding="utf-8")
         os.replace(partial, out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -938,6 +942,26 @@ def _chart(path: Path, title: str, groups: dict[str, dict[str, Any]]) -> Path:
     return path
 
 
+def _model_chart(path: Path, card: dict[str, Any]) -> Path:
+    """The model card's held-out figures: calibration (predicted against observed per decile) and lift."""
+    from matplotlib.figure import Figure
+
+    table = card["held_out"]["calibration"]
+    predicted, observed = [r["predicted"] for r in table], [r["observed"] for r in table]
+    overall = sum(r["observed"] * r["accounts"] for r in table) / sum(r["accounts"] for r in table)
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    calibration, lift = figure.subplots(1, 2)
+    calibration.plot([0, 1], [0, 1], color="#999999", linestyle="--")
+    calibration.plot(predicted, observed, marker="o", color="#4472c4")
+    calibration.set(title="Calibration (held out)", xlabel="predicted probability", ylabel="observed bad rate")
+    deciles = list(range(1, len(table) + 1))
+    lift.bar(deciles, [o / overall if overall else 0 for o in reversed(observed)], color="#4472c4")
+    lift.axhline(1, color="#999999", linestyle="--")
+    lift.set(title="Lift by decile, highest priority first", xlabel="decile", ylabel="bad rate / overall")
+    figure.savefig(path, dpi=100)
+    return path
+
+
 def _money(amounts: dict[str, float]) -> str:
     return "; ".join(f"{currency} {amount:,.2f}" for currency, amount in amounts.items()) or "-"
 
@@ -971,7 +995,7 @@ def _report_template() -> jinja2.Template:
 
 
 def _report(summary: dict[str, Any], before: dict[str, Any] | None, result: pl.DataFrame,
-            charts: tuple[Path, ...]) -> str:
+            charts: tuple[Path, ...], card: dict[str, Any] | None = None) -> str:
     """The manager's page: totals, buckets, strategies, changes since the last run, charts, top accounts."""
     groups = [{"title": title, "compared": before is not None,
                "rows": _group_rows(summary[key], before.get(key) if before is not None else None)}
@@ -981,7 +1005,7 @@ def _report(summary: dict[str, Any], before: dict[str, Any] | None, result: pl.D
         overdue=_money(summary["overdue_amount"]),
         change=_delta(summary["accounts"], before.get("accounts")) if before is not None else "",
         overdue_before=_money(before.get("overdue_amount", {})) if before is not None else "",
-        groups=groups, charts=charts, top_columns=TOP_COLUMNS,
+        groups=groups, charts=charts, top_columns=TOP_COLUMNS, card=card,
         top_rows=result.head(TOP_ACCOUNTS_IN_REPORT).select(TOP_COLUMNS).iter_rows(),
     )
 
@@ -994,7 +1018,7 @@ FactsLoader = Callable[[list[str]], pl.DataFrame]
 
 def run(accounts_csv: Path, installments_csv: Path, out_dir: Path, as_of: date | None = None,
         load: FactsLoader | None = None, strategies: Strategies | None = None, previous: Path | None = None,
-        quiet: bool = False) -> Outputs:
+        quiet: bool = False, model: PriorityModel | None = None) -> Outputs:
     """Read, check, screen and write, with a progress bar over the stages on large inputs.
 
     Args:
@@ -1014,9 +1038,9 @@ def run(accounts_csv: Path, installments_csv: Path, out_dir: Path, as_of: date |
         facts = load(accounts.get_column("account_id").to_list()) if load else None
         bar.update()
         bar.set_postfix_str("screening")
-        result = screen(accounts, installments, as_of, facts, strategies)
+        result = screen(accounts, installments, as_of, facts, strategies, model=model)
         bar.update()
         bar.set_postfix_str("writing")
-        outputs = write_outputs(result, out_dir, previous)
+        outputs = write_outputs(result, out_dir, previous, card=model.card if model else None)
         bar.update()
     return outputs
