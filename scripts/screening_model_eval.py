@@ -18,7 +18,6 @@ import argparse
 import platform
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +51,8 @@ def load(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, np.ndarr
     outcome = pl.read_csv(folder / "outcomes.csv", schema_overrides={"account_id": pl.String})
     # Some amounts are written as 1.00E+05 (the file went through a spreadsheet): read all as floats.
     raw = pl.read_csv(source, infer_schema=False).select(
-        pl.format("TW{}", pl.col("ID").str.zfill(5)).alias("account_id"), *(pl.col(c).cast(pl.Float64) for c in RAW_COLUMNS))
+        pl.format("TW{}", pl.col("ID").str.zfill(5)).alias("account_id"),
+        *(pl.col(c).cast(pl.Float64) for c in RAW_COLUMNS))
     frame = metrics.select("account_id").join(outcome, on="account_id", how="left").join(
         labels, on="account_id", how="left").join(raw, on="account_id", how="left")
     target = frame.get_column("defaulted").to_numpy().astype(np.int8)
@@ -103,7 +103,7 @@ def table(found: dict[str, list[dict[str, float]]]) -> list[str]:
     lines = ["| method | ROC AUC (mean ± sd of 5 folds) | top-10% bad rate | lift at 10% | lift at 20% | "
              "calibration error | Brier |", "|---|---|---|---|---|---|---|"]
     for key, folds in found.items():
-        def mean(name: str) -> float:
+        def mean(name: str, folds: list[dict[str, float]] = folds) -> float:
             return float(np.mean([f[name] for f in folds]))
         aucs = [f["auc"] for f in folds]
         ece, brier = (f"{mean('ece'):.3f}", f"{mean('brier'):.4f}") if "ece" in folds[0] else ("-", "-")

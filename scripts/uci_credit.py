@@ -176,7 +176,8 @@ def _account_row(account_id: str, row: dict[str, str]) -> tuple[object, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder for accounts.csv, installments.csv, outcomes.csv")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="folder for accounts.csv, installments.csv, outcomes.csv")
     args = parser.parse_args(argv)
     clients = convert(fetch(), args.out)
     print(f"{clients} clients written to {args.out}")

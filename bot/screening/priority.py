@@ -35,8 +35,6 @@ from babel.numbers import get_currency_precision, is_currency
 from tqdm import tqdm
 
 from bot.core import keys
-from bot.screening import reasons
-from bot.screening.model import FEATURE_NAMES, PriorityModel, matrix
 from bot.domain.handoffs import OUTCOMES as AGENT_OUTCOMES
 from bot.domain.ledger import (
     ACCOUNT_COLUMNS,
@@ -55,6 +53,8 @@ from bot.domain.ledger import (
     SIGNED_AMOUNT_PATTERN,
     RowError,
 )
+from bot.screening import reasons
+from bot.screening.model import FEATURE_NAMES, PriorityModel, matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGIES_FILE = ROOT / "policy" / "strategies.yml"
@@ -425,7 +425,7 @@ def _installment_checks(installments: pl.DataFrame, today: date) -> list[_Check]
         _Check("paid_date", (pl.col("paid_date") == "") | _valid_date("paid_date"),
                "must be empty or a real calendar date written YYYY-MM-DD"),
         _Check("paid_date", (_as_date("paid_date") <= today).fill_null(True), "is in the future"),
-        _Check("paid_date", (pl.col("paid_date") != "") | (paid == 0).fill_null(True),
+        _Check("paid_date", (pl.col("paid_date") != "") | (paid <= 0).fill_null(True),
                "is empty but amount_paid is above zero"),
     ]
     for column in ("amount_due", "amount_paid", "minimum_due"):
@@ -867,8 +867,8 @@ def write_outputs(result: pl.DataFrame, out_dir: Path, previous: Path | None = N
         summary["priority"] = "learned" if card else "rules"
         _spreadsheet_safe(result.select(LIST_COLUMNS)).write_csv(partial / "collection_list.csv", float_precision=2)
         (partial / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-        charts = (_chart(partial / "buckets.png", "By bucket", summary["buckets"]),
-                  _chart(partial / "strategies.png", "By strategy", summary["strategies"]))
+        charts: tuple[Path, ...] = (_chart(partial / "buckets.png", "By bucket", summary["buckets"]),
+                                    _chart(partial / "strategies.png", "By strategy", summary["strategies"]))
         if card:
             charts += (_model_chart(partial / "model.png", card),)
         before = _previous_summary(previous)

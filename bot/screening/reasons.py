@@ -136,7 +136,8 @@ PHRASES: dict[str, Callable[[str], pl.Expr]] = {
     "installments_due": _counted("installments_due", ("{} instalment due so far", "{} instalments due so far"),
                                  "已到期{}期"),
     "on_time_rate": lambda language: pl.when(pl.col("installments_due") > 0).then(pl.format(
-        "paid {}% of the instalments on time" if language == "en" else "按时还款的期数占{}%", _percent("on_time_rate"))),
+        "paid {}% of the instalments on time" if language == "en" else "按时还款的期数占{}%",
+        _percent("on_time_rate"))),
     "paid_ratio": _paid,
     "full_pay_ratio": _share("full_pay_ratio", "paid {}% of the balances billed", "已还账单金额的{}%"),
     "last_paid_ratio": _share("last_paid_ratio", "paid {}% of what the last instalment required",
@@ -151,7 +152,8 @@ PHRASES: dict[str, Callable[[str], pl.Expr]] = {
     "utilisation": _share("utilisation", "balance at {}% of the credit limit", "余额为信用额度的{}%"),
     "balance_trend": _trend,
     "credit_limit": lambda language: pl.when(pl.col("credit_limit").is_not_null()).then(pl.format(
-        "credit limit {} {}" if language == "en" else "信用额度{} {}", _units_text("credit_limit"), pl.col("currency"))),
+        "credit limit {} {}" if language == "en" else "信用额度{} {}", _units_text("credit_limit"),
+        pl.col("currency"))),
     "latest_balance": lambda language: pl.when(pl.col("latest_balance").is_not_null()).then(pl.format(
         "last statement balance {} {}" if language == "en" else "上期账单余额{} {}", _units_text("latest_balance"),
         pl.col("currency"))),
@@ -184,7 +186,7 @@ def rule_reasons(language: str) -> pl.Expr:
     The contact phrase is said only when no attempt was answered and the borrower never replied, and "has
     replied to us" when they did, as before the learned priority.
     """
-    parts = []
+    parts: list[pl.Expr] = []
     for name in RULE_PHRASES:
         phrase = PHRASES[name](language)
         if name == "current_streak":

@@ -27,7 +27,7 @@ from bot.core.code_digest import code_digest
 
 AIOHTTP_VERSIONS = ("3.9.5",)  # the digests below are 3.9.5's
 # What install() replaces, with the digest of the code it was written against.
-REPLACED = {
+REPLACED: dict[tuple[type, str], str] = {
     (http_writer.StreamWriter, "write_headers"): "439c658c7634e56d",
     (http_writer.StreamWriter, "_write"): "d276d6c2ff4b8864",
     (http_writer.StreamWriter, "drain"): "3af3810fcd436c53",
