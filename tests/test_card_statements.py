@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +20,7 @@ from bot.domain.ledger import (
     statement_balance,
 )
 from bot.screening.priority import ScreeningInputError, read_ledger, screen
+from tests.csv_files import write_csv
 
 AS_OF = date(2026, 6, 1)
 READ_DAY = date(2026, 12, 31)
@@ -39,19 +39,12 @@ def statement(account_id: str, no: int, due: str, amount_due: str, paid: str = "
             "amount_paid": paid, "paid_date": paid_on, "minimum_due": minimum}
 
 
-def write(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
 
 def both_readers(tmp_path: Path, rows: list[dict[str, str]]) -> tuple[list[RowError], list[RowError]]:
     """The import's errors and screening's errors for the same installments.csv."""
-    accounts = write(tmp_path / "accounts.csv", ACCOUNT_COLUMNS,
+    accounts = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS,
                      [account("CARD", 1, "credit_card"), account("LOAN", 2, "consumer")])
-    installments = write(tmp_path / "installments.csv", COLUMNS, rows)
+    installments = write_csv(tmp_path / "installments.csv", COLUMNS, rows)
     imported: list[RowError] = []
     parse_installments(installments, {"CARD": "CNY", "LOAN": "CNY"}, READ_DAY, imported, frozenset({"CARD"}))
     try:
@@ -86,9 +79,9 @@ def test_credit_balances_and_minimums_are_accepted_on_cards(tmp_path: Path) -> N
 
 
 def test_a_file_without_the_minimum_column_is_still_valid(tmp_path: Path) -> None:
-    accounts = write(tmp_path / "a.csv", ACCOUNT_COLUMNS, [account("LOAN", 2, "consumer")])
+    accounts = write_csv(tmp_path / "a.csv", ACCOUNT_COLUMNS, [account("LOAN", 2, "consumer")])
     rows = [{k: v for k, v in statement("LOAN", 1, "2026-05-10", "300.00").items() if k != "minimum_due"}]
-    installments = write(tmp_path / "i.csv", INSTALLMENT_COLUMNS, rows)
+    installments = write_csv(tmp_path / "i.csv", INSTALLMENT_COLUMNS, rows)
     frames = read_ledger(accounts, installments, today=READ_DAY)
     assert screen(*frames, as_of=AS_OF).row(0, named=True)["overdue_amount"] == 300.0
 
@@ -113,10 +106,10 @@ def test_only_the_unpaid_minimum_is_overdue_and_a_credit_owes_nothing() -> None:
 
 
 def test_screening_counts_a_paid_minimum_as_on_time_and_caps_the_paid_ratio(tmp_path: Path) -> None:
-    accounts = write(tmp_path / "a.csv", ACCOUNT_COLUMNS, [account("CARD", 1, "credit_card")])
+    accounts = write_csv(tmp_path / "a.csv", ACCOUNT_COLUMNS, [account("CARD", 1, "credit_card")])
     rows = [statement("CARD", 1, "2026-04-10", "2000.00", "2000.00", "2026-04-09", minimum="100.00"),
             statement("CARD", 2, "2026-05-10", "1500.00", "150.00", "2026-05-09", minimum="150.00")]
-    frames = read_ledger(accounts, write(tmp_path / "i.csv", COLUMNS, rows), today=READ_DAY)
+    frames = read_ledger(accounts, write_csv(tmp_path / "i.csv", COLUMNS, rows), today=READ_DAY)
     row = screen(*frames, as_of=AS_OF).row(0, named=True)
     assert (row["days_past_due"], row["on_time_rate"], row["paid_ratio"]) == (0, 1.0, 1.0)
     assert row["reasons"] == "nothing overdue; paid all of the 2 instalments due so far"

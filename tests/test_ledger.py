@@ -28,6 +28,7 @@ from bot.domain.ledger import (
 )
 from bot.services import Services
 from tests.conftest import SAMPLES
+from tests.csv_files import write_csv
 
 TODAY = date(2026, 11, 29)
 
@@ -81,13 +82,6 @@ def sample_accounts() -> dict[str, dict[str, str]]:
     with (SAMPLES / "accounts.csv").open(encoding="utf-8", newline="") as handle:
         return {row["account_id"]: row for row in csv.DictReader(handle)}
 
-
-def write_csv(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def write_files(

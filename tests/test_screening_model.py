@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,18 +16,12 @@ from bot.screening import model as priority_model
 from bot.screening.model import FEATURE_NAMES, ModelError, labels, load, matrix
 from bot.screening.priority import Condition, Rule, load_strategies, metrics, read_ledger, screen
 from bot.screening.training import train_from_ledger
+from tests.csv_files import write_csv
 
 AS_OF = date(2026, 6, 1)  # pinned: every date below is relative to it
 READ_DAY = date(2026, 12, 31)
 MONTHS = 6
 
-
-def write(path: Path, columns: tuple[str, ...], rows: list[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def synthetic_ledger(folder: Path, accounts: int = 800, seed: int = 3) -> tuple[Path, Path]:
@@ -52,8 +45,8 @@ def synthetic_ledger(folder: Path, accounts: int = 800, seed: int = 3) -> tuple[
             rows.append({"account_id": account_id, "installment_no": str(month + 1), "due_date": due.isoformat(),
                          "amount_due": "100.00", "amount_paid": "100.00" if paid_on else "0",
                          "paid_date": paid_on})
-    return (write(folder / "accounts.csv", ACCOUNT_COLUMNS, account_rows),
-            write(folder / "installments.csv", INSTALLMENT_COLUMNS, rows))
+    return (write_csv(folder / "accounts.csv", ACCOUNT_COLUMNS, account_rows),
+            write_csv(folder / "installments.csv", INSTALLMENT_COLUMNS, rows))
 
 
 @pytest.fixture(scope="module")
