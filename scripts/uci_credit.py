@@ -14,12 +14,12 @@ columns) and outcomes.csv (account_id, defaulted) there.
 How a client becomes a ledger (what the dataset does not say is chosen, and written here):
 - one statement per month, issued at the month's end with BILL_AMT as its balance, due on the 15th
   of the next month; a negative balance is a credit;
-- the minimum payment is 10% of the balance (at least 1,000, never above the balance). When the
-  dataset says the month was paid duly (status -2, -1 or 0) and less than that was paid, the minimum
-  is what was paid; when it says k months behind, the minimum carries k earlier minimums in arrears
-  (``required``);
-- PAY_AMT of month m+1 is paid against the statement of month m: on the 10th when that month's
-  status is duly paid, on the 28th (after the due date) when it says a delay;
+- the minimum payment is 10% of the balance (at least 1,000, never above the balance);
+- a status of k months behind in month m leaves the k latest minimums due unpaid, older ones settled
+  (payments go to the oldest arrears first); a statement is settled on the 10th of the first month
+  that says so (``settled_in``): its own due month when paid duly (then PAY_AMT of that month is what
+  was paid, and the minimum no more than that), a later month when caught up (the minimum paid, late),
+  or not by September (unpaid on the screening day);
 - the September statement (due 15 October) is the outcome: its minimum paid on 10 October by those
   who did not default, nothing paid by those who did (whose balance, when the data has it below the
   1,000 floor or in credit, is taken as the floor: a default means a payment was due). Screening as of
@@ -105,33 +105,37 @@ def minimum_payment(balance: int) -> int:
     return min(balance, max(round(balance * MINIMUM_SHARE), MINIMUM_FLOOR))
 
 
-def required(balance: int, paid: int, status: int) -> int:
-    """The statement's minimum payment, as the month's status tells it.
+def settled_in(statement_month: int, status: dict[int, int]) -> int | None:
+    """The month a statement's minimum was paid, read from the statuses that follow it; None: not by September.
 
-    Paid duly (status -2, -1, 0): no more than was paid. k months behind (status k >= 1): the minimum
-    carries the k earlier minimums in arrears, as a card's minimum does; when even that was paid, the
-    month was still behind, so the minimum is what was paid plus one month's minimum (never above the
-    balance: paying the whole balance clears the arrears).
+    Status k >= 1 in month m means k months behind after that month's payment: the k latest minimums due
+    are unpaid and older ones are settled (a card applies payments to the oldest arrears first). So a
+    statement due in month j+1 is settled in the first month m from j+1 where it is not among the
+    k(m) latest due: m - (j+1) >= k(m).
     """
-    base = minimum_payment(balance)
-    if status <= 0:
-        return min(base, paid)
-    behind = min(max(balance, 0), base * (1 + status))
-    return behind if paid < behind else min(max(balance, 0), paid + base)
+    due_month = statement_month + 1
+    return next((m for m in range(due_month, 10) if m - due_month >= max(status[m], 0)), None)
 
 
 def statements(row: dict[str, str]) -> list[Statement]:
-    """The six statements of one client: April to August paid as the data says, September the outcome."""
+    """The six statements of one client: April to August paid as the statuses say, September the outcome."""
     bill = {m: int(float(row[f"BILL_AMT{10 - m}"])) for m in MONTHS}
     pay = {m: int(float(row[f"PAY_AMT{10 - m}"])) for m in MONTHS}
     status = {m: int(float(row[STATUS_COLUMNS[m]])) for m in MONTHS}
     found = []
     for month in MONTHS[:-1]:
-        paid_month, paid = month + 1, pay[month + 1]
-        minimum = required(bill[month], paid, status[paid_month])
-        duly = status[paid_month] <= 0
-        paid_on = date(2005, paid_month, 10 if duly else 28) if paid > 0 else None
-        found.append(Statement(date(2005, paid_month, 15), bill[month], minimum, paid, paid_on))
+        due, base = date(2005, month + 1, 15), minimum_payment(bill[month])
+        settled = settled_in(month, status)
+        if settled == month + 1:  # paid duly: what was paid that month, and no more was required
+            paid = pay[settled]
+            minimum, paid_on = min(base, paid), date(2005, settled, 10) if paid > 0 else None
+        elif settled is not None:  # caught up later: the minimum, paid in the month the arrears cleared
+            minimum, paid, paid_on = base, base, date(2005, settled, 10) if base > 0 else None
+        else:
+            minimum, paid, paid_on = base, 0, None
+        if base == 0 and status[month + 1] >= 1:  # nothing billed, yet the bank recorded a delay: a late date
+            paid_on = date(2005, month + 1, 28)
+        found.append(Statement(due, bill[month], minimum, paid, paid_on))
     defaulted = row["target"] == "1"
     # A default on the October payment means one was due: below the floor, the floor is what was owed.
     last = max(bill[9], MINIMUM_FLOOR) if defaulted else bill[9]

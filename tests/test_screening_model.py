@@ -15,6 +15,7 @@ from bot.domain.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS
 from bot.screening import model as priority_model
 from bot.screening.model import FEATURE_NAMES, ModelError, labels, load, matrix
 from bot.screening.priority import Condition, Rule, load_strategies, metrics, read_ledger, screen
+from bot.screening.reasons import PHRASES
 from bot.screening.training import train_from_ledger
 from tests.csv_files import write_csv
 
@@ -138,6 +139,10 @@ def test_labels_all_alike_say_what_to_change() -> None:
 
 
 # --- ranking with the model ----------------------------------------------------------------------
+
+
+def test_every_feature_has_words_in_both_languages() -> None:
+    assert set(FEATURE_NAMES) <= set(PHRASES)
 
 
 def test_screening_with_the_model_ranks_by_probability_and_explains_in_both_languages(

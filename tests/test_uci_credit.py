@@ -28,13 +28,24 @@ def test_a_duly_paying_client_is_never_late_and_the_outcome_is_the_october_state
     assert found[-1].paid_on == date(2005, 10, 10) and found[-1].paid == found[-1].minimum == 2000
 
 
-def test_months_behind_carry_arrears_and_a_default_leaves_october_unpaid() -> None:
+def test_months_behind_leave_the_latest_minimums_unpaid_and_a_default_leaves_october_unpaid() -> None:
     found = uci_credit.statements(client("1", (2, 1, 0, 0, 0, 0), (9000,) * 6, (0, 500, 1000, 1000, 1000, 1000)))
-    august = found[-2]  # due 15 September, whose status is 2 months behind
-    assert august.minimum == 3000 and august.paid == 0 and august.paid_on is None
-    july = found[-3]  # status 1 in August: paid late, short of a minimum carrying one month of arrears
-    assert (july.minimum, july.paid, july.paid_on) == (2000, 500, date(2005, 8, 28))
+    june, july, august = found[-4], found[-3], found[-2]  # due 15 July, August, September
+    assert (june.minimum, june.paid, june.paid_on) == (1000, 1000, date(2005, 7, 10))
+    assert (july.paid, july.paid_on) == (august.paid, august.paid_on) == (0, None)  # 2 behind in September
     assert found[-1].paid == 0 and found[-1].paid_on is None
+
+
+def test_a_month_behind_then_caught_up_is_paid_late() -> None:
+    found = uci_credit.statements(client("0", (0, 1, 0, 0, 0, 0), (9000,) * 6, (3000,) * 6))
+    july, august = found[-3], found[-2]
+    assert (july.minimum, july.paid, july.paid_on) == (1000, 1000, date(2005, 9, 10))  # due 15 August
+    assert (august.minimum, august.paid, august.paid_on) == (1000, 3000, date(2005, 9, 10))  # paid duly
+
+
+def test_a_delay_on_nothing_billed_is_still_dated_late() -> None:
+    found = uci_credit.statements(client("0", (1, 0, 0, 0, 0, 0), (0,) * 6, (0,) * 6))
+    assert found[-2].paid_on == date(2005, 9, 28) and found[-2].due == date(2005, 9, 15)
 
 
 def test_a_defaulter_with_no_balance_owed_the_floor() -> None:

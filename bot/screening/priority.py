@@ -658,6 +658,11 @@ def _recent(lines: pl.DataFrame) -> pl.DataFrame:
     return due.group_by("account_id").agg(
         (pl.col("late") & (pl.col("back") < 3)).sum().alias("late_last_3"),
         (pl.col("back") < 3).sum().alias("recent_due"),
+        pl.col("late").sum().alias("late_instalments"),
+        (pl.col("amount_paid") < pl.col("required")).sum().alias("unpaid_instalments"),
+        pl.col("back").filter(pl.col("late")).min().alias("since_late"),
+        (pl.col("amount_paid") >= pl.col("amount_due")).filter(billed & (pl.col("back") < 3)).sum()
+        .alias("paid_in_full_last_3"),
         paid_share.filter(billed).mean().alias("full_pay_ratio"),
         pl.when(pl.col("required") > 0).then((pl.col("amount_paid") / pl.col("required")).clip(upper_bound=1.0))
         .otherwise(1.0).filter(last).first().alias("last_paid_ratio"),

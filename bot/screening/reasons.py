@@ -94,6 +94,23 @@ def _late_recently(language: str) -> pl.Expr:
     return pl.when(late > 0).then(pl.format("{} of the last {} instalments paid late", late, recent))
 
 
+def _since_late(language: str) -> pl.Expr:
+    back = pl.col("since_late")
+    if language == "zh":
+        return (pl.when(back == 0).then(pl.lit("上一期逾期还款"))
+                .when(back > 0).then(pl.format("最近一次逾期在{}期前", back)))
+    return (pl.when(back == 0).then(pl.lit("the last instalment was paid late"))
+            .when(back > 0).then(pl.format("last paid late {} {} before the latest", back,
+                                           _plural(back, "instalment", "instalments"))))
+
+
+def _paid_in_full(language: str) -> pl.Expr:
+    full, recent = pl.col("paid_in_full_last_3"), pl.col("recent_due")
+    if language == "zh":
+        return pl.when(recent > 0).then(pl.format("最近{}期中{}期全额还款", recent, full))
+    return pl.when(recent > 0).then(pl.format("paid the whole balance {} of the last {} times", full, recent))
+
+
 def _contacts(language: str) -> pl.Expr:
     attempts, answered = pl.col("contact_attempts"), pl.col("answered_contacts")
     if language == "zh":
@@ -144,6 +161,12 @@ PHRASES: dict[str, Callable[[str], pl.Expr]] = {
                               "上一期还了应还金额的{}%"),
     "last_full_pay": _share("last_full_pay", "paid {}% of the last balance billed", "上期账单还款比例{}%"),
     "late_last_3": _late_recently,
+    "late_instalments": _counted("late_instalments", ("{} instalment paid late", "{} instalments paid late"),
+                                 "逾期还款{}期"),
+    "unpaid_instalments": _counted("unpaid_instalments", ("{} instalment unpaid", "{} instalments unpaid"),
+                                   "{}期未还"),
+    "since_late": _since_late,
+    "paid_in_full_last_3": _paid_in_full,
     "current_streak": _counted("current_streak", ("{} instalment late, the latest", "{} instalments late in a row"),
                                "连续{}期逾期"),
     "longest_streak": _counted("longest_streak", ("at most {} instalment late in a row",
