@@ -22,7 +22,7 @@ LONGEST = {
     "first_amount": "¥1,234,567.89", "first_due": "September 30, 2026", "total": "¥1,234,567.89",
     "charges": "¥1,234,567.89", "last_amount": "¥1,234,567.89", "last_due": "September 30, 2026",
     "schedule": "24. September 30, 2026 ¥1,234,567.89", "days": "15", "amount": "¥1,234,567.89",
-    "due": "September 30, 2026",
+    "due": "September 30, 2026", "statement_balance": "¥1,234,567.89",
     "until": "September 30, 2026", "masked_phone": "**********0100",
     "address": "4501 Market Street, Suite 2200, San Francisco, CA 94105", "visit_date": "September 30, 2026",
     "visit_time": "10:30 AM", "staff": "Alexandra Montgomery CA-0417, Christopher Fitzgerald CA-0522",

@@ -93,6 +93,7 @@ FACT_COLUMNS = {
     "agent_outcome": pl.String, "visit_outcome": pl.String,
 }
 MAX_LISTED_ERRORS = 100
+PHONE_REPEATED = "already used on an earlier line"
 # Above this many bytes of input, a progress bar is worth showing.
 LARGE_INPUT_BYTES = 50_000_000
 TOP_ACCOUNTS_IN_REPORT = 20
@@ -289,15 +290,37 @@ def read_ledger(accounts_csv: Path, installments_csv: Path, today: date | None =
     today = today or date.today()
     accounts = _read_text(accounts_csv, ACCOUNT_COLUMNS, OPTIONAL_ACCOUNT_COLUMNS)
     installments = _read_text(installments_csv, INSTALLMENT_COLUMNS, OPTIONAL_INSTALLMENT_COLUMNS)
-    currencies = accounts.select("account_id", "currency", "product").unique("account_id", keep="first")
-    installments = installments.join(currencies, on="account_id", how="left")
-    errors = pl.concat([
-        _failures(accounts, accounts_csv.name, _account_checks(accounts, today)),
-        _failures(installments, installments_csv.name, _installment_checks(installments, today)),
-    ])
+    errors = check_ledger(accounts, installments, (accounts_csv.name, installments_csv.name), today)
     if errors.height:
-        _raise(errors)
-    return _typed_accounts(accounts), _typed_installments(installments)
+        raise_errors(errors)
+    return typed_ledger(accounts, installments)
+
+
+def check_ledger(accounts: pl.DataFrame, installments: pl.DataFrame, names: tuple[str, str], today: date,
+                 phones_unique: bool = True) -> pl.DataFrame:
+    """Every failed check of both text frames, one row each (file, line, column, reason).
+
+    Args:
+        names: the two files' names, for the errors.
+        phones_unique: also check that no phone repeats (a partition leaves that to bot.screening.partitions,
+            which checks the whole file).
+    """
+    installments = _with_account(installments, accounts)
+    return pl.concat([
+        _failures(accounts, names[0], _account_checks(accounts, today, phones_unique)),
+        _failures(installments, names[1], _installment_checks(installments, today)),
+    ])
+
+
+def typed_ledger(accounts: pl.DataFrame, installments: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Checked text frames as screening reads them (amounts in ten-thousandths, dates as dates)."""
+    return _typed_accounts(accounts), _typed_installments(_with_account(installments, accounts))
+
+
+def _with_account(installments: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
+    """Each instalment with its account's currency and product (null for an unknown account)."""
+    known = accounts.select("account_id", "currency", "product").unique("account_id", keep="first")
+    return installments.join(known, on="account_id", how="left")
 
 
 def _read_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> pl.DataFrame:
@@ -305,21 +328,40 @@ def _read_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] =
 
     An ``optional`` column the file lacks reads as empty text.
     """
+    text = scan_text(path, columns, optional)
+    try:
+        return text.collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise_unreadable(path, exc)
+
+
+def scan_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> pl.LazyFrame:
+    """``_read_text`` as a lazy frame, to stream a file too big to hold (bot.screening.partitions).
+
+    The header is read at once: a file that cannot be read or lacks a column raises here.
+    """
     try:
         source = _with_newlines(path)
-        frame = pl.read_csv(source, infer_schema=False, missing_utf8_is_empty_string=True, encoding="utf8")
-        frame = frame.rename({c: c.strip() for c in frame.columns})  # two names equal once stripped: an error
+        options: dict[str, Any] = {"infer_schema": False, "missing_utf8_is_empty_string": True, "encoding": "utf8"}
+        frame = pl.scan_csv(source, **options) if isinstance(source, Path) else pl.read_csv(source, **options).lazy()
+        names = frame.collect_schema().names()
+        frame = frame.rename({c: c.strip() for c in names})  # two names equal once stripped: an error
+        names = frame.collect_schema().names()
     except (pl.exceptions.PolarsError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _raise_one(path.name, 1, "-", f"cannot be read as a UTF-8 CSV file ({first})")
-    if missing := [c for c in columns if c not in frame.columns]:
+        raise_unreadable(path, exc)
+    if missing := [c for c in columns if c not in names]:
         _raise_one(path.name, 1, ",".join(missing), f"header lacks column(s); expected {','.join(columns)}")
-    frame = frame.with_columns(pl.lit("").alias(c) for c in optional if c not in frame.columns)
+    frame = frame.with_columns(pl.lit("").alias(c) for c in optional if c not in names)
     columns = (*columns, *optional)
     frame = frame.select(pl.col(c).str.strip_chars() for c in columns)
     frame = frame.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
     blank = pl.all_horizontal(pl.col(c) == "" for c in columns)
     return frame.filter(~blank)
+
+
+def raise_unreadable(path: Path, exc: Exception) -> NoReturn:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    _raise_one(path.name, 1, "-", f"cannot be read as a UTF-8 CSV file ({first})")
 
 
 def _with_newlines(path: Path) -> Path | bytes:
@@ -341,7 +383,7 @@ def cell_text(cell: str) -> str:
     return cell[1:] if cell[:1] == "'" and cell[1:2] and cell[1] in FORMULA_START else cell
 
 
-def _spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+def _spreadsheet_safe(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Text that a spreadsheet would run as a formula (=, +, -, @ first) gets a leading apostrophe.
 
     The ledger's free text (a region, say) reaches the collection list supervisors open in Excel; so do
@@ -350,7 +392,7 @@ def _spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
     risky = f"^[{re.escape(FORMULA_START)}]"
     return frame.with_columns(
         pl.when(pl.col(c).str.contains(risky)).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
-        for c, kind in frame.schema.items() if kind == pl.String)
+        for c, kind in frame.collect_schema().items() if kind == pl.String)
 
 
 def _raise_one(file: str, line: int, column: str, reason: str) -> NoReturn:
@@ -383,7 +425,7 @@ def _too_long(columns: Iterable[str]) -> list[_Check]:
             for c in columns]
 
 
-def _account_checks(accounts: pl.DataFrame, today: date) -> list[_Check]:
+def _account_checks(accounts: pl.DataFrame, today: date, phones_unique: bool = True) -> list[_Check]:
     zones = _valid_values(accounts, "timezone", _is_zone)
     currencies = _valid_values(accounts, "currency", is_currency)
     birth = _as_date("birth_date")
@@ -392,7 +434,7 @@ def _account_checks(accounts: pl.DataFrame, today: date) -> list[_Check]:
         _Check("account_id", pl.col("account_id").is_first_distinct(), "appears twice in this file"),
         _Check("name", pl.col("name") != "", REASONS["name"]),
         _Check("phone", pl.col("phone").str.contains(_E164), REASONS["phone"]),
-        _Check("phone", pl.col("phone").is_first_distinct(), "already used on an earlier line"),
+        *([_Check("phone", pl.col("phone").is_first_distinct(), PHONE_REPEATED)] if phones_unique else []),
         _Check("language", pl.col("language").is_in(LANGUAGES), REASONS["language"]),
         _Check("timezone", pl.col("timezone").is_in(zones), REASONS["timezone"]),
         _Check("product", pl.col("product").is_in(PRODUCTS), REASONS["product"]),
@@ -456,7 +498,7 @@ def _failures(frame: pl.DataFrame, file: str, checks: list[_Check]) -> pl.DataFr
     return pl.concat(failed)
 
 
-def _raise(errors: pl.DataFrame) -> NoReturn:
+def raise_errors(errors: pl.DataFrame) -> NoReturn:
     listed = errors.sort("file", "line").head(MAX_LISTED_ERRORS)
     rows = [RowError(f, line, c, r) for f, line, c, r in listed.iter_rows()]
     raise ScreeningInputError(rows, errors.height)
@@ -851,9 +893,12 @@ def _summary_time(run_dir: Path) -> float:
     return (run_dir / "summary.json").stat().st_mtime
 
 
-def write_outputs(result: pl.DataFrame, out_dir: Path, previous: Path | None = None,
+def write_outputs(result: pl.DataFrame | pl.LazyFrame, out_dir: Path, previous: Path | None = None,
                   generated_at: datetime | None = None, card: dict[str, Any] | None = None) -> Outputs:
     """Write collection_list.csv, summary.json, report.html and its two charts into ``out_dir``.
+
+    ``result`` is in priority order; as a LazyFrame (bot.screening.partitions' merge of many partitions)
+    the list is streamed to the file, and only the few columns the summary counts are collected.
 
     Files are written into a sibling folder first and moved into place at the end, so that a failed
     run leaves no half-written folder.
@@ -868,16 +913,19 @@ def write_outputs(result: pl.DataFrame, out_dir: Path, previous: Path | None = N
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        summary = _summary(result, generated_at or datetime.now(timezone.utc))
+        lazy = result.lazy()
+        counted = lazy.select("as_of", "overdue_units", "overdue_amount", "currency", "bucket", "strategy")
+        summary = _summary(counted.collect(), generated_at or datetime.now(timezone.utc))
         summary["priority"] = "learned" if card else "rules"
-        _spreadsheet_safe(result.select(LIST_COLUMNS)).write_csv(partial / "collection_list.csv", float_precision=2)
+        _spreadsheet_safe(lazy.select(LIST_COLUMNS)).sink_csv(partial / "collection_list.csv", float_precision=2)
+        top = lazy.head(TOP_ACCOUNTS_IN_REPORT).select(TOP_COLUMNS).collect()
         (partial / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         charts: tuple[Path, ...] = (_chart(partial / "buckets.png", "By bucket", summary["buckets"]),
                                     _chart(partial / "strategies.png", "By strategy", summary["strategies"]))
         if card:
             charts += (_model_chart(partial / "model.png", card),)
         before = _previous_summary(previous)
-        (partial / "report.html").write_text(_report(summary, before, result, charts, card), encoding="utf-8")
+        (partial / "report.html").write_text(_report(summary, before, top, charts, card), encoding="utf-8")
         os.replace(partial, out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -999,7 +1047,7 @@ def _report_template() -> jinja2.Template:
     return environment.get_template("report.html.j2")
 
 
-def _report(summary: dict[str, Any], before: dict[str, Any] | None, result: pl.DataFrame,
+def _report(summary: dict[str, Any], before: dict[str, Any] | None, top: pl.DataFrame,
             charts: tuple[Path, ...], card: dict[str, Any] | None = None) -> str:
     """The manager's page: totals, buckets, strategies, changes since the last run, charts, top accounts."""
     groups = [{"title": title, "compared": before is not None,
@@ -1011,7 +1059,7 @@ def _report(summary: dict[str, Any], before: dict[str, Any] | None, result: pl.D
         change=_delta(summary["accounts"], before.get("accounts")) if before is not None else "",
         overdue_before=_money(before.get("overdue_amount", {})) if before is not None else "",
         groups=groups, charts=charts, top_columns=TOP_COLUMNS, card=card,
-        top_rows=result.head(TOP_ACCOUNTS_IN_REPORT).select(TOP_COLUMNS).iter_rows(),
+        top_rows=top.iter_rows(),
     )
 
 
@@ -1023,18 +1071,31 @@ FactsLoader = Callable[[list[str]], pl.DataFrame]
 
 def run(accounts_csv: Path, installments_csv: Path, out_dir: Path, as_of: date | None = None,
         load: FactsLoader | None = None, strategies: Strategies | None = None, previous: Path | None = None,
-        quiet: bool = False, model: PriorityModel | None = None) -> Outputs:
-    """Read, check, screen and write, with a progress bar over the stages on large inputs.
+        quiet: bool = False, model: PriorityModel | None = None, parts: int | None = None) -> Outputs:
+    """Read, check, screen and write, with a progress bar on large inputs.
+
+    A ledger bigger than one part (bot.screening.partitions.PART_BYTES) is split and screened part by part,
+    so that memory stays bounded; the outputs are the same.
 
     Args:
         load: given the account ids, returns their facts (None: no facts from Redis).
+        parts: how many parts to screen in turn (None: by the size of installments.csv).
 
     Raises:
         ScreeningInputError: a malformed input file; nothing was written.
     """
+    from bot.screening import partitions
+
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} already exists; choose a new --out folder")
     strategies = strategies or load_strategies()
     size = sum(p.stat().st_size for p in (accounts_csv, installments_csv) if p.is_file())
     hidden = quiet or size < LARGE_INPUT_BYTES or not sys.stderr.isatty()
+    parts = parts or (partitions.parts_for(installments_csv) if installments_csv.is_file() else 1)
+    if parts > 1:
+        return partitions.run(accounts_csv, installments_csv, out_dir, out_dir.with_name(f".{out_dir.name}.parts"),
+                              date.today(), as_of, parts, model=model, previous=previous, quiet=hidden,
+                              load=load, strategies=strategies)
     with tqdm(total=4, desc="screening", unit="stage", disable=hidden) as bar:
         bar.set_postfix_str("reading and checking")
         accounts, installments = read_ledger(accounts_csv, installments_csv)

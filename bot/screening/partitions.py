@@ -1,0 +1,170 @@
+"""Screening a ledger too big for memory, or spread over workers: split by account, screen each part, merge.
+
+``split`` streams both CSV files once into N Parquet parts (accounts hashed on their id, so an account and
+its instalments land in the same part; each row keeps its line number for the errors), and checks what a
+part cannot see alone (a phone number used twice). ``screen_part`` checks and screens one part, the same
+code as a whole-file run, and writes its rows in priority order. ``merge`` streams the parts' rows into one
+list, in order, with only the summary's few columns in memory. A part is one arq job on the campaign
+workers (``bot.campaigns.worker.screen_partition``); on one machine, ``run`` screens the parts in turn.
+
+Memory: one part at a time, plus the merge's streams. A part's size is set by PART_BYTES of instalments.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from tqdm import tqdm
+
+from bot.domain.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, OPTIONAL_INSTALLMENT_COLUMNS
+from bot.screening import priority
+from bot.screening.model import PriorityModel
+
+PART_BYTES = 200_000_000  # of installments.csv per part: about 400,000 accounts of 12 instalments
+HASH_SEED = 20_26
+_SORT_KEY = "_order"
+
+
+@dataclass(frozen=True)
+class Split:
+    """Where the parts of one run are, and what they came from (JSON-able, for a job's arguments)."""
+
+    folder: str
+    parts: int
+    accounts_name: str
+    installments_name: str
+
+    def path(self, kind: str, index: int) -> Path:
+        return Path(self.folder) / kind / f"part={index}" / "0.parquet"
+
+
+def parts_for(installments_csv: Path) -> int:
+    return max(1, math.ceil(installments_csv.stat().st_size / PART_BYTES))
+
+
+def split(accounts_csv: Path, installments_csv: Path, folder: Path, parts: int) -> Split:
+    """Stream both files into ``parts`` Parquet parts under ``folder`` (all columns as stripped text).
+
+    Raises:
+        ScreeningInputError: a file that cannot be read, or lacks a column, as a whole-file run says it.
+    """
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    sources = (("accounts", accounts_csv, ACCOUNT_COLUMNS, priority.OPTIONAL_ACCOUNT_COLUMNS),
+               ("installments", installments_csv, INSTALLMENT_COLUMNS, OPTIONAL_INSTALLMENT_COLUMNS))
+    for kind, path, columns, optional in sources:
+        text = priority.scan_text(path, columns, optional)
+        part = (pl.col("account_id").hash(HASH_SEED) % parts).alias("part")
+        try:
+            text.with_columns(part).sink_parquet(pl.PartitionByKey(folder / kind, by="part", include_key=False),
+                                                 mkdir=True)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            priority.raise_unreadable(path, exc)
+    plan = Split(str(folder), parts, accounts_csv.name, installments_csv.name)
+    _repeated_phones(plan).write_parquet(folder / "errors-whole-file.parquet")
+    return plan
+
+
+def _repeated_phones(plan: Split) -> pl.DataFrame:
+    """Phones used on an earlier line of the whole accounts file (a part sees only its own lines)."""
+    phones = pl.scan_parquet(Path(plan.folder) / "accounts" / "**" / "*.parquet").select("line", "phone")
+    repeated = phones.sort("line").filter(~pl.col("phone").is_first_distinct() & (pl.col("phone") != ""))
+    return repeated.select(pl.lit(plan.accounts_name).alias("file"), pl.col("line").cast(pl.Int64),
+                           pl.lit("phone").alias("column"), pl.lit(priority.PHONE_REPEATED).alias("reason")
+                           ).collect()
+
+
+def _part(plan: Split, kind: str, index: int, columns: tuple[str, ...]) -> pl.DataFrame:
+    path = plan.path(kind, index)
+    if not path.is_file():  # no account hashed here
+        return pl.DataFrame(schema={"line": pl.Int64, **{c: pl.String for c in columns}})
+    return pl.read_parquet(path).with_columns(pl.col("line").cast(pl.Int64)).sort("line")
+
+
+def screen_part(plan: Split, index: int, today: date, as_of: date | None = None,
+                facts: Callable[[list[str]], pl.DataFrame] | None = None,
+                model: PriorityModel | None = None, strategies: priority.Strategies | None = None) -> int:
+    """Check and screen part ``index``; write its errors, or its rows in priority order. Returns its accounts."""
+    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.OPTIONAL_ACCOUNT_COLUMNS))
+    installments = _part(plan, "installments", index, (*INSTALLMENT_COLUMNS, *OPTIONAL_INSTALLMENT_COLUMNS))
+    errors = priority.check_ledger(accounts, installments, (plan.accounts_name, plan.installments_name), today,
+                                   phones_unique=False)
+    out = Path(plan.folder)
+    if errors.height:
+        errors.write_parquet(_mkdir(out / "errors" / f"{index}.parquet"))
+        return accounts.height
+    typed_accounts, typed_installments = priority.typed_ledger(accounts, installments)
+    found = facts(typed_accounts.get_column("account_id").to_list()) if facts else None
+    result = priority.screen(typed_accounts, typed_installments, as_of, found, strategies, model=model)
+    result.with_columns(_order_key()).write_parquet(_mkdir(out / "results" / f"{index}.parquet"))
+    return result.height
+
+
+def _order_key() -> pl.Expr:
+    """A text key whose ascending order is the list's order: priority highest first, then account id."""
+    tenths = (1000 - (pl.col("priority") * 10).round(0)).cast(pl.Int64).cast(pl.String).str.zfill(4)
+    return (tenths + pl.col("account_id")).alias(_SORT_KEY)
+
+
+def _mkdir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def merge(plan: Split, out_dir: Path, previous: Path | None = None, card: dict[str, Any] | None = None
+          ) -> priority.Outputs:
+    """Write the run's outputs from every part's rows, merged in order.
+
+    Raises:
+        ScreeningInputError: any part's errors and the whole-file ones, first lines first; nothing is written.
+    """
+    folder = Path(plan.folder)
+    errors = [pl.read_parquet(p) for p in (folder / "errors").glob("*.parquet")] if (folder / "errors").is_dir() else []
+    errors.append(pl.read_parquet(folder / "errors-whole-file.parquet"))
+    every = pl.concat(errors)
+    if every.height:
+        priority.raise_errors(every)
+    results = sorted((folder / "results").glob("*.parquet")) if (folder / "results").is_dir() else []
+    if not results:
+        return priority.write_outputs(pl.DataFrame(schema=_empty_schema()), out_dir, previous, card=card)
+    merged = pl.scan_parquet(results[0])
+    for path in results[1:]:
+        merged = merged.merge_sorted(pl.scan_parquet(path), key=_SORT_KEY)
+    return priority.write_outputs(merged, out_dir, previous, card=card)
+
+
+def _empty_schema() -> dict[str, Any]:
+    return {c: pl.String for c in (*priority.LIST_COLUMNS, "as_of", "overdue_units")} | {
+        "as_of": pl.Date, "overdue_units": pl.Int64, "overdue_amount": pl.Float64}
+
+
+def run(accounts_csv: Path, installments_csv: Path, out_dir: Path, work: Path, today: date,
+        as_of: date | None = None, parts: int | None = None, model: PriorityModel | None = None,
+        previous: Path | None = None, quiet: bool = False, load: Callable[[list[str]], pl.DataFrame] | None = None,
+        strategies: priority.Strategies | None = None) -> priority.Outputs:
+    """Split, screen every part in turn with a progress bar, and merge; the parts are removed after.
+
+    Args:
+        work: a folder for the parts (emptied first, removed at the end).
+        today: the day the files are checked on (no payment after it).
+    """
+    try:
+        plan = split(accounts_csv, installments_csv, work, parts or parts_for(installments_csv))
+        strategies = strategies or priority.load_strategies()
+        for index in tqdm(range(plan.parts), desc="screening", unit="part", disable=quiet):
+            screen_part(plan, index, today, as_of, load, model, strategies)
+        return merge(plan, out_dir, previous, card=model.card if model else None)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def as_job(plan: Split) -> dict[str, Any]:
+    """The plan as an arq job's argument (JSON)."""
+    return asdict(plan)
