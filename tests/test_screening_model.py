@@ -107,6 +107,13 @@ def test_a_saved_model_gives_the_same_probabilities_when_loaded(trained: tuple[P
     assert ((probability >= 0) & (probability <= 1)).all()
 
 
+def test_the_contributions_add_up_to_each_account_s_score(trained: tuple[Path, Path, Path]) -> None:
+    accounts, installments, model_path = trained
+    x = matrix(metrics(*read_ledger(accounts, installments, today=READ_DAY), AS_OF))
+    model = load(model_path)
+    assert np.allclose(model.contributions(x).sum(axis=1) + model.bias, model.raw(x))
+
+
 def test_more_recent_lateness_never_lowers_the_probability(trained: tuple[Path, Path, Path]) -> None:
     accounts, installments, model_path = trained
     x = matrix(metrics(*read_ledger(accounts, installments, today=READ_DAY), AS_OF))[:50]

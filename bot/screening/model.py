@@ -5,9 +5,9 @@
 calibrates them on a held-out part (isotonic), and returns a ``PriorityModel`` that saves to one JSON file
 (the trees as LightGBM's text, the calibration as two lists, the model card): nothing is unpickled.
 
-Why LightGBM rather than scikit-learn's HistGradientBoosting: it gives each prediction's per-feature
-contributions (TreeSHAP, ``pred_contrib``), which the reasons are written from, and trains 1M accounts in
-well under a minute on two cores (docs/screening-model.md).
+Why LightGBM rather than scikit-learn's HistGradientBoosting: its trees can be read back (``dump_model``),
+which each account's per-feature contributions are computed from (the reasons), it takes monotonic
+constraints and missing values, and it trains 1M accounts in minutes on two cores (docs/screening-model.md).
 """
 
 from __future__ import annotations
@@ -136,6 +136,36 @@ def matrix(result: pl.DataFrame) -> np.ndarray:
 # --- training --------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Paths:
+    per_leaf: np.ndarray  # [tree * leaves + leaf, feature]: each feature's share on the path to that leaf
+    leaves: int  # the most leaves of any tree (the stride of per_leaf)
+    bias: float
+
+
+def _path_attributions(dump: dict[str, Any]) -> _Paths:
+    trees = dump["tree_info"]
+    leaves = max(tree["num_leaves"] for tree in trees)
+    per_leaf = np.zeros((len(trees) * leaves, len(FEATURES)))
+    bias = 0.0
+    for index, tree in enumerate(trees):
+        root = tree["tree_structure"]
+        bias += root.get("internal_value", root.get("leaf_value", 0.0))
+        stack = [(root, np.zeros(len(FEATURES)))]
+        while stack:
+            node, shares = stack.pop()
+            if "split_feature" not in node:
+                per_leaf[index * leaves + node.get("leaf_index", 0)] = shares
+                continue
+            for side in ("left_child", "right_child"):
+                child = node[side]
+                moved = shares.copy()
+                moved[node["split_feature"]] += child.get("internal_value", child.get("leaf_value")) - node[
+                    "internal_value"]
+                stack.append((child, moved))
+    return _Paths(per_leaf, leaves, bias)
+
+
 @dataclass
 class PriorityModel:
     """Trees, their calibration and the model card."""
@@ -144,6 +174,7 @@ class PriorityModel:
     calibration_x: list[float]
     calibration_y: list[float]
     card: dict[str, Any]
+    _paths: _Paths | None = None
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict(x, raw_score=True))
@@ -153,8 +184,33 @@ class PriorityModel:
         return _calibrated(self.raw(x), self.calibration_x, self.calibration_y)
 
     def contributions(self, x: np.ndarray) -> np.ndarray:
-        """Each feature's share of each account's log-odds (TreeSHAP); columns as FEATURES."""
-        return np.asarray(self.booster.predict(x, pred_contrib=True))[:, :-1]
+        """Each feature's share of each account's log-odds; columns as FEATURES.
+
+        Path attribution (Saabas; as treeinterpreter): along each tree's path to the account's leaf, each
+        split's change of the node value goes to the split's feature, so the shares and ``bias`` add up to
+        the raw score. Exact TreeSHAP (LightGBM's pred_contrib) took 45 s per 300,000 accounts here; this
+        takes 3 s (a leaf per tree, then one sparse product).
+        """
+        from scipy import sparse
+
+        paths = self._path_table()
+        leaves = np.asarray(self.booster.predict(x, pred_leaf=True), dtype=np.int64).reshape(len(x), -1)
+        trees = leaves.shape[1]
+        # Row i picks one leaf per tree: a 0/1 matrix whose product with per_leaf sums the trees' shares.
+        picked = sparse.csr_matrix(
+            (np.ones(leaves.size), (leaves + np.arange(trees) * paths.leaves).ravel(),
+             np.arange(0, leaves.size + 1, trees)), shape=(len(x), trees * paths.leaves))
+        return np.asarray(picked @ paths.per_leaf)
+
+    @property
+    def bias(self) -> float:
+        """The raw score every account starts from (the sum of the trees' root values)."""
+        return self._path_table().bias
+
+    def _path_table(self) -> _Paths:
+        if self._paths is None:
+            self._paths = _path_attributions(self.booster.dump_model())
+        return self._paths
 
     def save(self, path: Path) -> None:
         document = {"format": FORMAT, "card": self.card, "features": list(FEATURE_NAMES),
