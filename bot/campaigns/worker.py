@@ -1,4 +1,4 @@
-"""The campaign worker: arq running campaign contacts, as many processes as needed.
+"""The campaign worker: arq running campaign contacts (and screening's parts), as many processes as needed.
 
 ``python -m bot worker`` runs one; every worker on the same Redis shares every campaign.
 See bot/campaigns/campaign.py for why arq and how a killed worker's jobs are finished by another.
@@ -22,6 +22,7 @@ from arq import Retry
 from arq.connections import RedisSettings
 from arq.worker import run_worker
 
+from bot.campaigns import screening_jobs
 from bot.campaigns.campaign import RateLimiter, Runner, TryLater
 from bot.contact.outbound import Sender, twilio_client
 from bot.core.settings import load_settings
@@ -65,7 +66,7 @@ def worker_settings(env: Mapping[str, str]) -> dict[str, Any]:
     settings = load_settings(env)
     config = settings.campaign
     return {
-        "functions": [campaign_contact],
+        "functions": [campaign_contact, screening_jobs.FUNCTION],
         "redis_settings": RedisSettings.from_dsn(settings.redis_url),
         "on_startup": startup, "on_shutdown": shutdown,
         "ctx": {"settings": settings},

@@ -33,6 +33,10 @@ def add(commands: Any) -> None:
                                                 " screening uses it when it exists)")
     scr.add_argument("--rules", action="store_true", help="rank by the rules in policy/strategies.yml, not the model")
     scr.add_argument("--horizon", type=int, default=30, help="train: days after --as-of an account must pay in")
+    scr.add_argument("--parts", type=int, help="screen in this many parts (default: by the size of the files)")
+    scr.add_argument("--workers", action="store_true",
+                     help="screen the parts as jobs on the campaign workers (`python -m bot worker`), which must "
+                          "see this machine's var/screening folder")
     scr.set_defaults(handler=lambda a: _train(a) if a.task == "train" else _screen(a))
     view = commands.add_parser("account", help="show an account's ledger view: amounts, arrangements, bookings "
                                                "(several accounts: a JSON list)")
@@ -65,15 +69,42 @@ def _screen(args: argparse.Namespace) -> int:
     root = ROOT / "var" / "screening"
     out = args.out or root / f"{(args.as_of or date.today()).isoformat()}-{datetime.now():%H%M%S}"
     load = None if args.no_records else lambda ids: asyncio.run(_screening_facts(ids, args.as_of))
+    if args.parts is not None and args.parts < 1:
+        print("--parts must be a number from 1", file=sys.stderr)
+        return 2
+    previous = screening.latest_run(out.parent, exclude=out)
     try:
         model = None if args.rules else _saved_model(args.model)
-        outputs = screening.run(args.accounts, args.installments, out, args.as_of, load,
-                                previous=screening.latest_run(out.parent, exclude=out), model=model)
-    except (screening.ScreeningInputError, screening.StrategyError, FileExistsError, ModelError) as exc:
+        if args.workers:
+            outputs = asyncio.run(_screen_on_workers(args, out, previous, model))
+        else:
+            outputs = screening.run(args.accounts, args.installments, out, args.as_of, load, previous=previous,
+                                    model=model, parts=args.parts)
+    except (screening.ScreeningInputError, screening.StrategyError, FileExistsError, ModelError,
+            RuntimeError) as exc:
         return rejected(exc)
     for path in (outputs.collection_list, outputs.summary, outputs.report, *outputs.charts):
         print(path)
     return 0
+
+
+async def _screen_on_workers(args: argparse.Namespace, out: Path, previous: Path | None, model: Any) -> Any:
+    from arq import create_pool
+    from arq.connections import RedisSettings
+
+    from bot.campaigns.screening_jobs import PartJob, run_on_workers
+    from bot.screening import model as priority_model
+
+    model_path = (args.model or priority_model.DEFAULT_MODEL) if model else None
+    job = PartJob(today=date.today().isoformat(), as_of=args.as_of.isoformat() if args.as_of else None,
+                  model=str(Path(model_path).resolve()) if model_path else None, records=not args.no_records)
+    queue = await create_pool(RedisSettings.from_dsn(settings().redis_url))
+    try:
+        return await run_on_workers(queue, args.accounts.resolve(), args.installments.resolve(), out.resolve(),
+                                    out.resolve().with_name(f".{out.name}.parts"), job, args.parts, previous,
+                                    model.card if model else None)
+    finally:
+        await queue.close()
 
 
 def _saved_model(path: Path | None) -> Any:

@@ -88,6 +88,12 @@ def _part(plan: Split, kind: str, index: int, columns: tuple[str, ...]) -> pl.Da
     return pl.read_parquet(path).with_columns(pl.col("line").cast(pl.Int64)).sort("line")
 
 
+def account_ids(plan: Split, index: int) -> list[str]:
+    """The ids of part ``index``'s accounts (to read their records before screening it)."""
+    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.OPTIONAL_ACCOUNT_COLUMNS))
+    return accounts.get_column("account_id").to_list()
+
+
 def screen_part(plan: Split, index: int, today: date, as_of: date | None = None,
                 facts: Callable[[list[str]], pl.DataFrame] | None = None,
                 model: PriorityModel | None = None, strategies: priority.Strategies | None = None) -> int:

@@ -1,0 +1,90 @@
+"""Screening's parts as arq jobs on the campaign workers, and the run that splits, waits and merges.
+
+``python -m bot screen --workers ...`` splits the ledger (bot.screening.partitions), enqueues one
+``screen_partition`` job per part and merges the parts' rows once every job is done. The parts are
+files: the workers must see the run's folder (same machine, or a shared mount). A part whose job fails
+fails the run with the job's error; nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from arq.worker import func
+
+from bot.screening import partitions
+from bot.screening.model import PriorityModel, load
+from bot.screening.priority import Outputs, load_facts
+
+JOB = "screen_partition"
+JOB_TIMEOUT_SECONDS = 3600  # a part of PART_BYTES takes about a minute; a slow shared disk, much more
+
+
+@dataclass(frozen=True)
+class PartJob:
+    """What a part's job needs besides the plan (JSON-able)."""
+
+    today: str
+    as_of: str | None = None
+    model: str | None = None  # path of a saved learned priority
+    records: bool = False  # read promises, contacts and outcomes from Redis
+
+
+async def screen_partition(ctx: dict[str, Any], plan: dict[str, Any], index: int, job: dict[str, Any]) -> int:
+    """One part of a screening run (the arq job); returns how many accounts it screened."""
+    split, options = partitions.Split(**plan), PartJob(**job)
+    as_of = date.fromisoformat(options.as_of) if options.as_of else None
+    facts = None
+    if options.records:
+        found = await load_facts(ctx["services"], partitions.account_ids(split, index), as_of)
+        facts = lambda ids: found  # noqa: E731 - the part's own ids, read above
+    model = _model(ctx, options.model) if options.model else None
+    # Polars works in its own threads; the worker's loop stays free for its heartbeat and other jobs.
+    return await asyncio.to_thread(partitions.screen_part, split, index, date.fromisoformat(options.today), as_of,
+                                   facts, model)
+
+
+def _model(ctx: dict[str, Any], path: str) -> PriorityModel:
+    """The saved model, loaded once per worker and file version."""
+    key = (path, Path(path).stat().st_mtime_ns)
+    cache = ctx.setdefault("screening_models", {})
+    if key not in cache:
+        cache.clear()
+        cache[key] = load(Path(path))
+    model: PriorityModel = cache[key]
+    return model
+
+
+FUNCTION = func(screen_partition, name=JOB, timeout=JOB_TIMEOUT_SECONDS, keep_result=JOB_TIMEOUT_SECONDS,
+                max_tries=1)
+
+
+async def run_on_workers(queue: Any, accounts_csv: Path, installments_csv: Path, out_dir: Path, work: Path,
+                         job: PartJob, parts: int | None = None, previous: Path | None = None,
+                         card: dict[str, Any] | None = None, wait_seconds: float = JOB_TIMEOUT_SECONDS) -> Outputs:
+    """Split here, screen the parts on the workers listening on ``queue`` (an ArqRedis), merge here.
+
+    Raises:
+        ScreeningInputError: a malformed input file (from the split, or any part's checks).
+        RuntimeError: a part's job failed, or was not done within ``wait_seconds``; its error is named.
+    """
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} already exists; choose a new --out folder")
+    try:
+        plan = await asyncio.to_thread(partitions.split, accounts_csv, installments_csv, work,
+                                       parts or partitions.parts_for(installments_csv))
+        jobs = [await queue.enqueue_job(JOB, partitions.as_job(plan), index, asdict(job))
+                for index in range(plan.parts)]
+        for index, queued in enumerate(jobs):
+            try:
+                await queued.result(timeout=wait_seconds, poll_delay=0.2)
+            except Exception as exc:  # arq re-raises the job's own exception here
+                raise RuntimeError(f"part {index} of {plan.parts} failed on its worker: {exc!r}") from exc
+        return await asyncio.to_thread(partitions.merge, plan, out_dir, previous, card)
+    finally:
+        await asyncio.to_thread(shutil.rmtree, work, True)
