@@ -27,7 +27,7 @@ from bot.domain.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS, OPTIONAL_INS
 from bot.screening import priority
 from bot.screening.model import PriorityModel
 
-PART_BYTES = 200_000_000  # of installments.csv per part: about 400,000 accounts of 12 instalments
+PART_BYTES = 100_000_000  # of installments.csv per part: about 200,000 accounts of 12 instalments
 HASH_SEED = 20_26
 _SORT_KEY = "_order"
 

@@ -306,6 +306,7 @@ def check_ledger(accounts: pl.DataFrame, installments: pl.DataFrame, names: tupl
             which checks the whole file).
     """
     installments = _with_account(installments, accounts)
+    installments = installments.with_columns(_units(c).alias(_parsed(c)) for c in AMOUNT_COLUMNS)  # once, not per check
     return pl.concat([
         _failures(accounts, names[0], _account_checks(accounts, today, phones_unique)),
         _failures(installments, names[1], _installment_checks(installments, today)),
@@ -315,6 +316,14 @@ def check_ledger(accounts: pl.DataFrame, installments: pl.DataFrame, names: tupl
 def typed_ledger(accounts: pl.DataFrame, installments: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Checked text frames as screening reads them (amounts in ten-thousandths, dates as dates)."""
     return _typed_accounts(accounts), _typed_installments(_with_account(installments, accounts))
+
+
+AMOUNT_COLUMNS = ("amount_due", "amount_paid", "minimum_due")
+
+
+def _parsed(column: str) -> str:
+    """The name of the column holding ``column`` parsed by ``_units``, while the checks run."""
+    return f"_{column}_units"
 
 
 def _with_account(installments: pl.DataFrame, accounts: pl.DataFrame) -> pl.DataFrame:
@@ -454,9 +463,8 @@ def _installment_checks(installments: pl.DataFrame, today: date) -> list[_Check]
     precision = pl.col("currency").replace_strict(
         {c: get_currency_precision(c) for c in _valid_values(installments, "currency", is_currency)},
         default=4, return_dtype=pl.Int64)
-    paid = _units("amount_paid")
+    due, paid, minimum = (pl.col(_parsed(c)) for c in AMOUNT_COLUMNS)
     revolving = pl.col("product").is_in(REVOLVING_PRODUCTS)
-    due, minimum = _units("amount_due"), _units("minimum_due")
     checks = [
         _Check("account_id", known, "is not in accounts.csv"),
         _Check("installment_no", pl.col("installment_no").str.contains(r"^0*[1-9]\d{0,8}$"),
@@ -470,8 +478,8 @@ def _installment_checks(installments: pl.DataFrame, today: date) -> list[_Check]
         _Check("paid_date", (pl.col("paid_date") != "") | (paid <= 0).fill_null(True),
                "is empty but amount_paid is above zero"),
     ]
-    for column in ("amount_due", "amount_paid", "minimum_due"):
-        decimals = pl.col(column).str.extract(r"\.(\d+)$").str.len_chars().fill_null(0)
+    for column in AMOUNT_COLUMNS:
+        decimals = (pl.col(column).str.len_bytes() - pl.col(column).str.find(".", literal=True) - 1).fill_null(0)
         shape = _SIGNED_AMOUNT if column == "amount_due" else _AMOUNT
         ok = pl.col(column).str.contains(shape)
         checks += [
@@ -505,14 +513,12 @@ def raise_errors(errors: pl.DataFrame) -> NoReturn:
 
 
 def _units(column: str) -> pl.Expr:
-    """A decimal string (a minus sign allowed) as integer ten-thousandths; null when it is not a valid amount."""
-    text = pl.when(pl.col(column).str.contains(_SIGNED_AMOUNT)).then(pl.col(column))
-    negative = text.str.starts_with("-")
-    parts = text.str.strip_prefix("-").str.split_exact(".", 1)
-    whole = parts.struct.field("field_0").cast(pl.Int64)
-    fraction = parts.struct.field("field_1").fill_null("").str.pad_end(4, "0").cast(pl.Int64)
-    units = whole * _UNITS + fraction
-    return pl.when(negative).then(-units).otherwise(units)
+    """A decimal string (a minus sign allowed) as integer ten-thousandths; null when it is not a valid amount.
+
+    Exact: 12 digits and 4 decimals fit a 38-digit decimal, and so does their product with 10,000.
+    """
+    valid = pl.col(column).str.contains(_SIGNED_AMOUNT)
+    return pl.when(valid).then((pl.col(column).cast(pl.Decimal(38, 4), strict=False) * _UNITS).cast(pl.Int64))
 
 
 def _typed_accounts(accounts: pl.DataFrame) -> pl.DataFrame:
