@@ -111,7 +111,7 @@ lint: $(VENV)/.installed
 # Each benchmark writes its part; the turn benchmark (run last) gathers them into docs/benchmarks.md.
 bench: setup
 	$(PY) scripts/bench_booking.py --attempts 1000 --out docs/benchmarks-booking.md
-	$(PY) scripts/bench_screening.py --accounts 1000000 --seed 7 --out docs/benchmarks-screening.md
+	$(PY) scripts/bench_screening.py --accounts 1000000 --large 10000000 --workers 2 --seed 7 --out docs/benchmarks-screening.md
 	$(PY) scripts/bench_campaign.py --accounts 100000 --workers 2 --out docs/benchmarks-campaign.md
 	$(PY) scripts/bench_turns.py --load 20 --load 50 --turns 20 --length 1000 --calls 20 --profile results/profile \
 		--out docs/benchmarks.md \
