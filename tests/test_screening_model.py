@@ -13,6 +13,7 @@ import pytest
 from bot.__main__ import main as bot_main
 from bot.domain.ledger import ACCOUNT_COLUMNS, INSTALLMENT_COLUMNS
 from bot.screening import model as priority_model
+from bot.screening import partitions
 from bot.screening.model import FEATURE_NAMES, ModelError, labels, load, matrix
 from bot.screening.priority import Condition, Rule, load_strategies, metrics, read_ledger, screen
 from bot.screening.reasons import PHRASES
@@ -96,6 +97,17 @@ def test_the_trained_model_ranks_held_out_habits_and_saves_its_card(trained: tup
     assert card["held_out"]["auc"] > 0.75
     assert [f["name"] for f in card["features"]] == list(FEATURE_NAMES)
     assert "| decile | predicted | observed | accounts |" in model_path.with_suffix(".md").read_text(encoding="utf-8")
+
+
+def test_a_big_ledger_trains_part_by_part_on_the_same_examples(
+        trained: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    accounts, installments, model_path = trained
+    monkeypatch.setattr(partitions, "PART_BYTES", installments.stat().st_size // 3)
+    train_from_ledger(accounts, installments, AS_OF, 30, tmp_path / "parts.json")
+    whole, in_parts = (json.loads(p.read_text(encoding="utf-8"))["card"]["rows"] for p in (model_path,
+                                                                                          tmp_path / "parts.json"))
+    assert (in_parts["accounts"], in_parts["bad"]) == (whole["accounts"], whole["bad"])
+    assert not any(p.name.endswith("training-parts") for p in installments.parent.iterdir())
 
 
 def test_a_saved_model_gives_the_same_probabilities_when_loaded(trained: tuple[Path, Path, Path]) -> None:

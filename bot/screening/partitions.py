@@ -98,19 +98,31 @@ def screen_part(plan: Split, index: int, today: date, as_of: date | None = None,
                 facts: Callable[[list[str]], pl.DataFrame] | None = None,
                 model: PriorityModel | None = None, strategies: priority.Strategies | None = None) -> int:
     """Check and screen part ``index``; write its errors, or its rows in priority order. Returns its accounts."""
-    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.OPTIONAL_ACCOUNT_COLUMNS))
-    installments = _part(plan, "installments", index, (*INSTALLMENT_COLUMNS, *OPTIONAL_INSTALLMENT_COLUMNS))
-    errors = priority.check_ledger(accounts, installments, (plan.accounts_name, plan.installments_name), today,
-                                   phones_unique=False)
+    errors, typed = checked_part(plan, index, today)
     out = Path(plan.folder)
-    if errors.height:
+    if typed is None:
         errors.write_parquet(_mkdir(out / "errors" / f"{index}.parquet"))
-        return accounts.height
-    typed_accounts, typed_installments = priority.typed_ledger(accounts, installments)
+        return 0
+    typed_accounts, typed_installments = typed
     found = facts(typed_accounts.get_column("account_id").to_list()) if facts else None
     result = priority.screen(typed_accounts, typed_installments, as_of, found, strategies, model=model)
     result.with_columns(_order_key()).write_parquet(_mkdir(out / "results" / f"{index}.parquet"))
     return result.height
+
+
+def checked_part(plan: Split, index: int, today: date
+                 ) -> tuple[pl.DataFrame, tuple[pl.DataFrame, pl.DataFrame] | None]:
+    """Part ``index``'s errors, and its frames typed for screening when it has none."""
+    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.OPTIONAL_ACCOUNT_COLUMNS))
+    installments = _part(plan, "installments", index, (*INSTALLMENT_COLUMNS, *OPTIONAL_INSTALLMENT_COLUMNS))
+    errors = priority.check_ledger(accounts, installments, (plan.accounts_name, plan.installments_name), today,
+                                   phones_unique=False)
+    return errors, None if errors.height else priority.typed_ledger(accounts, installments)
+
+
+def whole_file_errors(plan: Split) -> pl.DataFrame:
+    """What ``split`` found that no part can see (phones used twice)."""
+    return pl.read_parquet(Path(plan.folder) / "errors-whole-file.parquet")
 
 
 def _order_key() -> pl.Expr:
@@ -133,7 +145,7 @@ def merge(plan: Split, out_dir: Path, previous: Path | None = None, card: dict[s
     """
     folder = Path(plan.folder)
     errors = [pl.read_parquet(p) for p in (folder / "errors").glob("*.parquet")] if (folder / "errors").is_dir() else []
-    errors.append(pl.read_parquet(folder / "errors-whole-file.parquet"))
+    errors.append(whole_file_errors(plan))
     every = pl.concat(errors)
     if every.height:
         priority.raise_errors(every)

@@ -222,14 +222,18 @@ def rule_reasons(language: str) -> pl.Expr:
     return pl.concat_str(parts, separator="; " if language == "en" else "；", ignore_nulls=True)
 
 
-def model_reasons(language: str, top: Sequence[str], features: Sequence[str]) -> pl.Expr:
-    """The phrases of the features named by the index columns ``top`` (most raising first), joined."""
-    parts = []
-    for column in top:
-        chosen: pl.Expr = pl.lit(None, dtype=pl.String)
-        for index, name in enumerate(features):
-            chosen = pl.when(pl.col(column) == index).then(PHRASES[name](language)).otherwise(chosen)
-        parts.append(chosen)
+def phrase_list(language: str, features: Sequence[str]) -> pl.Expr:
+    """Every feature's phrase, in ``features``' order, as one list per account (null where none applies)."""
+    return pl.concat_list([PHRASES[name](language) for name in features])
+
+
+def model_reasons(language: str, top: Sequence[str], phrases: str) -> pl.Expr:
+    """The phrases (in the list column ``phrases``) at the indices in the columns ``top``, most raising first.
+
+    An index of -1 names nothing (fewer features raised the risk than there are columns).
+    """
+    parts = [pl.when(pl.col(column) >= 0).then(pl.col(phrases).list.get(pl.col(column), null_on_oob=True))
+             for column in top]
     nothing = "no sign of added risk" if language == "en" else "无明显风险信号"
     joined = pl.concat_str(parts, separator="; " if language == "en" else "；", ignore_nulls=True)
     return pl.when(joined == "").then(pl.lit(nothing)).otherwise(joined)

@@ -3,15 +3,17 @@ features screening computed that day, saved with its model card."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
 from bot.screening import model as priority_model
-from bot.screening import priority
+from bot.screening import partitions, priority
 from bot.screening.model import DEFAULT_MODEL, ModelError
 
 __all__ = ["DEFAULT_MODEL", "ModelError", "Saved", "model_card_text", "train_from_ledger"]
@@ -34,23 +36,48 @@ def train_from_ledger(accounts_csv: Path, installments_csv: Path, as_of: date, h
         ScreeningInputError: a malformed input file.
         ModelError: nothing to learn from (no account went bad, or all did).
     """
-    accounts, installments = priority.read_ledger(accounts_csv, installments_csv)
-    features = priority.metrics(accounts, installments, as_of)
-    labelled = features.join(priority_model.labels(installments, as_of, horizon_days), on="account_id", how="inner")
-    if labelled.height == 0:
+    x, y = _examples(accounts_csv, installments_csv, as_of, horizon_days)
+    if len(y) == 0:
         raise ModelError(f"no account had anything due or overdue around {as_of}: choose another --as-of")
     window = {"as_of": as_of.isoformat(), "horizon_days": horizon_days,
               "label": "missed a payment falling due in the window, or did not clear arrears by its end"}
-    y = labelled.get_column("label").to_numpy().astype(np.int8)
-    trained = priority_model.train(priority_model.matrix(labelled), y, window)
+    trained = priority_model.train(x, y, window)
     trained.save(path)
     card_path = path.with_suffix(".md")
     card_path.write_text(model_card_text(trained.card), encoding="utf-8")
     held = trained.card["held_out"]
-    summary = (f"trained on {labelled.height:,} accounts ({int(y.sum()):,} went bad) as of {as_of}, "
+    summary = (f"trained on {len(y):,} accounts ({int(y.sum()):,} went bad) as of {as_of}, "
                f"{horizon_days} days: held-out AUC {held['auc']:.3f}, top-10% lift {held['top_10']['lift']:.2f}, "
                f"calibration error {held['calibration_error']:.3f}")
     return Saved(summary, (path, card_path))
+
+
+def _examples(accounts_csv: Path, installments_csv: Path, as_of: date, horizon_days: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Features on ``as_of`` and labels of the accounts with something to miss; a big ledger part by part."""
+    if partitions.parts_for(installments_csv) == 1:
+        return _labelled(*priority.read_ledger(accounts_csv, installments_csv), as_of, horizon_days)
+    work = installments_csv.parent / f".{installments_csv.stem}.training-parts"
+    try:
+        plan = partitions.split(accounts_csv, installments_csv, work, partitions.parts_for(installments_csv))
+        errors, examples = [partitions.whole_file_errors(plan)], []
+        for index in range(plan.parts):
+            found, typed = partitions.checked_part(plan, index, date.today())
+            errors.append(found)
+            if typed is not None:
+                examples.append(_labelled(*typed, as_of, horizon_days))
+        if (every := pl.concat(errors)).height:
+            priority.raise_errors(every)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return np.concatenate([x for x, _ in examples]), np.concatenate([y for _, y in examples])
+
+
+def _labelled(accounts: pl.DataFrame, installments: pl.DataFrame, as_of: date, horizon_days: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    features = priority.metrics(accounts, installments, as_of)
+    labelled = features.join(priority_model.labels(installments, as_of, horizon_days), on="account_id", how="inner")
+    return priority_model.matrix(labelled), labelled.get_column("label").to_numpy().astype(np.int8)
 
 
 def model_card_text(card: dict[str, Any]) -> str:
