@@ -44,9 +44,11 @@ async def screen_partition(ctx: dict[str, Any], plan: dict[str, Any], index: int
         found = await load_facts(ctx["services"], partitions.account_ids(split, index), as_of)
         facts = lambda ids: found  # noqa: E731 - the part's own ids, read above
     model = _model(ctx, options.model) if options.model else None
-    # Polars works in its own threads; the worker's loop stays free for its heartbeat and other jobs.
-    return await asyncio.to_thread(partitions.screen_part, split, index, date.fromisoformat(options.today), as_of,
-                                   facts, model)
+    # One part at a time per worker (a part is sized to fit memory once, not fifty times); polars works in
+    # its own threads, so the worker's loop stays free for its heartbeat and the campaign's jobs.
+    async with ctx.setdefault("screening_slot", asyncio.Semaphore(1)):
+        return await asyncio.to_thread(partitions.screen_part, split, index, date.fromisoformat(options.today),
+                                       as_of, facts, model)
 
 
 def _model(ctx: dict[str, Any], path: str) -> PriorityModel:

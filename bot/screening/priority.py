@@ -344,13 +344,19 @@ def _read_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] =
         raise_unreadable(path, exc)
 
 
-def scan_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = ()) -> pl.LazyFrame:
-    """``_read_text`` as a lazy frame, to stream a file too big to hold (bot.screening.partitions).
+def scan_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = (),
+              source: Path | bytes | None = None, first_line: int = 2) -> pl.LazyFrame:
+    """``_read_text`` as a lazy frame.
+
+    Args:
+        source: the CSV text to read instead of ``path`` (bot.screening.partitions reads a big file in
+            pieces, each with the header); ``path`` still names the file in errors.
+        first_line: the line number of the first row of ``source``.
 
     The header is read at once: a file that cannot be read or lacks a column raises here.
     """
     try:
-        source = _with_newlines(path)
+        source = with_newlines(path) if source is None else source
         options: dict[str, Any] = {"infer_schema": False, "missing_utf8_is_empty_string": True, "encoding": "utf8"}
         frame = pl.scan_csv(source, **options) if isinstance(source, Path) else pl.read_csv(source, **options).lazy()
         names = frame.collect_schema().names()
@@ -363,7 +369,7 @@ def scan_text(path: Path, columns: tuple[str, ...], optional: tuple[str, ...] = 
     frame = frame.with_columns(pl.lit("").alias(c) for c in optional if c not in names)
     columns = (*columns, *optional)
     frame = frame.select(pl.col(c).str.strip_chars() for c in columns)
-    frame = frame.with_row_index("line", offset=2).with_columns(pl.col("line").cast(pl.Int64))
+    frame = frame.with_row_index("line", offset=first_line).with_columns(pl.col("line").cast(pl.Int64))
     blank = pl.all_horizontal(pl.col(c) == "" for c in columns)
     return frame.filter(~blank)
 
@@ -373,7 +379,7 @@ def raise_unreadable(path: Path, exc: Exception) -> NoReturn:
     _raise_one(path.name, 1, "-", f"cannot be read as a UTF-8 CSV file ({first})")
 
 
-def _with_newlines(path: Path) -> Path | bytes:
+def with_newlines(path: Path) -> Path | bytes:
     """A file with lone CR line endings (Excel's "CSV (Macintosh)") as LF lines; polars reads lone CRs as
     part of one long header line, where Python's csv module (bot.domain.ledger) sees the rows."""
     with path.open("rb") as handle:
