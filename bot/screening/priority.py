@@ -636,20 +636,13 @@ def _learned(result: pl.DataFrame, model: PriorityModel) -> pl.DataFrame:
     contributions = model.contributions(x)
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :TOP_REASONS]
     raised = np.take_along_axis(contributions, order, axis=1) >= MIN_CONTRIBUTION
-    top = [f"top{k}" for k in range(TOP_REASONS)]
-    result = result.with_columns(
-        pl.Series("default_probability", probability).round(4),
-        *(pl.Series(name, np.where(raised[:, k], order[:, k], -1)) for k, name in enumerate(top)),
-    )
-    # Each phrase once per account and language, then picked by index: not once per reason slot.
-    phrases = [f"_phrases_{lang}" for lang in reasons.LANGUAGES]
-    result = result.with_columns(reasons.phrase_list(lang, FEATURE_NAMES).alias(column)
-                                 for lang, column in zip(reasons.LANGUAGES, phrases, strict=True))
+    top = np.where(raised, order, -1)
+    result = result.with_columns(pl.Series("default_probability", probability).round(4))
     return result.with_columns(
         (pl.col("default_probability") * 100).round(1).alias("priority"),
-        *(reasons.model_reasons(lang, top, column).alias(_reasons_column(lang))
-          for lang, column in zip(reasons.LANGUAGES, phrases, strict=True)),
-    ).drop(*top, *phrases)
+        *(reasons.learned_reasons(result, top, FEATURE_NAMES, lang).alias(_reasons_column(lang))
+          for lang in reasons.LANGUAGES),
+    )
 
 
 def _with_as_of(accounts: pl.DataFrame, as_of: date | None, now: datetime) -> pl.DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import polars as pl
 from babel.dates import get_month_names
 
@@ -222,18 +223,25 @@ def rule_reasons(language: str) -> pl.Expr:
     return pl.concat_str(parts, separator="; " if language == "en" else "；", ignore_nulls=True)
 
 
-def phrase_list(language: str, features: Sequence[str]) -> pl.Expr:
-    """Every feature's phrase, in ``features``' order, as one list per account (null where none applies)."""
-    return pl.concat_list([PHRASES[name](language) for name in features])
+def learned_reasons(result: pl.DataFrame, top: np.ndarray, features: Sequence[str], language: str) -> pl.Series:
+    """Per account, the phrases of the features its row of ``top`` names (indices into ``features``, most
+    raising first; -1 names nothing), joined.
 
-
-def model_reasons(language: str, top: Sequence[str], phrases: str) -> pl.Expr:
-    """The phrases (in the list column ``phrases``) at the indices in the columns ``top``, most raising first.
-
-    An index of -1 names nothing (fewer features raised the risk than there are columns).
+    Each feature's phrase is made only for the accounts that name it: three phrases an account, not one per
+    feature (39 of them).
     """
-    parts = [pl.when(pl.col(column) >= 0).then(pl.col(phrases).list.get(pl.col(column), null_on_oob=True))
-             for column in top]
+    rows, slots = np.nonzero(top >= 0)
+    named = top[rows, slots]
+    pieces = [pl.DataFrame({"row": rows[named == index], "slot": slots[named == index]}).with_columns(
+        result[rows[named == index]].select(PHRASES[features[index]](language).alias("text")).get_column("text"))
+        for index in np.unique(named)]
+    separator = "; " if language == "en" else "；"
+    every = pl.DataFrame({"row": np.arange(result.height)})
+    if pieces:
+        joined = (pl.concat(pieces).drop_nulls("text").sort("row", "slot")
+                  .group_by("row", maintain_order=True).agg(pl.col("text").str.join(separator)))
+        every = every.join(joined, on="row", how="left")
+    else:
+        every = every.with_columns(pl.lit(None, dtype=pl.String).alias("text"))
     nothing = "no sign of added risk" if language == "en" else "无明显风险信号"
-    joined = pl.concat_str(parts, separator="; " if language == "en" else "；", ignore_nulls=True)
-    return pl.when(joined == "").then(pl.lit(nothing)).otherwise(joined)
+    return every.get_column("text").fill_null(nothing)
