@@ -53,8 +53,10 @@ def load(folder: Path) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray, np.ndarr
     raw = pl.read_csv(source, infer_schema=False).select(
         pl.format("TW{}", pl.col("ID").str.zfill(5)).alias("account_id"),
         *(pl.col(c).cast(pl.Float64) for c in RAW_COLUMNS))
-    frame = metrics.select("account_id").join(outcome, on="account_id", how="left").join(
-        labels, on="account_id", how="left").join(raw, on="account_id", how="left")
+    frame = (metrics.select("account_id")
+             .join(outcome, on="account_id", how="left", maintain_order="left")
+             .join(labels, on="account_id", how="left", maintain_order="left")
+             .join(raw, on="account_id", how="left", maintain_order="left"))
     target = frame.get_column("defaulted").to_numpy().astype(np.int8)
     ledger_label = frame.get_column("label").fill_null(0).to_numpy().astype(np.int8)
     raw_x = frame.select(RAW_COLUMNS).to_numpy().astype(np.float64)

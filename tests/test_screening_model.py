@@ -144,6 +144,8 @@ def test_more_recent_lateness_never_lowers_the_probability(trained: tuple[Path, 
     ("not json", "cannot be read as a model file"),
     (json.dumps({"format": "other"}), "not a collections-priority/1 model file"),
     (json.dumps({"format": priority_model.FORMAT, "features": ["days_past_due"]}), "trained on other features"),
+    (json.dumps({"format": priority_model.FORMAT, "features": list(FEATURE_NAMES), "codes": priority_model._codes(),
+                 "trees": "not trees", "calibration": {"x": [], "y": []}, "card": {}}), "damaged model file"),
 ])
 def test_an_unusable_model_file_is_refused_with_the_reason(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "model.json"
@@ -152,9 +154,17 @@ def test_an_unusable_model_file_is_refused_with_the_reason(tmp_path: Path, conte
         load(path)
 
 
-def test_labels_all_alike_say_what_to_change() -> None:
-    with pytest.raises(ModelError, match="labels are all the same"):
-        priority_model.train(np.zeros((10, len(FEATURE_NAMES))), np.zeros(10), {})
+@pytest.mark.parametrize("bad", [0, 3])
+def test_too_few_of_a_kind_say_what_to_change(bad: int) -> None:
+    y = np.array([1] * bad + [0] * 200)
+    with pytest.raises(ModelError, match="too few accounts went bad"):
+        priority_model.train(np.zeros((len(y), len(FEATURE_NAMES))), y, {})
+
+
+def test_a_window_not_yet_ended_is_refused(trained: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    accounts, installments, _ = trained
+    with pytest.raises(ModelError, match="has not ended"):
+        train_from_ledger(accounts, installments, AS_OF, 30, tmp_path / "m.json", today=AS_OF + timedelta(days=29))
 
 
 # --- ranking with the model ----------------------------------------------------------------------
@@ -171,7 +181,7 @@ def test_screening_with_the_model_ranks_by_probability_and_explains_in_both_lang
     assert result.get_column("priority").to_list() == sorted(result.get_column("priority").to_list(), reverse=True)
     top = result.row(0, named=True)
     assert top["priority"] == round(top["default_probability"] * 100, 1)
-    assert "late" in top["reasons"] and "逾期" in top["reasons_zh"]
+    assert "on time" in top["reasons"] and "按时" in top["reasons_zh"]
     assert len(top["reasons"].split("; ")) == len(top["reasons_zh"].split("；")) <= 3
 
 

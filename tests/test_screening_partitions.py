@@ -85,6 +85,44 @@ def test_empty_parts_are_no_trouble(tmp_path: Path) -> None:
     assert outputs(tmp_path / "whole") == outputs(tmp_path / "parts")
 
 
+def test_a_header_alone_screens_to_an_empty_list(tmp_path: Path) -> None:
+    accounts = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS, [])
+    installments = write_csv(tmp_path / "installments.csv", INSTALLMENT_COLUMNS, [])
+    run(accounts, installments, tmp_path / "whole", AS_OF, quiet=True, parts=1)
+    partitions.run(accounts, installments, tmp_path / "parts", tmp_path / "work", TODAY, AS_OF, 3, quiet=True)
+    assert outputs(tmp_path / "whole") == outputs(tmp_path / "parts")
+
+
+def test_a_stray_quote_is_refused_as_a_whole_run_refuses_it_without_reading_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partitions, "PIECE_BYTES", 512)
+    monkeypatch.setattr(partitions, "MAX_OPEN_QUOTE_BYTES", 4096)  # past it, the split cuts at a line end
+    people = [account(f"A{n}", f"+8613800{n:06d}") for n in range(200)]
+    accounts = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS, people)
+    text = accounts.read_text(encoding="utf-8").replace(",SH\n", ',Room 3"B\n', 1)  # a quote nothing closes
+    accounts.write_text(text, encoding="utf-8")
+    installments = write_csv(tmp_path / "installments.csv", INSTALLMENT_COLUMNS, [instalment("A1", 1)])
+    whole = errors_of(lambda: run(accounts, installments, tmp_path / "whole", AS_OF, quiet=True, parts=1))
+    in_parts = errors_of(lambda: partitions.run(accounts, installments, tmp_path / "parts", tmp_path / "work",
+                                                TODAY, AS_OF, 3, quiet=True))
+    for found in (whole, in_parts):
+        assert [(f, line, column) for f, line, column, _ in found] == [("accounts.csv", 1, "-")]
+        assert found[0][3].startswith("cannot be read as a UTF-8 CSV file")
+
+
+def test_a_quoted_line_break_stays_in_its_field_across_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partitions, "PIECE_BYTES", 300)
+    people = [account(f"A{n}", f"+8613800{n:06d}") for n in range(60)]
+    for person in people[::7]:
+        person["address"] = "Line one\nLine two"
+    accounts = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS, people)
+    installments = write_csv(tmp_path / "installments.csv", INSTALLMENT_COLUMNS,
+                             [instalment(f"A{n}", 1) for n in range(60)])
+    run(accounts, installments, tmp_path / "whole", AS_OF, quiet=True, parts=1)
+    partitions.run(accounts, installments, tmp_path / "parts", tmp_path / "work", TODAY, AS_OF, 3, quiet=True)
+    assert outputs(tmp_path / "whole") == outputs(tmp_path / "parts")
+
+
 def test_a_missing_column_is_refused_before_any_part_is_written(tmp_path: Path) -> None:
     accounts = write_csv(tmp_path / "accounts.csv", ACCOUNT_COLUMNS, [account("A1", "+8613800000001")])
     installments = write_csv(tmp_path / "installments.csv", INSTALLMENT_COLUMNS[:-1], [])

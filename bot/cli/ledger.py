@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +97,8 @@ async def _screen_on_workers(args: argparse.Namespace, out: Path, previous: Path
 
     model_path = (args.model or priority_model.DEFAULT_MODEL) if model else None
     job = PartJob(today=date.today().isoformat(), as_of=args.as_of.isoformat() if args.as_of else None,
-                  model=str(Path(model_path).resolve()) if model_path else None, records=not args.no_records)
+                  model=str(Path(model_path).resolve()) if model_path else None, records=not args.no_records,
+                  now=datetime.now(timezone.utc).isoformat())
     queue = await create_pool(RedisSettings.from_dsn(settings().redis_url))
     try:
         return await run_on_workers(queue, args.accounts.resolve(), args.installments.resolve(), out.resolve(),

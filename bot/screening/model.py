@@ -27,7 +27,7 @@ FORMAT = "collections-priority/1"
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "screening-priority.json"
 # bot.field.visits.OUTCOMES (not imported: it pulls in dateparser); "other" as load_facts reads unknown codes.
 VISIT_CODES = ("paid_on_spot", "plan", "promise", "follow_up_visit", "legal_review", "other")
-AGENT_CODES = (*AGENT_OUTCOMES, "other")
+AGENT_CODES = tuple(dict.fromkeys((*AGENT_OUTCOMES, "other")))  # OUTCOMES may hold "other" already
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ MAX_ROUNDS = 600
 EARLY_STOP_ROUNDS = 40
 HELD_OUT_SHARE = 0.2
 CALIBRATION_BINS = 10
+MIN_PER_CLASS = 10  # accounts that went bad, and that did not, below which nothing is learned
 
 
 class ModelError(ValueError):
@@ -177,7 +178,7 @@ class PriorityModel:
     _paths: _Paths | None = None
 
     def raw(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster.predict(x, raw_score=True))
+        return np.asarray(self.booster.predict(x, raw_score=True)) if len(x) else np.zeros(0)
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """The calibrated probability of going bad."""
@@ -193,6 +194,8 @@ class PriorityModel:
         """
         from scipy import sparse
 
+        if len(x) == 0:
+            return np.zeros((0, len(FEATURES)))
         paths = self._path_table()
         leaves = np.asarray(self.booster.predict(x, pred_leaf=True), dtype=np.int64).reshape(len(x), -1)
         trees = leaves.shape[1]
@@ -213,7 +216,7 @@ class PriorityModel:
         return self._paths
 
     def save(self, path: Path) -> None:
-        document = {"format": FORMAT, "card": self.card, "features": list(FEATURE_NAMES),
+        document = {"format": FORMAT, "card": self.card, "features": list(FEATURE_NAMES), "codes": _codes(),
                     "calibration": {"x": self.calibration_x, "y": self.calibration_y},
                     "trees": self.booster.model_to_string()}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,11 +239,20 @@ def load(path: Path) -> PriorityModel:
         raise ModelError(f"{path}: cannot be read as a model file ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise ModelError(f"{path}: not a {FORMAT} model file")
-    if document.get("features") != list(FEATURE_NAMES):
-        raise ModelError(f"{path}: trained on other features; train it again with `python -m bot screen train`")
-    booster = lightgbm.Booster(model_str=document["trees"])
-    calibration = document["calibration"]
-    return PriorityModel(booster, calibration["x"], calibration["y"], document["card"])
+    if document.get("features") != list(FEATURE_NAMES) or document.get("codes") != _codes():
+        raise ModelError(f"{path}: trained on other features or codes; train it again with "
+                         "`python -m bot screen train`")
+    try:
+        booster = lightgbm.Booster(model_str=document["trees"])
+        calibration = document["calibration"]
+        return PriorityModel(booster, list(calibration["x"]), list(calibration["y"]), dict(document["card"]))
+    except (lightgbm.basic.LightGBMError, KeyError, TypeError) as exc:
+        raise ModelError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
+
+
+def _codes() -> dict[str, list[str]]:
+    """Each category's codes in the order they are numbered: a model is read with the numbering it learned."""
+    return {f.name: list(f.codes) for f in FEATURES if f.codes}
 
 
 def train(x: np.ndarray, y: np.ndarray, window: dict[str, Any], seed: int = 7) -> PriorityModel:
@@ -249,11 +261,10 @@ def train(x: np.ndarray, y: np.ndarray, window: dict[str, Any], seed: int = 7) -
     import lightgbm
     from sklearn.isotonic import IsotonicRegression
 
-    if len(np.unique(y)) < 2:
-        raise ModelError("the labels are all the same: choose an --as-of day with accounts that went bad and"
-                         " accounts that did not")
-    rng = np.random.default_rng(seed)
-    held_out = rng.random(len(y)) < HELD_OUT_SHARE
+    if min(int(y.sum()), len(y) - int(y.sum())) < MIN_PER_CLASS:
+        raise ModelError(f"too few accounts went bad ({int(y.sum())}) or did not ({len(y) - int(y.sum())}) to learn "
+                         f"from: each needs {MIN_PER_CLASS}; choose another --as-of day, or a longer --horizon")
+    held_out = _held_out(y, seed)
     params = {**PARAMS, "seed": seed, "monotone_constraints": [f.direction for f in FEATURES]}
     categorical = [i for i, f in enumerate(FEATURES) if f.codes]
     fit = lightgbm.Dataset(x[~held_out], y[~held_out], feature_name=list(FEATURE_NAMES),
@@ -267,6 +278,16 @@ def train(x: np.ndarray, y: np.ndarray, window: dict[str, Any], seed: int = 7) -
                           [float(v) for v in isotonic.y_thresholds_], {})
     model.card = card(window, y, held_out, y[held_out], model.probability(x[held_out]), booster)
     return model
+
+
+def _held_out(y: np.ndarray, seed: int) -> np.ndarray:
+    """HELD_OUT_SHARE of each class, at random: both classes are in the part the figures come from."""
+    rng = np.random.default_rng(seed)
+    held_out = np.zeros(len(y), dtype=bool)
+    for label in (0, 1):
+        members = np.flatnonzero(y == label)
+        held_out[rng.choice(members, max(1, round(len(members) * HELD_OUT_SHARE)), replace=False)] = True
+    return held_out
 
 
 def _calibrated(raw: np.ndarray, xs: list[float], ys: list[float]) -> np.ndarray:

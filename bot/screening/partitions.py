@@ -5,7 +5,7 @@ its instalments land in the same part; each row keeps its line number for the er
 part cannot see alone (a phone number used twice). ``screen_part`` checks and screens one part, the same
 code as a whole-file run, and writes its rows in priority order. ``merge`` streams the parts' rows into one
 list, in order, with only the summary's few columns in memory. A part is one arq job on the campaign
-workers (``bot.campaigns.worker.screen_partition``); on one machine, ``run`` screens the parts in turn.
+workers (``bot.campaigns.screening_jobs.screen_partition``); on one machine, ``run`` screens the parts in turn.
 
 Memory: one part at a time, plus the merge's streams. A part's size is set by PART_BYTES of instalments.
 """
@@ -16,7 +16,7 @@ import math
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from bot.screening.model import PriorityModel
 
 PART_BYTES = 100_000_000  # of installments.csv per part: about 200,000 accounts of 12 instalments
 HASH_SEED = 20_26
+MAX_OPEN_QUOTE_BYTES = 16_000_000  # no quoted field is longer: past it, a quote was text, not an opening
 PIECE_BYTES = 64_000_000  # of a CSV file read, parsed and cut into parts at a time while splitting
 _SORT_KEY = "_order"
 
@@ -58,22 +59,27 @@ def split(accounts_csv: Path, installments_csv: Path, folder: Path, parts: int) 
         ScreeningInputError: a file that cannot be read, or lacks a column, as a whole-file run says it.
     """
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    sources = (("accounts", accounts_csv, ACCOUNT_COLUMNS, priority.OPTIONAL_ACCOUNT_COLUMNS),
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700)  # the parts hold the ledger's text, names and numbers included, until the end
+    sources = (("accounts", accounts_csv, ACCOUNT_COLUMNS, priority.SCREENING_ACCOUNT_COLUMNS),
                ("installments", installments_csv, INSTALLMENT_COLUMNS, OPTIONAL_INSTALLMENT_COLUMNS))
     for kind, path, columns, optional in sources:
         part = (pl.col("account_id").hash(HASH_SEED) % parts).alias("part")
-        line = 2
-        for number, (piece, rows) in enumerate(_pieces(path)):
-            text = priority.scan_text(path, columns, optional, source=piece, first_line=line).with_columns(part)
-            try:
-                _write_parts(text.collect(), folder / kind, number)
-            except (pl.exceptions.PolarsError, OSError) as exc:
-                priority.raise_unreadable(path, exc)
-            line += rows
+        try:
+            _split_file(path, columns, optional, part, folder / kind)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            priority.raise_unreadable(path, exc)
     plan = Split(str(folder), parts, accounts_csv.name, installments_csv.name)
     _repeated_phones(plan).write_parquet(folder / "errors-whole-file.parquet")
     return plan
+
+
+def _split_file(path: Path, columns: tuple[str, ...], optional: tuple[str, ...], part: pl.Expr, folder: Path) -> None:
+    line = 2
+    for number, (piece, rows) in enumerate(_pieces(path)):
+        text = priority.scan_text(path, columns, optional, source=piece, first_line=line).with_columns(part)
+        _write_parts(text.collect(), folder, number)
+        line += rows
 
 
 def _pieces(path: Path, size: int = PIECE_BYTES) -> Iterator[tuple[bytes, int]]:
@@ -92,7 +98,9 @@ def _pieces(path: Path, size: int = PIECE_BYTES) -> Iterator[tuple[bytes, int]]:
         header, rest, pieces = handle.readline(), b"", 0
         while block := handle.read(size):
             rest += block
-            cut = _row_end(rest)
+            # A quote inside an unquoted field (an address like 3"B) is text to polars but looks like an open
+            # quote here: past MAX_OPEN_QUOTE_BYTES, cut at the last line end anyway (polars says if it was not).
+            cut = _row_end(rest) or (rest.rfind(b"\n") + 1 if len(rest) > MAX_OPEN_QUOTE_BYTES else 0)
             if cut:
                 yield header + rest[:cut], rest.count(b"\n", 0, cut)
                 rest, pieces = rest[cut:], pieces + 1
@@ -101,10 +109,16 @@ def _pieces(path: Path, size: int = PIECE_BYTES) -> Iterator[tuple[bytes, int]]:
 
 
 def _row_end(data: bytes) -> int:
-    """Just past the last line end of ``data`` that is outside quotes; 0 when there is none."""
+    """Just past the last line end of ``data`` that is outside quotes; 0 when there is none.
+
+    Quotes are counted once, then taken off line by line going back: linear, however many lines are in quotes.
+    """
     cut = data.rfind(b"\n")
-    while cut >= 0 and data.count(b'"', 0, cut) % 2:
-        cut = data.rfind(b"\n", 0, cut)
+    quotes = data.count(b'"', 0, max(cut, 0))
+    while cut >= 0 and quotes % 2:
+        before = data.rfind(b"\n", 0, cut)
+        quotes -= data.count(b'"', max(before, 0), cut)
+        cut = before
     return cut + 1
 
 
@@ -116,7 +130,10 @@ def _write_parts(text: pl.DataFrame, folder: Path, number: int) -> None:
 
 def _repeated_phones(plan: Split) -> pl.DataFrame:
     """Phones used on an earlier line of the whole accounts file (a part sees only its own lines)."""
-    phones = pl.scan_parquet(Path(plan.folder) / "accounts" / "*" / "*.parquet").select("line", "phone")
+    parts = Path(plan.folder) / "accounts"
+    if not any(parts.glob("*/*.parquet")):  # a file of a header alone
+        return pl.DataFrame(schema={"file": pl.String, "line": pl.Int64, "column": pl.String, "reason": pl.String})
+    phones = pl.scan_parquet(parts / "*" / "*.parquet").select("line", "phone")
     repeated = phones.sort("line").filter(~pl.col("phone").is_first_distinct() & (pl.col("phone") != ""))
     return repeated.select(pl.lit(plan.accounts_name).alias("file"), pl.col("line").cast(pl.Int64),
                            pl.lit("phone").alias("column"), pl.lit(priority.PHONE_REPEATED).alias("reason")
@@ -132,13 +149,14 @@ def _part(plan: Split, kind: str, index: int, columns: tuple[str, ...]) -> pl.Da
 
 def account_ids(plan: Split, index: int) -> list[str]:
     """The ids of part ``index``'s accounts (to read their records before screening it)."""
-    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.OPTIONAL_ACCOUNT_COLUMNS))
+    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.SCREENING_ACCOUNT_COLUMNS))
     return accounts.get_column("account_id").to_list()
 
 
 def screen_part(plan: Split, index: int, today: date, as_of: date | None = None,
                 facts: Callable[[list[str]], pl.DataFrame] | None = None,
-                model: PriorityModel | None = None, strategies: priority.Strategies | None = None) -> int:
+                model: PriorityModel | None = None, strategies: priority.Strategies | None = None,
+                now: datetime | None = None) -> int:
     """Check and screen part ``index``; write its errors, or its rows in priority order. Returns its accounts."""
     errors, typed = checked_part(plan, index, today)
     out = Path(plan.folder)
@@ -147,7 +165,7 @@ def screen_part(plan: Split, index: int, today: date, as_of: date | None = None,
         return 0
     typed_accounts, typed_installments = typed
     found = facts(typed_accounts.get_column("account_id").to_list()) if facts else None
-    result = priority.screen(typed_accounts, typed_installments, as_of, found, strategies, model=model)
+    result = priority.screen(typed_accounts, typed_installments, as_of, found, strategies, now=now, model=model)
     result.with_columns(_order_key()).write_parquet(_mkdir(out / "results" / f"{index}.parquet"))
     return result.height
 
@@ -155,7 +173,7 @@ def screen_part(plan: Split, index: int, today: date, as_of: date | None = None,
 def checked_part(plan: Split, index: int, today: date
                  ) -> tuple[pl.DataFrame, tuple[pl.DataFrame, pl.DataFrame] | None]:
     """Part ``index``'s errors, and its frames typed for screening when it has none."""
-    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.OPTIONAL_ACCOUNT_COLUMNS))
+    accounts = _part(plan, "accounts", index, (*ACCOUNT_COLUMNS, *priority.SCREENING_ACCOUNT_COLUMNS))
     installments = _part(plan, "installments", index, (*INSTALLMENT_COLUMNS, *OPTIONAL_INSTALLMENT_COLUMNS))
     errors = priority.check_ledger(accounts, installments, (plan.accounts_name, plan.installments_name), today,
                                    phones_unique=False)
@@ -191,18 +209,11 @@ def merge(plan: Split, out_dir: Path, previous: Path | None = None, card: dict[s
     every = pl.concat(errors)
     if every.height:
         priority.raise_errors(every)
-    results = sorted((folder / "results").glob("*.parquet")) if (folder / "results").is_dir() else []
-    if not results:
-        return priority.write_outputs(pl.DataFrame(schema=_empty_schema()), out_dir, previous, card=card)
+    results = sorted((folder / "results").glob("*.parquet"))  # every part writes one, however few its rows
     merged = pl.scan_parquet(results[0])
     for path in results[1:]:
         merged = merged.merge_sorted(pl.scan_parquet(path), key=_SORT_KEY)
     return priority.write_outputs(merged, out_dir, previous, card=card)
-
-
-def _empty_schema() -> dict[str, Any]:
-    return {c: pl.String for c in (*priority.LIST_COLUMNS, "as_of", "overdue_units")} | {
-        "as_of": pl.Date, "overdue_units": pl.Int64, "overdue_amount": pl.Float64}
 
 
 def run(accounts_csv: Path, installments_csv: Path, out_dir: Path, work: Path, today: date,
@@ -218,8 +229,9 @@ def run(accounts_csv: Path, installments_csv: Path, out_dir: Path, work: Path, t
     try:
         plan = split(accounts_csv, installments_csv, work, parts or parts_for(installments_csv))
         strategies = strategies or priority.load_strategies()
+        now = datetime.now(timezone.utc)  # one moment: a long run's parts all take "today" from it
         for index in tqdm(range(plan.parts), desc="screening", unit="part", disable=quiet):
-            screen_part(plan, index, today, as_of, load, model, strategies)
+            screen_part(plan, index, today, as_of, load, model, strategies, now)
         return merge(plan, out_dir, previous, card=model.card if model else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -83,7 +83,7 @@ LIST_COLUMNS = (
     "default_probability", "priority", "strategy", "reasons", "reasons_zh",
 )
 # accounts.csv may have it; for revolving products it gives the utilisation feature.
-OPTIONAL_ACCOUNT_COLUMNS = ("credit_limit",)
+SCREENING_ACCOUNT_COLUMNS = ("credit_limit",)
 # A contribution to the log-odds below this is not named as a reason.
 MIN_CONTRIBUTION = 0.05
 TOP_REASONS = 3
@@ -288,7 +288,7 @@ def read_ledger(accounts_csv: Path, installments_csv: Path, today: date | None =
         ScreeningInputError: every bad row as ``file:line: column: reason`` (header is line 1).
     """
     today = today or date.today()
-    accounts = _read_text(accounts_csv, ACCOUNT_COLUMNS, OPTIONAL_ACCOUNT_COLUMNS)
+    accounts = _read_text(accounts_csv, ACCOUNT_COLUMNS, SCREENING_ACCOUNT_COLUMNS)
     installments = _read_text(installments_csv, INSTALLMENT_COLUMNS, OPTIONAL_INSTALLMENT_COLUMNS)
     errors = check_ledger(accounts, installments, (accounts_csv.name, installments_csv.name), today)
     if errors.height:
@@ -460,7 +460,7 @@ def _account_checks(accounts: pl.DataFrame, today: date, phones_unique: bool = T
                REASONS["birth_date"]),
         _Check("credit_limit", (pl.col("credit_limit") == "") | (_units("credit_limit") > 0).fill_null(False),
                "must be empty or a decimal number above zero such as 50000.00"),
-        *_too_long((*ACCOUNT_COLUMNS, *OPTIONAL_ACCOUNT_COLUMNS)),
+        *_too_long((*ACCOUNT_COLUMNS, *SCREENING_ACCOUNT_COLUMNS)),
     ]
 
 
@@ -612,7 +612,8 @@ def metrics(accounts: pl.DataFrame, installments: pl.DataFrame, as_of: date | No
               .join(_facts(facts), on="account_id", how="left"))
     result = result.with_columns(
         pl.col("installments_due", "overdue_units", "partial_payments", "longest_streak", "current_streak",
-               "late_last_3", "recent_due", *(c for c, t in FACT_COLUMNS.items() if t == pl.Int64)).fill_null(0),
+               "late_last_3", "recent_due", "billed_last_3",
+               *(c for c, t in FACT_COLUMNS.items() if t == pl.Int64)).fill_null(0),
         pl.col("replied", "hardship").fill_null(False),
     )
     result = result.with_columns(_derived(result))
@@ -634,13 +635,15 @@ def _learned(result: pl.DataFrame, model: PriorityModel) -> pl.DataFrame:
     x = matrix(result)
     probability = model.probability(x)
     contributions = model.contributions(x)
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :TOP_REASONS]
+    # Twice as many candidates as reasons: a feature may have no words for an account (no credit limit,
+    # nothing due yet), and two may share them; the first TOP_REASONS with words are said.
+    order = np.argsort(-contributions, axis=1, kind="stable")[:, :2 * TOP_REASONS]
     raised = np.take_along_axis(contributions, order, axis=1) >= MIN_CONTRIBUTION
     top = np.where(raised, order, -1)
     result = result.with_columns(pl.Series("default_probability", probability).round(4))
     return result.with_columns(
         (pl.col("default_probability") * 100).round(1).alias("priority"),
-        *(reasons.learned_reasons(result, top, FEATURE_NAMES, lang).alias(_reasons_column(lang))
+        *(reasons.learned_reasons(result, top, FEATURE_NAMES, lang, TOP_REASONS).alias(_reasons_column(lang))
           for lang in reasons.LANGUAGES),
     )
 
@@ -714,6 +717,7 @@ def _recent(lines: pl.DataFrame) -> pl.DataFrame:
         pl.col("back").filter(pl.col("late")).min().alias("since_late"),
         (pl.col("amount_paid") >= pl.col("amount_due")).filter(billed & (pl.col("back") < 3)).sum()
         .alias("paid_in_full_last_3"),
+        (billed & (pl.col("back") < 3)).sum().alias("billed_last_3"),
         paid_share.filter(billed).mean().alias("full_pay_ratio"),
         pl.when(pl.col("required") > 0).then((pl.col("amount_paid") / pl.col("required")).clip(upper_bound=1.0))
         .otherwise(1.0).filter(last).first().alias("last_paid_ratio"),
@@ -745,7 +749,8 @@ def _derived(result: pl.DataFrame) -> list[pl.Expr]:
         .otherwise((pl.col("paid_units") / pl.col("due_units")).clip(upper_bound=1.0)).alias("paid_ratio"),
         (pl.col("broken_promises") + pl.col("broken_plans")).alias("broken_commitments"),
         ((pl.col("answered_contacts") > 0) | pl.col("replied")).alias("contact_success"),
-        pl.when(pl.col("credit_limit") > 0).then(pl.col("latest_balance").clip(lower_bound=0) / pl.col("credit_limit"))
+        pl.when((pl.col("credit_limit") > 0) & pl.col("product").is_in(REVOLVING_PRODUCTS))
+        .then(pl.col("latest_balance").clip(lower_bound=0) / pl.col("credit_limit"))
         .alias("utilisation"),
         # The balance's change over the last three statements, against the earlier one (none from a credit).
         pl.when(pl.col("earlier_balance") > 0).then(

@@ -39,7 +39,7 @@ def _plural(count: pl.Expr, one: str, many: str) -> pl.Expr:
 
 def _percent(column: str) -> pl.Expr:
     """A share as a whole percentage, rounded down (99.6% paid is not "100%")."""
-    return (pl.col(column) * 100).floor().cast(pl.Int64)
+    return (pl.col(column) * 100).round(6).floor().cast(pl.Int64)  # 0.58 * 100 is 57.999...
 
 
 def _amount() -> pl.Expr:
@@ -91,22 +91,22 @@ def _trend(language: str) -> pl.Expr:
 def _late_recently(language: str) -> pl.Expr:
     late, recent = pl.col("late_last_3"), pl.col("recent_due")
     if language == "zh":
-        return pl.when(late > 0).then(pl.format("最近{}期中有{}期逾期还款", recent, late))
-    return pl.when(late > 0).then(pl.format("{} of the last {} instalments paid late", late, recent))
+        return pl.when(late > 0).then(pl.format("最近{}期中有{}期未按时足额还款", recent, late))
+    return pl.when(late > 0).then(pl.format("{} of the last {} instalments not paid in full on time", late, recent))
 
 
 def _since_late(language: str) -> pl.Expr:
     back = pl.col("since_late")
     if language == "zh":
-        return (pl.when(back == 0).then(pl.lit("上一期逾期还款"))
-                .when(back > 0).then(pl.format("最近一次逾期在{}期前", back)))
-    return (pl.when(back == 0).then(pl.lit("the last instalment was paid late"))
-            .when(back > 0).then(pl.format("last paid late {} {} before the latest", back,
+        return (pl.when(back == 0).then(pl.lit("上一期未按时足额还款"))
+                .when(back > 0).then(pl.format("最近一次未按时足额还款在{}期前", back)))
+    return (pl.when(back == 0).then(pl.lit("the last instalment was not paid in full on time"))
+            .when(back > 0).then(pl.format("last not paid in full on time {} {} before the latest", back,
                                            _plural(back, "instalment", "instalments"))))
 
 
 def _paid_in_full(language: str) -> pl.Expr:
-    full, recent = pl.col("paid_in_full_last_3"), pl.col("recent_due")
+    full, recent = pl.col("paid_in_full_last_3"), pl.col("billed_last_3")
     if language == "zh":
         return pl.when(recent > 0).then(pl.format("最近{}期中{}期全额还款", recent, full))
     return pl.when(recent > 0).then(pl.format("paid the whole balance {} of the last {} times", full, recent))
@@ -162,8 +162,8 @@ PHRASES: dict[str, Callable[[str], pl.Expr]] = {
                               "上一期还了应还金额的{}%"),
     "last_full_pay": _share("last_full_pay", "paid {}% of the last balance billed", "上期账单还款比例{}%"),
     "late_last_3": _late_recently,
-    "late_instalments": _counted("late_instalments", ("{} instalment paid late", "{} instalments paid late"),
-                                 "逾期还款{}期"),
+    "late_instalments": _counted("late_instalments", ("{} instalment not paid in full on time",
+                                                      "{} instalments not paid in full on time"), "{}期未按时足额还款"),
     "unpaid_instalments": _counted("unpaid_instalments", ("{} instalment unpaid", "{} instalments unpaid"),
                                    "{}期未还"),
     "since_late": _since_late,
@@ -223,12 +223,12 @@ def rule_reasons(language: str) -> pl.Expr:
     return pl.concat_str(parts, separator="; " if language == "en" else "；", ignore_nulls=True)
 
 
-def learned_reasons(result: pl.DataFrame, top: np.ndarray, features: Sequence[str], language: str) -> pl.Series:
-    """Per account, the phrases of the features its row of ``top`` names (indices into ``features``, most
-    raising first; -1 names nothing), joined.
+def learned_reasons(result: pl.DataFrame, top: np.ndarray, features: Sequence[str], language: str,
+                    most: int) -> pl.Series:
+    """Per account, the first ``most`` distinct phrases of the features its row of ``top`` names (indices
+    into ``features``, most raising first; -1 names nothing), joined.
 
-    Each feature's phrase is made only for the accounts that name it: three phrases an account, not one per
-    feature (39 of them).
+    Each feature's phrase is made only for the accounts that name it, not for every account (39 of them).
     """
     rows, slots = np.nonzero(top >= 0)
     named = top[rows, slots]
@@ -238,9 +238,10 @@ def learned_reasons(result: pl.DataFrame, top: np.ndarray, features: Sequence[st
     separator = "; " if language == "en" else "；"
     every = pl.DataFrame({"row": np.arange(result.height)})
     if pieces:
+        said = pl.col("text").unique(maintain_order=True).head(most).str.join(separator)
         joined = (pl.concat(pieces).drop_nulls("text").sort("row", "slot")
-                  .group_by("row", maintain_order=True).agg(pl.col("text").str.join(separator)))
-        every = every.join(joined, on="row", how="left")
+                  .group_by("row", maintain_order=True).agg(said))
+        every = every.join(joined, on="row", how="left", maintain_order="left")
     else:
         every = every.with_columns(pl.lit(None, dtype=pl.String).alias("text"))
     nothing = "no sign of added risk" if language == "en" else "无明显风险信号"

@@ -4,8 +4,9 @@ features screening computed that day, saved with its model card."""
 from __future__ import annotations
 
 import shutil
+import tempfile
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ class Saved:
 
 
 def train_from_ledger(accounts_csv: Path, installments_csv: Path, as_of: date, horizon_days: int,
-                      path: Path = DEFAULT_MODEL) -> Saved:
+                      path: Path = DEFAULT_MODEL, today: date | None = None) -> Saved:
     """Train on the ledger as it stood on ``as_of`` and save the model and its card (``path`` and ``.md``).
 
     Records kept in Redis (promises, contacts, agents' and visits' outcomes) are not used: they are kept as
@@ -36,6 +37,9 @@ def train_from_ledger(accounts_csv: Path, installments_csv: Path, as_of: date, h
         ScreeningInputError: a malformed input file.
         ModelError: nothing to learn from (no account went bad, or all did).
     """
+    if as_of + timedelta(days=horizon_days) > (today or date.today()):
+        raise ModelError(f"the window {as_of} + {horizon_days} days has not ended: its labels would call every "
+                         "payment not yet due unpaid; choose an --as-of at least --horizon days ago")
     x, y = _examples(accounts_csv, installments_csv, as_of, horizon_days)
     if len(y) == 0:
         raise ModelError(f"no account had anything due or overdue around {as_of}: choose another --as-of")
@@ -57,7 +61,7 @@ def _examples(accounts_csv: Path, installments_csv: Path, as_of: date, horizon_d
     """Features on ``as_of`` and labels of the accounts with something to miss; a big ledger part by part."""
     if partitions.parts_for(installments_csv) == 1:
         return _labelled(*priority.read_ledger(accounts_csv, installments_csv), as_of, horizon_days)
-    work = installments_csv.parent / f".{installments_csv.stem}.training-parts"
+    work = Path(tempfile.mkdtemp(prefix="screen-train-"))  # private (0700): the parts hold the ledger's text
     try:
         plan = partitions.split(accounts_csv, installments_csv, work, partitions.parts_for(installments_csv))
         errors, examples = [partitions.whole_file_errors(plan)], []
