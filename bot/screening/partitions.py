@@ -29,9 +29,11 @@ from bot.screening.model import PriorityModel
 
 PART_BYTES = 100_000_000  # of installments.csv per part: about 200,000 accounts of 12 instalments
 HASH_SEED = 20_26
+ROW_GROUP_ROWS = 10_000  # of a part's screened rows
+BAND_ROWS = 1_000_000  # rows of the list sorted in memory at a time while merging
+LIST_ORDER: dict[str, Any] = {"by": ["priority", "account_id"], "descending": [True, False]}
 MAX_OPEN_QUOTE_BYTES = 16_000_000  # no quoted field is longer: past it, a quote was text, not an opening
 PIECE_BYTES = 64_000_000  # of a CSV file read, parsed and cut into parts at a time while splitting
-_SORT_KEY = "_order"
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,8 @@ def screen_part(plan: Split, index: int, today: date, as_of: date | None = None,
     typed_accounts, typed_installments = typed
     found = facts(typed_accounts.get_column("account_id").to_list()) if facts else None
     result = priority.screen(typed_accounts, typed_installments, as_of, found, strategies, now=now, model=model)
-    result.with_columns(_order_key()).write_parquet(_mkdir(out / "results" / f"{index}.parquet"))
+    # Small row groups, in priority order: the merge reads a band of priorities without reading the rest.
+    result.write_parquet(_mkdir(out / "results" / f"{index}.parquet"), row_group_size=ROW_GROUP_ROWS)
     return result.height
 
 
@@ -183,12 +186,6 @@ def checked_part(plan: Split, index: int, today: date
 def whole_file_errors(plan: Split) -> pl.DataFrame:
     """What ``split`` found that no part can see (phones used twice)."""
     return pl.read_parquet(Path(plan.folder) / "errors-whole-file.parquet")
-
-
-def _order_key() -> pl.Expr:
-    """A text key whose ascending order is the list's order: priority highest first, then account id."""
-    tenths = (1000 - (pl.col("priority") * 10).round(0)).cast(pl.Int64).cast(pl.String).str.zfill(4)
-    return (tenths + pl.col("account_id")).alias(_SORT_KEY)
 
 
 def _mkdir(path: Path) -> Path:
@@ -210,10 +207,55 @@ def merge(plan: Split, out_dir: Path, previous: Path | None = None, card: dict[s
     if every.height:
         priority.raise_errors(every)
     results = sorted((folder / "results").glob("*.parquet"))  # every part writes one, however few its rows
-    merged = pl.scan_parquet(results[0])
-    for path in results[1:]:
-        merged = merged.merge_sorted(pl.scan_parquet(path), key=_SORT_KEY)
-    return priority.write_outputs(merged, out_dir, previous, card=card)
+    rows = pl.scan_parquet(results)  # in no order: what the summary counts does not need one
+    top = pl.concat([pl.scan_parquet(p).head(priority.TOP_ACCOUNTS_IN_REPORT) for p in results]).sort(
+        **LIST_ORDER).head(priority.TOP_ACCOUNTS_IN_REPORT).select(priority.TOP_COLUMNS).collect()
+    return priority.write_outputs(rows, out_dir, previous, card=card, top=top,
+                                  write_list=lambda path: _write_in_order(results, path))
+
+
+def _write_in_order(results: list[Path], path: Path) -> None:
+    """The parts' rows as one list in order, a band at a time (each band sorted in memory).
+
+    A priority has 1,001 values (0 to 100 in tenths): a band is a run of whole values of about BAND_ROWS rows,
+    or, for one value held by more accounts, a range of their account ids. Each band is read from every part
+    (row groups outside it skipped), sorted and appended. Merging all parts at once (polars' merge_sorted)
+    held them all: 16 GB at 10M accounts.
+    """
+    rows = pl.scan_parquet(results)
+    counts = rows.group_by("priority").len().sort("priority", descending=True).collect()
+    with path.open("wb") as handle:
+        for number, band in enumerate(_bands(rows, counts)):
+            chosen = priority.spreadsheet_safe(rows.filter(band).select(priority.LIST_COLUMNS)).sort(**LIST_ORDER)
+            chosen.collect().write_csv(handle, include_header=number == 0, float_precision=2)
+
+
+def _bands(rows: pl.LazyFrame, counts: pl.DataFrame) -> Iterator[pl.Expr]:
+    """Filters of the bands, in the list's order (``counts``: rows per priority, highest first)."""
+    values: list[float] = []
+    gathered = 0
+    for value, count in counts.iter_rows():
+        if count > BAND_ROWS:
+            if values:
+                yield pl.col("priority").is_between(values[-1], values[0])
+                values, gathered = [], 0
+            yield from _id_ranges(rows, value)
+            continue
+        values.append(value)
+        gathered += count
+        if gathered >= BAND_ROWS:
+            yield pl.col("priority").is_between(values[-1], values[0])
+            values, gathered = [], 0
+    if values or not len(counts):  # and a first band for an empty list, for its header
+        yield pl.col("priority").is_between(values[-1], values[0]) if values else pl.lit(False)
+
+
+def _id_ranges(rows: pl.LazyFrame, value: float) -> Iterator[pl.Expr]:
+    """One priority's accounts in ranges of BAND_ROWS account ids."""
+    ids = rows.filter(pl.col("priority") == value).select(pl.col("account_id").sort()).collect().to_series()
+    for first in range(0, len(ids), BAND_ROWS):
+        last = min(first + BAND_ROWS, len(ids)) - 1
+        yield (pl.col("priority") == value) & pl.col("account_id").is_between(pl.lit(ids[first]), pl.lit(ids[last]))
 
 
 def run(accounts_csv: Path, installments_csv: Path, out_dir: Path, work: Path, today: date,

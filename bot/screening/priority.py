@@ -393,12 +393,12 @@ FORMULA_START = "=+-@\t\r"
 
 
 def cell_text(cell: str) -> str:
-    """A collection-list cell as the ledger had it: the apostrophe ``_spreadsheet_safe`` added is removed."""
+    """A collection-list cell as the ledger had it: the apostrophe ``spreadsheet_safe`` added is removed."""
     cell = cell.strip()
     return cell[1:] if cell[:1] == "'" and cell[1:2] and cell[1] in FORMULA_START else cell
 
 
-def _spreadsheet_safe(frame: pl.LazyFrame) -> pl.LazyFrame:
+def spreadsheet_safe(frame: pl.LazyFrame) -> pl.LazyFrame:
     """Text that a spreadsheet would run as a formula (=, +, -, @ first) gets a leading apostrophe.
 
     The ledger's free text (a region, say) reaches the collection list supervisors open in Excel; so do
@@ -908,11 +908,13 @@ def _summary_time(run_dir: Path) -> float:
 
 
 def write_outputs(result: pl.DataFrame | pl.LazyFrame, out_dir: Path, previous: Path | None = None,
-                  generated_at: datetime | None = None, card: dict[str, Any] | None = None) -> Outputs:
+                  generated_at: datetime | None = None, card: dict[str, Any] | None = None,
+                  top: pl.DataFrame | None = None, write_list: Callable[[Path], None] | None = None) -> Outputs:
     """Write collection_list.csv, summary.json, report.html and its two charts into ``out_dir``.
 
-    ``result`` is in priority order; as a LazyFrame (bot.screening.partitions' merge of many partitions)
-    the list is streamed to the file, and only the few columns the summary counts are collected.
+    ``result`` is in priority order, or, with ``top`` (the report's first rows) and ``write_list`` (writes
+    the list in order; bot.screening.partitions' merge of many parts), in any order: then only the few
+    columns the summary counts are collected.
 
     Files are written into a sibling folder first and moved into place at the end, so that a failed
     run leaves no half-written folder.
@@ -931,8 +933,12 @@ def write_outputs(result: pl.DataFrame | pl.LazyFrame, out_dir: Path, previous: 
         counted = lazy.select("as_of", "overdue_units", "overdue_amount", "currency", "bucket", "strategy")
         summary = _summary(counted.collect(), generated_at or datetime.now(timezone.utc))
         summary["priority"] = "learned" if card else "rules"
-        _spreadsheet_safe(lazy.select(LIST_COLUMNS)).sink_csv(partial / "collection_list.csv", float_precision=2)
-        top = lazy.head(TOP_ACCOUNTS_IN_REPORT).select(TOP_COLUMNS).collect()
+        if write_list is None:
+            spreadsheet_safe(lazy.select(LIST_COLUMNS)).sink_csv(partial / "collection_list.csv", float_precision=2)
+        else:
+            write_list(partial / "collection_list.csv")
+        if top is None:
+            top = lazy.head(TOP_ACCOUNTS_IN_REPORT).select(TOP_COLUMNS).collect()
         (partial / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         charts: tuple[Path, ...] = (_chart(partial / "buckets.png", "By bucket", summary["buckets"]),
                                     _chart(partial / "strategies.png", "By strategy", summary["strategies"]))
