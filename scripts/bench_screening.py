@@ -239,10 +239,7 @@ def main() -> int:
             rows.append(row(name, figures, args.accounts))
             print(rows[-1], file=sys.stderr)
         if args.workers:
-            figures = on_two_workers(small, args.workers)
-            rows.append(row(f"(f) in parts on {args.workers} workers", figures, args.accounts))
-            notes.append(f"(f) at {args.accounts:,}: the largest worker's peak RSS was "
-                         f"{figures['worker_peak_rss_mb']:,.0f} MB.")
+            _on_workers_row(small, args.accounts, args.workers, rows, notes)
         shutil.rmtree(small)
         if args.large:
             large = _generated(Path(tmp) / "large", args.large, args.seed, sizes)
@@ -250,12 +247,15 @@ def main() -> int:
             rows.append(row("(c) whole screening, in parts", figures, args.large))
             print(rows[-1], file=sys.stderr)
             if args.workers:
-                figures = on_two_workers(large, args.workers)
-                rows.append(row(f"(f) in parts on {args.workers} workers", figures, args.large))
-                notes.append(f"(f) at {args.large:,}: the largest worker's peak RSS was "
-                             f"{figures['worker_peak_rss_mb']:,.0f} MB.")
+                _on_workers_row(large, args.large, args.workers, rows, notes)
     emit(markdown(args, rows, sizes, notes), args.out)
     return 0
+
+
+def _on_workers_row(folder: Path, accounts: int, workers: int, rows: list[str], notes: list[str]) -> None:
+    figures = on_two_workers(folder, workers)
+    rows.append(row(f"(f) in parts on {workers} workers", figures, accounts))
+    notes.append(f"(f) at {accounts:,}: the largest worker's peak RSS was {figures['worker_peak_rss_mb']:,.0f} MB.")
 
 
 def _generated(folder: Path, accounts: int, seed: int, sizes: list[str]) -> Path:
