@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -17,13 +14,7 @@ from bot.campaigns.screening_jobs import PartJob, run_on_workers
 from bot.screening.priority import run
 from bot.services import Services
 from tests.test_campaign_worker import start_worker
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-
-from bench_screening import generate  # noqa: E402
-
-AS_OF = date(2026, 6, 1)  # pinned; the generated ledger's dates are relative to it
-TODAY = date(2026, 6, 2)
+from tests.test_screening_partitions import AS_OF, TODAY, generate, outputs
 
 
 @pytest.fixture
@@ -36,12 +27,6 @@ def workers(test_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
     for process in started:
         process.terminate()
         process.wait(10)
-
-
-def outputs(folder: Path) -> tuple[str, dict[str, object]]:
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    summary.pop("generated_at")
-    return (folder / "collection_list.csv").read_text(encoding="utf-8"), summary
 
 
 async def on_workers(services: Services, ledger: tuple[Path, Path], out: Path, job: PartJob) -> None:
