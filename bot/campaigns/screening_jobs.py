@@ -65,8 +65,10 @@ def _model(ctx: dict[str, Any], path: str) -> PriorityModel:
     return model
 
 
-FUNCTION = func(screen_partition, name=JOB, timeout=JOB_TIMEOUT_SECONDS, keep_result=JOB_TIMEOUT_SECONDS,
-                max_tries=1)
+# No timeout of its own: arq holds every job of a killed worker for its longest function timeout, so an hour
+# here kept a killed worker's campaign contacts from its successor for an hour. A part (PART_BYTES, about 10 s)
+# runs within the campaign's job timeout (CAMPAIGN_JOB_TIMEOUT_SECONDS, 120 s by default).
+FUNCTION = func(screen_partition, name=JOB, keep_result=JOB_TIMEOUT_SECONDS, max_tries=1)
 
 
 async def run_on_workers(queue: Any, accounts_csv: Path, installments_csv: Path, out_dir: Path, work: Path,
