@@ -14,12 +14,14 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.worker import Worker
+from twilio.rest import Client
 
 from bot.campaigns import worker
 from bot.campaigns.campaign import (
@@ -40,6 +42,7 @@ from bot.campaigns.campaign import (
     read_list,
 )
 from bot.contact.outbound import Sender, twilio_client
+from bot.contact.policy import Attempt
 from bot.core import catalog, keys
 from bot.core.crypto import pseudonym
 from bot.core.settings import CampaignConfig, Settings
@@ -50,6 +53,7 @@ from bot.services import Services
 from tests.conftest import daytime_zone
 
 RESPONSES = catalog.load_responses()
+CN_SAMPLE_PHONE = "+8613800138000"  # CN001 in samples/accounts.csv
 HEADER = "account_id,bucket,days_past_due,strategy,priority,overdue_amount\n"
 
 
@@ -80,12 +84,14 @@ class World:
     queue: ArqRedis
     folder: Path
 
-    def runner(self, config: CampaignConfig | None = None) -> Runner:
-        return Runner(self.services, self.sender, self.queue, config or CampaignConfig(rate_per_second=0))
+    sender_client: Client
 
-    async def work(self, config: CampaignConfig | None = None) -> None:
+    def runner(self, config: CampaignConfig | None = None, sender: Sender | None = None) -> Runner:
+        return Runner(self.services, sender or self.sender, self.queue, config or CampaignConfig(rate_per_second=0))
+
+    async def work(self, config: CampaignConfig | None = None, sender: Sender | None = None) -> None:
         """Run every queued job (deferred ones when due) on an in-process arq worker."""
-        runner = self.runner(config)
+        runner = self.runner(config, sender)
         arq = Worker(functions=[worker.campaign_contact], redis_pool=self.queue, burst=True, poll_delay=0.05,
                      handle_signals=False, keep_result=0, ctx={"runner": runner})
         await arq.main()
@@ -106,7 +112,7 @@ async def world(services: Services, tmp_path: Path) -> AsyncIterator[World]:
         state.deliver_via = (settings.public_base_url, str(gateway.make_url("")).rstrip("/"))
         client = twilio_client(settings)
         sender = Sender(client, settings, services.policy, services.redis, backoff_seconds=0.01)
-        yield World(services, settings, state, sender, queue, tmp_path)
+        yield World(services, settings, state, sender, queue, tmp_path, client)
         await client.http_client.close()
     await queue.close()
     await standin_server.close()
@@ -252,6 +258,30 @@ async def test_sms_then_call_calls_only_those_who_did_not_reply(world: World) ->
     assert (record["state"], record["reason"]) == ("skipped", "replied after the SMS")
 
 
+async def test_a_campaign_over_the_sample_ledger_says_which_rule_blocked_each_contact(world: World) -> None:
+    # 13:30 UTC on a December Monday: 21:30 in Shanghai, 08:30 in New York, 05:30 in Los Angeles.
+    now = datetime(2026, 12, 7, 13, 30, tzinfo=ZoneInfo("UTC"))
+    policy = world.services.policy
+    for hours in (1, 2, 3):  # CN001 spoke with us by phone three times today
+        talk = Attempt(now - timedelta(hours=hours), "call", answered=True)
+        await policy.record_attempt("CN001", f"CAt{hours}", talk)
+    for days in (1, 2, 3):  # US002 (a 212 number) had three reminders this week
+        await policy.record_attempt("US002", f"SMw{days}", Attempt(now - timedelta(days=days), "sms"))
+    path = write_list(world.folder, [("CN001", "31-60", 40, "sms_then_call", 70),
+                                     ("US001", "1-30", 5, "gentle_sms", 20), ("US002", "1-30", 6, "gentle_sms", 21)])
+    planned = await plan_campaign(world.services, path, None, None, world.queue)
+    pinned = Sender(world.sender_client, world.settings, policy, world.services.redis, clock=lambda: now)
+    await world.work(CampaignConfig(rate_per_second=0, reply_wait=timedelta(seconds=1)), sender=pinned)
+    assert sent_to(world) == Counter({CN_SAMPLE_PHONE: 1})  # CN001's SMS: conversations limit calls only
+    status = await campaign_status(world.services, planned.campaign_id)
+    assert status["blocked"] == {"total": 3, "by_reason": {
+        "3 phone conversations with the borrower already today (limit 3) "
+        "[GBT-45251-2025.max_effective_conversations_per_day]": 1,
+        "outside allowed hours 08:00-21:00 (borrower's local time 05:30 America/Los_Angeles) [REG-F.allowed_hours]": 1,
+        "3 contacts by any medium in the last 7 days (limit 3 per account) [NYC-DCWP-2026.max_contacts_in_window]": 1,
+    }}
+
+
 async def test_the_policy_at_send_time_blocks_an_opted_out_borrower(world: World) -> None:
     path = write_list(world.folder, [("T00000", "1-30", 5, "gentle_sms", 10), ("T00001", "1-30", 6, "gentle_sms", 9)])
     planned = await plan_campaign(world.services, path, None, None, world.queue)
@@ -259,7 +289,7 @@ async def test_the_policy_at_send_time_blocks_an_opted_out_borrower(world: World
     await world.work()
     assert sent_to(world) == Counter({phone(0): 1})
     status = await campaign_status(world.services, planned.campaign_id)
-    assert status["blocked"] == {"total": 1, "by_reason": {"opted out (keyword)": 1}}
+    assert status["blocked"] == {"total": 1, "by_reason": {"opted out (keyword) [opt_out]": 1}}
     assert await world.services.redis.get(keys.outbox(job_id(planned.campaign_id, "T00001", "sms", planned.day))) \
         is None  # a blocked contact may be tried again by planning again, once the opt-out is lifted
 

@@ -1,43 +1,78 @@
-"""The contact policy: hours across time zones and DST, call limits, hard stops, recorded reasons."""
+"""The contact policy: every rule set's hours across time zones and DST, call and contact limits, effective
+conversations, opt-outs per medium, what a message may say, hard stops, recorded reasons and rules."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.contact.policy import Attempt, ContactPolicy, check_calls, check_hours, evaluate, load_rules
+from bot.contact import sms
+from bot.contact.policy import (
+    OPT_OUT_MEDIUM,
+    Attempt,
+    ContactPolicy,
+    Decision,
+    RulesError,
+    RuleSet,
+    Situation,
+    check_calls,
+    check_hours,
+    evaluate,
+    load_rules,
+)
 from bot.core import keys
 from bot.core.crypto import pseudonym
 from bot.services import Services
 
-RULES, PREFIXES, CURRENCIES, DEFAULT = load_rules()
-CN, US = RULES["CN"], RULES["US"]
+RULES = load_rules()
+GBT, CBA, REG_F, TCPA, NYC = (RULES.rule_sets[n] for n in
+                              ("GBT-45251-2025", "CBA-2026", "REG-F", "TCPA-REVOCATION-2025", "NYC-DCWP-2026"))
 UTC = ZoneInfo("UTC")
 ZONES = ["Asia/Shanghai", "America/New_York", "America/Los_Angeles", "Europe/London", "Australia/Sydney",
          "Asia/Kolkata", "America/St_Johns", "Pacific/Chatham"]
 instants = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC))
 attempts = st.lists(st.builds(Attempt, at=st.datetimes(min_value=datetime(2026, 5, 1), max_value=datetime(2026, 5, 20),
                                                        timezones=st.just(UTC)),
-                              channel=st.sampled_from(["call", "sms"]), answered=st.booleans()), max_size=25)
+                              channel=st.sampled_from(["call", "sms"]), answered=st.booleans(),
+                              initiated=st.booleans()), max_size=25)
 NOW = datetime(2026, 5, 20, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai, 00:00 in New York
+NOON_NEW_YORK = datetime(2026, 10, 20, 16, 0, tzinfo=UTC)  # after NYC-DCWP-2026 came into force
 
 
-@given(instant=instants, zone=st.sampled_from(ZONES))
-def test_cn_hours_are_eight_to_ten_local(instant: datetime, zone: str) -> None:
+def sets(jurisdiction: str, day: date | None = None) -> list[RuleSet]:
+    return RULES.in_force([jurisdiction], day or NOW.date())
+
+
+def decide(jurisdiction: str, now: datetime, zone: str, channel: str = "sms", history: list[Attempt] | None = None,
+           **situation: object) -> Decision:
+    found = Situation(now, zone, channel, attempts=tuple(history or ()), **situation)  # type: ignore[arg-type]
+    return evaluate(RULES, sets(jurisdiction, now.date()), found)
+
+
+@given(instant=instants, zone=st.sampled_from(ZONES), channel=st.sampled_from(["sms", "call"]),
+       purpose=st.sampled_from(["reminder", "agent_reply"]))
+def test_cn_hours_are_eight_to_ten_local_for_every_kind_of_contact(instant: datetime, zone: str, channel: str,
+                                                                    purpose: str) -> None:
     local = instant.astimezone(ZoneInfo(zone))
-    assert check_hours(CN, instant, zone).allowed == (8 <= local.hour < 22)
+    decision = decide("CN", instant, zone, channel, purpose=purpose)
+    assert decision.allowed == (8 <= local.hour < 22)
+    if not decision.allowed:
+        assert decision.rule == "GBT-45251-2025.allowed_hours"
+    assert check_hours(CBA, instant, zone, "visit").allowed == (8 <= local.hour < 22)
 
 
 @given(instant=instants, zone=st.sampled_from(ZONES))
 def test_us_hours_are_eight_to_nine_local(instant: datetime, zone: str) -> None:
     local = instant.astimezone(ZoneInfo(zone))
-    assert check_hours(US, instant, zone).allowed == (8 <= local.hour < 21)
+    assert check_hours(REG_F, instant, zone).allowed == (8 <= local.hour < 21)
+    assert check_hours(NYC, instant, zone, "agent_reply").allowed == (8 <= local.hour < 21)
 
 
 @pytest.mark.parametrize(("utc", "allowed"), [
@@ -50,52 +85,173 @@ def test_us_hours_are_eight_to_nine_local(instant: datetime, zone: str) -> None:
 ])
 def test_us_hours_follow_daylight_saving_in_new_york(utc: str, allowed: bool) -> None:
     instant = datetime.fromisoformat(utc).replace(tzinfo=UTC)
-    assert check_hours(US, instant, "America/New_York").allowed is allowed
+    assert check_hours(REG_F, instant, "America/New_York").allowed is allowed
+    assert decide("US-NYC", instant, "America/New_York").allowed is allowed
 
 
-def _unanswered_today(history: list[Attempt], zone: str) -> int:
+def _today(history: list[Attempt], zone: str) -> list[Attempt]:
     today = NOW.astimezone(ZoneInfo(zone)).date()
-    return sum(a.channel == "call" and not a.answered and a.at.astimezone(ZoneInfo(zone)).date() == today
-               for a in history if a.at <= NOW)
+    return [a for a in history
+            if a.channel == "call" and a.at <= NOW and a.at.astimezone(ZoneInfo(zone)).date() == today]
 
 
 @given(history=attempts, zone=st.sampled_from(ZONES))
-def test_cn_allows_a_call_only_under_six_unanswered_today(history: list[Attempt], zone: str) -> None:
-    assert check_calls(CN, NOW, zone, history).allowed == (_unanswered_today(history, zone) < 6)
+def test_cn_calls_only_under_six_unanswered_and_three_conversations_today(history: list[Attempt], zone: str) -> None:
+    today = _today(history, zone)
+    unanswered, talks = sum(not a.answered for a in today), sum(a.answered for a in today)
+    assert check_calls(CBA, NOW, zone, history).allowed == (unanswered < 6)
+    assert check_calls(GBT, NOW, zone, history).allowed == (talks < 3)
+    if zone == "Asia/Shanghai":  # NOW is noon there: only the call limits can block
+        assert decide("CN", NOW, zone, "call", history).allowed == (unanswered < 6 and talks < 3)
 
 
 @given(history=attempts)
 def test_us_allows_a_call_only_under_seven_in_seven_days_and_no_recent_talk(history: list[Attempt]) -> None:
     week = [a for a in history if a.channel == "call" and NOW - timedelta(days=7) < a.at <= NOW]
     expected = len(week) < 7 and not any(a.answered for a in week)
-    assert check_calls(US, NOW, "America/New_York", history).allowed == expected
+    assert check_calls(REG_F, NOW, "America/New_York", history).allowed == expected
+
+
+@given(history=attempts, channel=st.sampled_from(["sms", "call"]))
+def test_nyc_caps_contacts_by_any_medium_per_account_not_replies(history: list[Attempt], channel: str) -> None:
+    now = NOON_NEW_YORK
+    shifted = [dataclasses.replace(a, at=a.at + (now - NOW)) for a in history]
+    started = [a for a in shifted if now - timedelta(days=7) < a.at <= now and a.initiated]
+    calls_ok = check_calls(REG_F, now, "America/New_York", shifted).allowed or channel == "sms"
+    decision = decide("US-NYC", now, "America/New_York", channel, shifted)
+    assert decision.allowed == (len(started) < 3 and calls_ok)
+    if len(started) >= 3:
+        assert decision.rule in ("NYC-DCWP-2026.max_contacts_in_window", "REG-F.max_calls_in_window",
+                                 "REG-F.quiet_days_after_conversation")
+
+
+def test_a_rule_set_applies_from_the_day_it_came_into_force() -> None:
+    three_sms = [Attempt(NOON_NEW_YORK - timedelta(days=d), "sms") for d in (1, 2, 3)]
+    assert decide("US-NYC", NOON_NEW_YORK, "America/New_York", "sms", three_sms).rule == (
+        "NYC-DCWP-2026.max_contacts_in_window")
+    august = NOON_NEW_YORK.replace(month=8)
+    earlier = [dataclasses.replace(a, at=a.at.replace(month=8)) for a in three_sms]
+    assert decide("US-NYC", august, "America/New_York", "sms", earlier).allowed
+    assert [r.name for r in sets("CN", date(2025, 6, 1))] == ["GBT-45251-2025"]
+    assert sets("CN", date(2025, 2, 27)) == []
 
 
 @settings(max_examples=200)
-@given(history=attempts, extra=attempts, rules=st.sampled_from([CN, US]), zone=st.sampled_from(ZONES))
-def test_more_attempts_never_unblock(history: list[Attempt], extra: list[Attempt], rules: object,
-                                     zone: str) -> None:
-    if not check_calls(rules, NOW, zone, history).allowed:  # type: ignore[arg-type]
-        assert not check_calls(rules, NOW, zone, history + extra).allowed  # type: ignore[arg-type]
+@given(history=attempts, extra=attempts, jurisdiction=st.sampled_from(["CN", "US", "US-NYC"]),
+       zone=st.sampled_from(ZONES), channel=st.sampled_from(["sms", "call"]))
+def test_more_attempts_never_unblock(history: list[Attempt], extra: list[Attempt], jurisdiction: str,
+                                     zone: str, channel: str) -> None:
+    now = NOON_NEW_YORK
+    history, extra = ([dataclasses.replace(a, at=a.at + (now - NOW)) for a in h] for h in (history, extra))
+    if not decide(jurisdiction, now, zone, channel, history).allowed:
+        assert not decide(jurisdiction, now, zone, channel, history + extra).allowed
 
 
-def test_reasons_are_readable() -> None:
+@given(jurisdiction=st.sampled_from(["CN", "US", "US-NYC"]),
+       source=st.sampled_from(["keyword", "call_key", "conversation", "representative", "wrong_number"]),
+       channel=st.sampled_from(["sms", "call"]))
+def test_an_opt_out_stops_its_medium_and_under_tcpa_every_medium(jurisdiction: str, source: str,
+                                                                  channel: str) -> None:
+    medium = OPT_OUT_MEDIUM.get(source, "all")
+    when, zone = (NOW, "Asia/Shanghai") if jurisdiction == "CN" else (NOON_NEW_YORK, "America/New_York")
+    decision = decide(jurisdiction, when, zone, channel, opt_out=(medium, source))
+    across = jurisdiction != "CN"  # TCPA-REVOCATION-2025 is in both US jurisdictions
+    assert decision.allowed == (not across and medium not in ("all", channel))
+    if not decision.allowed and medium not in ("all", channel):
+        assert decision.rule == "TCPA-REVOCATION-2025.opt_out_scope"
+
+
+def test_nyc_alone_keeps_an_opt_out_to_its_medium() -> None:
+    situation = Situation(NOON_NEW_YORK, "America/New_York", "call", opt_out=("sms", "keyword"))
+    assert evaluate(RULES, [REG_F, NYC], situation).allowed
+    assert not evaluate(RULES, [REG_F, NYC], dataclasses.replace(situation, channel="sms")).allowed
+
+
+def test_every_tcpa_revocation_word_is_an_sms_keyword() -> None:
+    for word in TCPA.revocation_words:
+        for written in (word, word.upper(), word.title() + ".", word.replace(" ", "-")):
+            assert sms.keyword(written) == "opt_out", written
+    assert TCPA.revocation_key == "8" and RULES.revocation_key(["US"], NOW.date()) == "8"
+    assert RULES.revocation_key(["CN"], NOW.date()) is None
+
+
+@pytest.mark.parametrize(("body", "rule"), [
+    ("您可以先借网贷还上这笔欠款", "CBA-2026.forbidden_content.new_loan"),
+    ("建议您以贷养贷，先把这期还了", "CBA-2026.forbidden_content.new_loan"),
+    ("You could take out a payday loan to pay this off", "CBA-2026.forbidden_content.new_loan"),
+    ("Why not borrow money from a friend to repay us", "CBA-2026.forbidden_content.new_loan"),
+    ("逾期需另外收取200元上门费", "CBA-2026.forbidden_content.extra_fees"),
+    ("We will add a $35 collection fee to your balance", "CBA-2026.forbidden_content.extra_fees"),
+    ("示例银行：我们不收取任何手续费，请按时还款。", None),
+    ("Example Bank: we never charge a collection fee for a plan.", None),
+    ("Example Bank: you can pay by card or bank transfer.", None),
+])
+def test_no_message_pushes_a_new_loan_or_an_extra_fee(body: str, rule: str | None) -> None:
+    for purpose in ("reminder", "agent_reply"):
+        decision = decide("CN", NOW, "Asia/Shanghai", body=body, purpose=purpose,
+                          history=[Attempt(NOW - timedelta(days=1), "sms")])
+        assert decision.rule == rule if rule else decision.allowed, decision
+
+
+def test_a_first_sms_names_the_bank_where_the_rules_ask_it() -> None:
+    unnamed = "Please call us back about your account."
+    assert decide("CN", NOW, "Asia/Shanghai", body=unnamed).rule == "CBA-2026.identify_at_first_contact"
+    assert decide("CN", NOW, "Asia/Shanghai", body="示例银行：" + unnamed).allowed
+    assert decide("CN", NOW, "Asia/Shanghai", body=unnamed, history=[Attempt(NOW - timedelta(days=2), "sms")]).allowed
+    assert decide("CN", NOW, "Asia/Shanghai", body=unnamed, purpose="agent_reply").allowed  # they wrote first
+    assert decide("US", NOW + timedelta(hours=14), "America/New_York", body=unnamed).allowed
+
+
+def test_effective_conversations_limit_calls_not_texts() -> None:
+    talks = [Attempt(NOW - timedelta(hours=h), "call", answered=True) for h in (1, 2, 3)]
+    blocked = decide("CN", NOW, "Asia/Shanghai", "call", talks)
+    assert blocked.rule == "GBT-45251-2025.max_effective_conversations_per_day"
+    assert blocked.reason == "3 phone conversations with the borrower already today (limit 3)"
+    assert decide("CN", NOW, "Asia/Shanghai", "call", talks[:2]).allowed
+    assert decide("CN", NOW, "Asia/Shanghai", "sms", talks).allowed
+    yesterday = [dataclasses.replace(a, at=a.at - timedelta(days=1)) for a in talks]
+    assert decide("CN", NOW, "Asia/Shanghai", "call", yesterday).allowed
+
+
+def test_reasons_are_readable_and_name_their_rule() -> None:
     late = datetime(2026, 5, 20, 15, 30, tzinfo=UTC)  # 23:30 in Shanghai
-    assert evaluate(CN, late, "Asia/Shanghai", "sms", [], []).reason == (
-        "outside allowed hours 08:00-22:00 (borrower's local time 23:30 Asia/Shanghai)")
+    assert decide("CN", late, "Asia/Shanghai") == Decision(
+        False, "outside allowed hours 08:00-22:00 (borrower's local time 23:30 Asia/Shanghai)",
+        "GBT-45251-2025.allowed_hours")
     six = [Attempt(NOW - timedelta(minutes=10 * n), "call") for n in range(6)]
-    assert evaluate(CN, NOW, "Asia/Shanghai", "call", six, []).reason == (
-        "6 unanswered calls already today (limit 6)")
-    assert evaluate(CN, NOW, "Asia/Shanghai", "sms", six, []).allowed
+    assert decide("CN", NOW, "Asia/Shanghai", "call", six) == Decision(
+        False, "6 unanswered calls already today (limit 6)", "CBA-2026.max_unanswered_calls_per_day")
+    assert decide("CN", NOW, "Asia/Shanghai", "sms", six) == Decision(
+        True, "allowed: inside allowed hours 08:00-22:00", "GBT-45251-2025+CBA-2026")
     talk = [Attempt(datetime(2026, 5, 15, 16, tzinfo=UTC), "call", answered=True)]
-    assert evaluate(US, datetime(2026, 5, 20, 16, tzinfo=UTC), "America/New_York", "call", talk, []).reason == (
+    assert decide("US", datetime(2026, 5, 20, 16, tzinfo=UTC), "America/New_York", "call", talk).reason == (
         "spoke with the borrower by phone on 2026-05-15; no calls for 7 days after a conversation")
-    assert evaluate(CN, NOW, "Asia/Shanghai", "sms", [], ["opted out (keyword)"]).reason == "opted out (keyword)"
+    stopped = decide("CN", NOW, "Asia/Shanghai", stops=(("hold.dispute", "a dispute under review"),))
+    assert stopped == Decision(False, "a dispute under review", "hold.dispute")
 
 
 def test_unknown_channel_is_refused() -> None:
     with pytest.raises(ValueError):
-        evaluate(CN, NOW, "Asia/Shanghai", "fax", [], [])
+        decide("CN", NOW, "Asia/Shanghai", "fax")
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ("third_parties: never_contacted", "third_parties: when_unreachable", "third_parties can only be never_contacted"),
+    ("opt_out_scope: all", "opt_out_scope: everything", "opt_out_scope must be medium or all"),
+    ("hours_cover: [sms, call, agent_reply, visit]", "hours_cover: [sms, fax]", "hours_cover names ['fax']"),
+    ("max_calls_in_window: 7", "max_texts_per_hour: 3", "unexpected keyword argument 'max_texts_per_hour'"),
+    ("forbidden_content: [new_loan, extra_fees]", "forbidden_content: [threats]",
+     "forbidden_content ['threats'] has no"),
+    ("  US: [REG-F, TCPA-REVOCATION-2025]", "  US: [REG-F, TCPA-2099]", "rule set ['TCPA-2099'] is not defined"),
+    ("confirmation: {max_texts: 1, within_minutes: 5}", "confirmation: {max_texts: 0}", "confirmation needs"),
+])
+def test_a_rules_file_the_code_cannot_enforce_is_refused(tmp_path: Path, old: str, new: str, message: str) -> None:
+    text = (Path(__file__).parents[1] / "policy" / "contact.yml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "contact.yml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(RulesError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_rules(path)
 
 
 # --- over the records in Redis ---------------------------------------------------------------
@@ -138,15 +294,50 @@ async def test_a_clean_account_may_be_contacted_and_the_decision_is_recorded(
     assert entry[b"account_id"] == b"CN001" and entry[b"allowed"] == b"1" and entry[b"jurisdiction"] == b"CN"
 
 
-async def test_keyword_opt_out_stops_sms_and_a_spoken_one_stops_everything(
+async def test_in_china_a_keyword_opt_out_stops_sms_and_a_spoken_one_stops_everything(
         services: Services, policy: ContactPolicy) -> None:
-    account = await _account(services, "US001")
+    account = await _account(services, "CN001")
     conversation = pseudonym(account.phone, services.settings.hmac_secret)
     await services.records.opt_out(conversation, "keyword")
-    assert (await policy.decide(account, "sms", NOON_LA)).reason == "opted out (keyword)"
-    assert (await policy.decide(account, "call", NOON_LA)).allowed
+    assert (await policy.decide(account, "sms", NOON_SHANGHAI)) == Decision(False, "opted out (keyword)", "opt_out")
+    assert (await policy.decide(account, "call", NOON_SHANGHAI)).allowed
     await services.records.opt_out(conversation, "conversation")
-    assert not (await policy.decide(account, "call", NOON_LA)).allowed
+    assert not (await policy.decide(account, "call", NOON_SHANGHAI)).allowed
+
+
+@pytest.mark.parametrize("source", ["keyword", "call_key"])
+async def test_in_the_us_any_opt_out_stops_calls_and_texts(services: Services, policy: ContactPolicy,
+                                                          source: str) -> None:
+    account = await _account(services, "US001")
+    await services.records.opt_out(pseudonym(account.phone, services.settings.hmac_secret), source)
+    for channel in ("sms", "call"):
+        decision = await policy.decide(account, channel, NOON_LA)
+        assert not decision.allowed and decision.rule in ("opt_out", "TCPA-REVOCATION-2025.opt_out_scope")
+    [*_, (_, entry)] = await services.redis.xrange(keys.CONTACT_DECISIONS)
+    assert entry[b"rule"] in (b"opt_out", b"TCPA-REVOCATION-2025.opt_out_scope")
+
+
+async def test_a_new_york_city_number_falls_under_the_city_rules_too(services: Services,
+                                                                    policy: ContactPolicy) -> None:
+    account = await _account(services, "US002")  # +1212
+    assert policy.jurisdictions(account) == ["US", "US-NYC"]
+    october = datetime(2026, 10, 20, 16, 0, tzinfo=UTC)
+    for n in range(3):
+        await policy.record_attempt("US002", f"SM{n}", Attempt(october - timedelta(days=n + 1), "sms"))
+    await policy.record_attempt("US002", "SMr", Attempt(october - timedelta(hours=1), "sms", initiated=False))
+    decision = await policy.decide(account, "sms", october)
+    assert decision.rule == "NYC-DCWP-2026.max_contacts_in_window"
+    assert decision.reason == "3 contacts by any medium in the last 7 days (limit 3 per account)"
+
+
+async def test_visits_are_offered_only_inside_every_rule_sets_hours(services: Services, policy: ContactPolicy) -> None:
+    account = await _account(services, "CN001")
+    shanghai = ZoneInfo("Asia/Shanghai")
+    evening = datetime(2026, 11, 30, 21, 0, tzinfo=shanghai)
+    assert policy.visit_allowed(account, evening - timedelta(hours=1), evening).allowed
+    late = policy.visit_allowed(account, evening, evening + timedelta(hours=1, minutes=1))
+    assert not late.allowed and late.rule == "GBT-45251-2025.allowed_hours"
+    assert not policy.visit_allowed(account, evening.replace(hour=7), evening.replace(hour=8)).allowed
 
 
 @pytest.mark.parametrize(("record", "reason"), [
@@ -185,12 +376,11 @@ async def test_a_conversation_with_an_agent_stops_contact(services: Services, po
 async def test_recorded_attempts_count_and_an_update_is_not_a_second_attempt(
         services: Services, policy: ContactPolicy) -> None:
     account = await _account(services, "US001")
-    la = datetime.now(ZoneInfo("America/Los_Angeles"))
-    noon = (la + timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)  # inside US hours
+    noon = NOON_LA
     for n in range(6):
         await policy.record_attempt("US001", f"CA{n}", Attempt(noon - timedelta(hours=n + 1), "call"))
     await policy.record_attempt("US001", "CA0", Attempt(noon - timedelta(hours=1), "call"))
-    assert len(await policy.attempts("US001")) == 6
+    assert len(await policy.attempts("US001", now=noon)) == 6
     await policy.record_attempt("US001", "CA6", Attempt(noon - timedelta(hours=7), "call"))
     decision = await policy.decide(account, "call", noon)
     assert decision.reason == "7 calls in the last 7 days (limit 7)"

@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
 from bot.contact.sms import segments
-from bot.core import keys
+from bot.core import catalog, keys
 from bot.core.crypto import pseudonym
 from bot.core.settings import Settings
 from bot.edge.gateway import init_app
@@ -137,6 +137,29 @@ async def test_opt_out_keywords_are_handled_at_the_edge(client: TestClient, serv
     assert messages_in(await response.text()) == [expected]
     assert await services.records.is_opted_out(pseudonym(phone, services.settings.hmac_secret))
     assert rasa[0].received == []
+
+
+@pytest.mark.parametrize("first", ["STOP", "conversation"])
+async def test_an_opt_out_is_confirmed_once_and_a_later_stop_changes_nothing(
+        client: TestClient, services: Services, rasa: tuple[FakeRasa, str], first: str) -> None:
+    conversation = pseudonym(US_PHONE, services.settings.hmac_secret)
+    if first == "STOP":
+        assert len(messages_in(await (await post_sms(client, services.settings, US_PHONE, "STOP")).text())) == 1
+    else:
+        await services.records.opt_out(conversation, "conversation")
+    for again in ("stop", "Opt out", "UNSUBSCRIBE"):  # TCPA-REVOCATION-2025.confirmation: one text at most
+        assert messages_in(await (await post_sms(client, services.settings, US_PHONE, again)).text()) == []
+    source = await services.redis.hget(keys.opt_out(conversation), "source")
+    assert source == (b"keyword" if first == "STOP" else b"conversation")  # a spoken opt-out is not narrowed
+    assert rasa[0].received == []
+
+
+@pytest.mark.parametrize("name", ["utter_opted_out", "utter_opted_out_call"])
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_an_opt_out_confirmation_asks_nothing(name: str, language: str) -> None:
+    for channel in (None, "voice"):
+        text = catalog.render(catalog.responses(), name, language, channel)
+        assert "?" not in text and "？" not in text and "吗" not in text, text
 
 
 async def test_start_lifts_a_keyword_opt_out_only(client: TestClient, services: Services) -> None:

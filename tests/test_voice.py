@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
+from bot.core.crypto import pseudonym
 from bot.core.settings import Settings
 from bot.edge.gateway import init_app
 from bot.ops import twilio_standin
@@ -87,6 +88,7 @@ def en_say(text: str) -> str:
 
 ZH_INTRO = zh_say("您好，这里是示例银行的智能助理。")
 EN_INTRO = en_say("Hello, this is Example Bank's automated assistant.")
+EN_OPT_OUT_KEY = en_say("To stop these calls and texts at any time, press 8.")  # TCPA-REVOCATION-2025
 
 
 async def test_a_call_opens_with_a_greeting_turn_in_the_callers_language(call: Call) -> None:
@@ -99,7 +101,7 @@ async def test_a_call_opens_with_a_greeting_turn_in_the_callers_language(call: C
 
 async def test_an_english_caller_hears_an_english_voice(call: Call) -> None:
     _, twiml = await call.post(phone=US_PHONE)
-    assert twiml == gathered(EN_INTRO + en_say("Hello from the bot."), "en-US", EN_HINTS)
+    assert twiml == gathered(EN_INTRO + EN_OPT_OUT_KEY + en_say("Hello from the bot."), "en-US", EN_HINTS)
 
 
 @pytest.mark.parametrize(("digits", "message"), [("1", "/pay_now"), ("2", "/request_human"), ("4421", "4421"),
@@ -177,7 +179,25 @@ async def test_an_answering_machine_hears_only_the_bank_and_a_number(call: Call)
 
 async def test_an_outbound_call_is_the_called_borrowers_conversation(call: Call) -> None:
     _, twiml = await call.post(Direction="outbound-api", To=US_PHONE, From="+15005550006", AnsweredBy="human")
-    assert twiml == gathered(EN_INTRO + en_say("Hello from the bot."), "en-US", EN_HINTS)
+    assert twiml == gathered(EN_INTRO + EN_OPT_OUT_KEY + en_say("Hello from the bot."), "en-US", EN_HINTS)
+
+
+async def test_in_the_us_the_opt_out_key_stops_calls_and_texts_and_ends_the_call(call: Call,
+                                                                                services: Services) -> None:
+    _, twiml = await call.post("?turn=1", phone=US_PHONE, Digits="8")
+    said = en_say("Done: Example Bank will not call or text you about this account again. Goodbye.")
+    assert twiml == f"{XML}<Response>{said}<Hangup /></Response>"
+    assert call.rasa.received == []
+    account = await services.ledger.get("US001")
+    assert account is not None
+    for channel in ("sms", "call"):
+        assert not (await services.policy.decide(account, channel, record=False)).allowed
+
+
+async def test_in_china_the_key_8_is_no_opt_out_and_reaches_the_bot(call: Call, services: Services) -> None:
+    _, twiml = await call.post("?turn=1", Digits="8")
+    assert "<Hangup />" not in twiml and len(call.rasa.received) == 1
+    assert not await services.records.is_opted_out(pseudonym(CN_PHONE, services.settings.hmac_secret))
 
 
 async def test_an_unknown_caller_hears_nothing_about_any_account(call: Call) -> None:

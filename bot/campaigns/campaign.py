@@ -255,9 +255,20 @@ async def preview_campaign(services: Services, list_csv: Path, segment: Mapping[
             if account is None:
                 decision = Decision(False, "not in the ledger: will be skipped")
             elif kind != "review":
-                decision = await services.policy.decide(account, kind, now, record=False)
+                body = _body(services, target.strategy, account) if kind == "sms" else None
+                decision = await services.policy.decide(account, kind, now, record=False, body=body)
             previews.append(Preview(target, kind, when, decision))
     return previews
+
+
+def _body(services: Services, strategy: str, account: Account, responses: dict[str, Any] | None = None) -> str:
+    return catalog.render(responses or catalog.responses(), TEMPLATES[strategy], account.language,
+                          bank_phone=services.settings.bank_phone)
+
+
+def with_rule(reason: str, rule: str) -> str:
+    """A blocked contact's reason as campaign status counts it: the words, then the rule that decided."""
+    return f"{reason} [{rule}]" if rule else reason
 
 
 # --- throughput -------------------------------------------------------------------------------
@@ -417,7 +428,7 @@ class Runner:
                                         "a worker stopped while sending; check Twilio's log")
         if sent.outcome == "blocked":
             await self.cap.release()
-            return await self._save(cid, name, record, "blocked", sent.reason)
+            return await self._save(cid, name, record, "blocked", with_rule(sent.reason, sent.rule))
         record["sid"] = sent.sid
         state = await self._save(cid, name, record, "sent", sent.reason)
         if kind == "sms":
@@ -427,9 +438,8 @@ class Runner:
     async def _attempt(self, account: Account, kind: str, outbox_key: str, record: dict[str, Any]) -> Sent:
         if kind == "call":
             return await self.sender.call(account, outbox_key)
-        body = catalog.render(self.responses, TEMPLATES[record["strategy"]], account.language,
-                              bank_phone=self.services.settings.bank_phone)
-        return await self.sender.sms(account, body, outbox_key)
+        return await self.sender.sms(account, _body(self.services, record["strategy"], account, self.responses),
+                                     outbox_key)
 
     async def _follow_up(self, cid: str, account_id: str, record: dict[str, Any], day: str) -> None:
         """Queue the call of an SMS-then-call contact, once, ``reply_wait`` after the SMS."""

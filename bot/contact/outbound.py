@@ -39,6 +39,7 @@ class Sent:
     outcome: str
     reason: str
     sid: str | None = None
+    rule: str = ""
 
 
 def twilio_client(settings: Settings) -> Client:
@@ -85,7 +86,7 @@ class Sender:
         status_callback = self._settings.public_base_url + "/twilio/status"
         return await self._send(account, "sms", outbox_key, lambda: self._client.messages.create_async(
             to=account.phone, from_=self._settings.twilio_from, body=body, status_callback=status_callback),
-            requested, purpose)
+            requested, purpose, body)
 
     async def call(self, account: Account, outbox_key: str) -> Sent:
         """Place one call, answered by /twilio/voice, with answering-machine detection."""
@@ -97,7 +98,7 @@ class Sender:
 
     async def _send(self, account: Account, channel: str, outbox_key: str,
                     create: Callable[[], Awaitable[Any]], requested: bool = False,
-                    purpose: str = "reminder") -> Sent:
+                    purpose: str = "reminder", body: str | None = None) -> Sent:
         if not await self._redis.set(keys.outbox(outbox_key), "pending", nx=True, ex=OUTBOX_TTL_SECONDS):
             return Sent("duplicate", f"outbox key {outbox_key} was already taken")
         try:
@@ -108,21 +109,22 @@ class Sender:
                 now = self._clock()
                 if requested:
                     decision = await self._policy.record(account, channel, now,
-                                                         Decision(True, "requested by the borrower"))
+                                                         Decision(True, "requested by the borrower", "requested"))
                 else:
-                    decision = await self._policy.decide(account, channel, now, purpose)
+                    decision = await self._policy.decide(account, channel, now, purpose, body=body)
                 if not decision.allowed:
                     await self._redis.delete(keys.outbox(outbox_key))
-                    return Sent("blocked", decision.reason)
+                    return Sent("blocked", decision.reason, rule=decision.rule)
                 created = await self._create_once(create, outbox_key)
-                await self._record(account, channel, outbox_key, created.sid, created.status, now)
+                initiated = not requested and purpose != "agent_reply"
+                await self._record(account, channel, outbox_key, created.sid, created.status, now, initiated)
         except BaseException:
             # Still "pending": nothing left (the lock timed out, the policy failed, stopped while
             # throttled). Free the key, or a retry would find it taken for three days.
             if await self._redis.get(keys.outbox(outbox_key)) == b"pending":
                 await self._redis.delete(keys.outbox(outbox_key))
             raise
-        return Sent("queued", decision.reason, created.sid)
+        return Sent("queued", decision.reason, created.sid, decision.rule)
 
     async def _create_once(self, create: Callable[[], Awaitable[Any]], outbox_key: str) -> Any:
         """Create the message or call; free the outbox key only when Twilio surely refused it.
@@ -158,14 +160,14 @@ class Sender:
         raise AssertionError("unreachable")
 
     async def _record(self, account: Account, channel: str, outbox_key: str, sid: str, status: str,
-                      now: datetime) -> None:
+                      now: datetime, initiated: bool) -> None:
         async with self._redis.pipeline(transaction=True) as tx:
             tx.set(keys.outbox(outbox_key), sid, ex=OUTBOX_TTL_SECONDS)
             tx.hset(keys.contact_status(sid), mapping={"account_id": account.account_id, "channel": channel,
                                                        "status": status, "at": int(now.timestamp())})
             tx.expire(keys.contact_status(sid), 90 * 86400)
             await tx.execute()
-        await self._policy.record_attempt(account.account_id, sid, Attempt(now, channel))
+        await self._policy.record_attempt(account.account_id, sid, Attempt(now, channel, initiated=initiated))
 
 
 # Twilio's final statuses of a message or call, as reached and as not.

@@ -13,14 +13,15 @@ _GSM_BASIC = set(
 _GSM_EXTENDED = set("^{}\\[~]|€\f")
 MAX_SEGMENTS = 3
 
-OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订", "TD"}
+OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "OPT OUT", "OPT-OUT",
+           "退订", "TD"}  # TCPA-REVOCATION-2025.revocation_words, and more
 OPT_IN = {"START", "UNSTOP"}
 HELP = {"HELP", "INFO", "帮助"}
 
 
 def keyword(body: str) -> str | None:
     """The edge keyword a message consists of, if any ("opt_out", "opt_in", "help")."""
-    word = body.strip().strip(".!。！").upper()
+    word = " ".join(body.strip().strip(".!。！").upper().split())
     if word in OPT_OUT:
         return "opt_out"
     if word in OPT_IN:

@@ -226,7 +226,10 @@ async def _decline(turn: Turn) -> list[SlotChange]:
 
 
 async def offer_slots(turn: Turn, preference: Preference) -> list[SlotChange]:
-    slots = await turn.services.bookings.offer(turn.conversation_id, turn.account.region, preference, turn.now)
+    policy, account = turn.services.policy, turn.account
+    slots = await turn.services.bookings.offer(
+        turn.conversation_id, account.region, preference, turn.now,
+        allowed=lambda slot: policy.visit_allowed(account, slot.start, slot.end).allowed)
     if not slots:
         turn.say("utter_no_visit_slots")
         return offer_person(turn, "book_visit")

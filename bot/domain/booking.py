@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -515,15 +515,16 @@ class Bookings:
         return {region.zone for region in self.field_teams.regions.values()}
 
     async def offer(self, conversation_id: str, region_code: str, preference: Preference, now: datetime,
-                    limit: int = 3) -> list[Slot]:
+                    limit: int = 3, allowed: Callable[[Slot], bool] = lambda slot: True) -> list[Slot]:
         """Hold a team on up to ``limit`` slots closest to the wish, for hold_minutes; earlier holds go.
 
+        ``allowed``: the slots the contact rules let a visit take (bot.contact.policy.visit_allowed).
         Returns the held slots, best first; empty when the region has no field team or nothing is free.
         """
         region = self.field_teams.region(region_code)
         if region is None:
             return []
-        candidates = candidate_slots(region, preference, now, self.field_teams.days_ahead)
+        candidates = [s for s in candidate_slots(region, preference, now, self.field_teams.days_ahead) if allowed(s)]
         hold_seconds = self.field_teams.hold_minutes * 60
         args: list[Any] = [*self._prefixes, _plain_id(conversation_id), _epoch(now), _epoch(now) + hold_seconds,
                            hold_seconds, limit, region.capacity, *(team.team_id for team in region.teams)]

@@ -351,7 +351,7 @@ async def _answer(app: web.Application, conversation_id: str, body: str, sid: st
             if await svc.handoffs.holder(conversation_id):
                 return await _to_agent(app, conversation_id, body, word, language)
     if word:
-        return [await _keyword_reply(app, conversation_id, word, language)]
+        return await _keyword_reply(app, conversation_id, word, language)
     if account is None:
         log.info("message from a number not in the ledger (%s)", conversation_id)
         return [_say(app, "utter_unknown_sender", language)]
@@ -399,7 +399,7 @@ async def _to_agent(app: web.Application, conversation_id: str, body: str, word:
         RasaUnavailable: Rasa did not record it.
     """
     events = [transcripts.user_event(body, "sms")] if body.strip() else []
-    replies = [await _keyword_reply(app, conversation_id, word, language)] if word else []
+    replies = await _keyword_reply(app, conversation_id, word, language) if word else []
     events += [transcripts.bot_event(text) for text in replies]
     try:
         if events:
@@ -410,18 +410,23 @@ async def _to_agent(app: web.Application, conversation_id: str, body: str, word:
     return replies
 
 
-async def _keyword_reply(app: web.Application, conversation_id: str, word: str, language: str) -> str:
+async def _keyword_reply(app: web.Application, conversation_id: str, word: str, language: str) -> list[str]:
+    """The answer to a keyword. An opt-out is confirmed once, in the reply itself (within seconds, asking
+    nothing: TCPA-REVOCATION-2025.confirmation). A STOP after an opt-out is not answered, and leaves the
+    opt-out as it was (one said in conversation covers more than a keyword's)."""
     records = app[SERVICES].records
     if word == "opt_out":
+        if await records.is_opted_out(conversation_id):
+            return []
         await records.opt_out(conversation_id, "keyword")
         log.info("opt-out by keyword (%s)", conversation_id)
-        return _say(app, "utter_opted_out", language)
+        return [_say(app, "utter_opted_out", language)]
     if word == "opt_in":
         was_opted_out = await records.is_opted_out(conversation_id)
         if was_opted_out and not await records.opt_in(conversation_id):
-            return _say(app, "utter_opt_in_needs_person", language)
-        return _say(app, "utter_opted_in", language)
-    return _say(app, "utter_help", language)
+            return [_say(app, "utter_opt_in_needs_person", language)]
+        return [_say(app, "utter_opted_in", language)]
+    return [_say(app, "utter_help", language)]
 
 
 def _say(app: web.Application, response: str, language: str, channel: str | None = None) -> str:
@@ -522,6 +527,11 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
         return voice.finish([_speak(app, "utter_unknown_sender", language)], language)
     if holder:  # an agent is on it by SMS: no second bot conversation
         return _with_agent(app, language)
+    key = _opt_out_key(svc, account)
+    if not first and key and form.get("Digits", "").strip().rstrip("#") == key:
+        await svc.records.opt_out(conversation_id, "call_key")
+        log.info("opt-out by key press on a call (%s)", conversation_id)
+        return voice.finish([_speak(app, "utter_opted_out_call", language)], language)
     message = "/greet" if first else voice.caller_message(form.get("SpeechResult", ""), form.get("Digits", ""),
                                                            shortcuts=not await _keys_answer(app, form["CallSid"]))
     if message is None:
@@ -531,11 +541,12 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
     except RasaUnavailable:
         return voice.finish([_speak(app, "utter_voice_unavailable", language)], language)
     if not first:  # the borrower spoke with us: a phone conversation, whoever placed the call
+        placed = form.get("Direction", "inbound").startswith("outbound")
         await svc.policy.record_attempt(account.account_id, form["CallSid"],
-                                        Attempt(datetime.now(ZoneInfo("UTC")), "call", answered=True))
+                                        Attempt(datetime.now(ZoneInfo("UTC")), "call", answered=True, initiated=placed))
     language = await _language(app, conversation_id, account)  # the caller may have switched
     if first:
-        texts = _opening(app, texts, language)
+        texts = _opening(app, texts, language, key)
     await svc.redis.set(keys.last_said(form["CallSid"]), svc.vault.seal(texts), ex=LAST_SAID_TTL_SECONDS)
     return await _act_on_call(app, form["CallSid"], account, language, texts, customs)
 
@@ -567,13 +578,23 @@ async def _call_turn(app: web.Application, conversation_id: str, message: str,
     return opened + texts, customs
 
 
-def _opening(app: web.Application, texts: list[str], language: str) -> list[str]:
-    """Every call opens by naming the bank's automated assistant, then says whether it is recorded."""
+def _opening(app: web.Application, texts: list[str], language: str, opt_out_key: str | None) -> list[str]:
+    """Every call opens by naming the bank's automated assistant (CBA-2026.identify_at_first_contact),
+    then says whether it is recorded and, where the rules offer one, the key that stops calls."""
     intro = _speak(app, "utter_intro", language)
     texts = [intro, *(t for t in texts if t != intro)]  # once, first, however the session began
     if app[SERVICES].settings.call_recording:
         texts.insert(1, _speak(app, "utter_call_recorded", language))
+    if opt_out_key:
+        key_line = catalog.render(catalog.responses(), "utter_voice_opt_out_key", language, "voice", key=opt_out_key)
+        texts.insert(len(texts) - 1 if len(texts) > 1 else 1, key_line)
     return texts
+
+
+def _opt_out_key(svc: Services, account: Account) -> str | None:
+    """The key that revokes consent on a call, where a rule set in force offers one (TCPA-REVOCATION-2025)."""
+    today = datetime.now(ZoneInfo(account.timezone)).date()
+    return svc.policy.rules.revocation_key(svc.policy.jurisdictions(account), today)
 
 
 async def _language(app: web.Application, conversation_id: str | None, account: Any) -> str:
