@@ -16,7 +16,7 @@ LONGEST = {
     "oldest_due": "September 30, 2026",
     "promise_date": "September 30, 2026", "first_day": "September 30, 2026", "last_day": "December 31, 2026",
     "payment_link": "https://pay.example-bank.test/p/" + "x" * 60, "link_hours": "72",
-    "bank_phone": "+86 10 9558 8000", "agent_hours": "09:00-18:00",
+    "bank_phone": "+86 10 9558 8000", "agent_hours": "09:00-18:00", "key": "8",
     "next_amount": "¥1,234,567.89", "next_due": "September 30, 2026", "monthly": "¥1,234,567.89",
     "lowest": "¥1,234,567.89", "number": "4", "count": "24", "regular": "¥1,234,567.89",
     "first_amount": "¥1,234,567.89", "first_due": "September 30, 2026", "total": "¥1,234,567.89",
