@@ -46,6 +46,7 @@ from bot.contact.policy import Attempt
 from bot.core import catalog, keys
 from bot.core.crypto import pseudonym
 from bot.core.settings import CampaignConfig, Settings
+from bot.domain.consent import FamilyContact
 from bot.edge.gateway import init_app
 from bot.ops import twilio_standin
 from bot.screening import priority as screening
@@ -280,6 +281,22 @@ async def test_a_campaign_over_the_sample_ledger_says_which_rule_blocked_each_co
         "outside allowed hours 08:00-21:00 (borrower's local time 05:30 America/Los_Angeles) [REG-F.allowed_hours]": 1,
         "3 contacts by any medium in the last 7 days (limit 3 per account) [NYC-DCWP-2026.max_contacts_in_window]": 1,
     }}
+
+
+async def test_a_family_contact_on_record_is_never_contacted_even_when_the_borrower_is_unreachable(
+        world: World) -> None:
+    # GB/T 45251-2025: contact persons only when the debtor cannot be reached; this system never contacts them.
+    now = datetime(2026, 12, 7, 4, 0, tzinfo=ZoneInfo("UTC"))  # noon in Shanghai
+    consents = world.services.consents
+    await consents.record("CN001", "family_contact", "granted", "c_test", "sms", "wording", "utter_ask_family_consent")
+    await consents.save_family_contact("CN001", FamilyContact("+8613800001111", "我妈 王秀英"))
+    for n in range(6):  # six unanswered calls yesterday
+        await world.services.policy.record_attempt("CN001", f"CAy{n}", Attempt(now - timedelta(hours=20 + n), "call"))
+    path = write_list(world.folder, [("CN001", "31-60", 40, "sms_then_call", 70)])
+    await plan_campaign(world.services, path, None, None, world.queue)
+    pinned = Sender(world.sender_client, world.settings, world.services.policy, world.services.redis, clock=lambda: now)
+    await world.work(CampaignConfig(rate_per_second=0, reply_wait=timedelta(seconds=1)), sender=pinned)
+    assert [m["to"] for m in world.standin.messages] == [c["to"] for c in world.standin.calls] == [CN_SAMPLE_PHONE]
 
 
 async def test_the_policy_at_send_time_blocks_an_opted_out_borrower(world: World) -> None:
