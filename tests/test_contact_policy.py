@@ -384,3 +384,25 @@ async def test_recorded_attempts_count_and_an_update_is_not_a_second_attempt(
     await policy.record_attempt("US001", "CA6", Attempt(noon - timedelta(hours=7), "call"))
     decision = await policy.decide(account, "call", noon)
     assert decision.reason == "7 calls in the last 7 days (limit 7)"
+
+
+def test_the_docs_table_lists_every_rule_and_only_tests_that_exist() -> None:
+    root = Path(__file__).parents[1]
+    table = [line for line in (root / "docs" / "contact-rules.md").read_text(encoding="utf-8").splitlines()
+             if line.startswith("| `")]
+    named = {cell.strip("` ") for line in table for cell in [line.split("|")[1]]}
+    limits = {f"{r.name}.{f.name}" for r in RULES.rule_sets.values() for f in dataclasses.fields(r)
+              if f.name not in ("name", "in_force", "hours_cover", "call_window_days", "contact_window_days")
+              and getattr(r, f.name) not in (None, False, (), "medium")}
+    limits |= {f"{r.name}.forbidden_content.{c}" for r in RULES.rule_sets.values() for c in r.forbidden_content}
+    limits -= {f"{r.name}.forbidden_content" for r in RULES.rule_sets.values()}
+    assert limits <= named, sorted(limits - named)
+    for line in table:
+        file = "tests/test_contact_policy.py"
+        for ref in line.split("|")[4].replace("`", "").split(","):
+            ref = ref.strip()
+            if ref == "-":
+                continue
+            path, _, test = ref.rpartition("::")
+            file = (path if path.startswith("tests/") else f"tests/{path}") if path else file
+            assert f"def {test}(" in (root / file).read_text(encoding="utf-8"), ref
