@@ -42,6 +42,7 @@ from bot.domain.agents import LoginRefused, Session
 from bot.domain.arrangements import total_paid
 from bot.domain.handoffs import OUTCOMES, Item, check_outcome
 from bot.domain.ledger import Account, overdue
+from bot.domain.presence import Presence, Viewer
 from bot.domain.records import HANDOFF_REASONS, HOLDING_REASONS, console_notice
 from bot.services import Services
 from bot.web import rasa_client
@@ -96,6 +97,7 @@ def add_to(app: web.Application) -> None:
     app.router.add_post(f"/agent/c/{CONVERSATION}/handback", hand_back)
     app.router.add_post(f"/agent/c/{CONVERSATION}/close", close)
     app.router.add_post(f"/agent/c/{CONVERSATION}/reassign", reassign)
+    app.router.add_post(f"/agent/c/{CONVERSATION}/presence", presence)
     app.router.add_static("/agent/static", HERE / "static")
 
 
@@ -138,7 +140,7 @@ async def _signed_in(request: web.Request, handler: Handler) -> web.StreamRespon
     """No page without a live session: pages redirect to the login, everything else is 401."""
     if not _console(request) or request.path == "/agent" or request.path.startswith(_OPEN_PATHS):
         return await handler(request)
-    background = request.path.endswith(("/rows", "/transcript", "/ws"))  # the page refreshing itself
+    background = request.path.endswith(("/rows", "/transcript", "/ws", "/presence"))  # the page refreshing itself
     session = await services_of(request).agents.session(request.cookies.get(SESSION_COOKIE, ""), refresh=not background)
     if session is None:
         if request.method == "GET" and not background:
@@ -353,8 +355,9 @@ async def _close_sockets(app: web.Application) -> None:
 # --- one conversation --------------------------------------------------------------------------
 
 
-async def _viewable(request: web.Request) -> tuple[str, Item | None, Account]:
-    """The conversation, its handoff item and account, if this session may see them.
+async def _viewable(request: web.Request, audited: bool = True) -> tuple[str, Item | None, Account]:
+    """The conversation, its handoff item and account, if this session may see them (a refusal is audited
+    unless ``audited`` is False: a page's heartbeat after the conversation changed hands).
 
     Raises:
         web.HTTPForbidden: an agent asking for a conversation they do not hold.
@@ -364,7 +367,8 @@ async def _viewable(request: web.Request) -> tuple[str, Item | None, Account]:
     session, svc = session_of(request), services_of(request)
     item = await svc.handoffs.item(conversation_id)
     if not session.supervisor and (item is None or item.agent != session.username):
-        await audit_event(request, "denied", conversation=conversation_id)
+        if audited:
+            await audit_event(request, "denied", conversation=conversation_id)
         raise web.HTTPForbidden(text="this conversation is not yours: claim it from the queue first")
     account = await svc.ledger.for_conversation(conversation_id)
     if account is None:
@@ -376,6 +380,7 @@ async def conversation_page(request: web.Request) -> web.Response:
     conversation_id, item, account = await _viewable(request)
     svc, session = services_of(request), session_of(request)
     await audit_event(request, "view_conversation", conversation=conversation_id, account_id=account.account_id)
+    viewers = await _present(request, conversation_id)
     language = await svc.records.language(conversation_id) or account.language
     verified = await _verified(svc, conversation_id, account)
     return render(
@@ -387,8 +392,30 @@ async def conversation_page(request: web.Request) -> web.Response:
         quick_replies=_quick_replies(request, language, session.username), nonce=secrets.token_urlsafe(16),
         outcome_codes=OUTCOMES, agents=await svc.agents.usernames() if session.supervisor else [],
         mine=item is not None and item.agent == session.username, flash=shown_flash(request),
-        max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days,
+        max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days, viewers=viewers,
     )
+
+
+async def presence(request: web.Request) -> web.Response:
+    """The page is still open (or, with ``leave``, closing): who else has it open, as JSON."""
+    conversation_id, _, _ = await _viewable(request, audited=False)
+    form = await request.post()
+    if form.get("leave"):
+        session = session_of(request)
+        await Presence(services_of(request).redis).left(conversation_id, Viewer(session.username, session.role))
+        await services_of(request).redis.publish(keys.CONSOLE_EVENTS, console_notice("viewers", conversation_id))
+        return web.json_response({"others": []})
+    viewers = await _present(request, conversation_id)
+    return web.json_response({"others": [dataclasses.asdict(v) for v in viewers]})
+
+
+async def _present(request: web.Request, conversation_id: str) -> list[Viewer]:
+    """Note this session's viewer on the page (telling the others' pages when they arrive); the others."""
+    session, svc = session_of(request), services_of(request)
+    here = Presence(svc.redis)
+    if await here.seen(conversation_id, Viewer(session.username, session.role)):
+        await svc.redis.publish(keys.CONSOLE_EVENTS, console_notice("viewers", conversation_id))
+    return await here.others(conversation_id, session.username)
 
 
 async def transcript_part(request: web.Request) -> web.Response:

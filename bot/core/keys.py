@@ -234,3 +234,8 @@ def turn_leases(conversation_id: str) -> str:
 def turns_pending(conversation_id: str) -> str:
     """A conversation's messages Rasa has not taken yet, sealed, oldest first."""
     return f"turns:pending:{conversation_id}"
+
+
+def console_viewers(conversation_id: str) -> str:
+    """Who has the conversation's console page open: username -> role, with a last-seen time each."""
+    return f"console:viewers:{conversation_id}"

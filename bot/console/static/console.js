@@ -39,6 +39,8 @@
     } else if (page === "conversation" && notice.conversation === conversation) {
       if (notice.type === "message") {
         refreshTranscript();
+      } else if (notice.type === "viewers") {
+        present();
       } else {
         window.location.reload();  // claimed, reassigned, handed back or closed
       }
@@ -57,6 +59,32 @@
       if (live) { live.textContent = "reconnecting…"; live.className = "live"; }
       window.setTimeout(function () { connect(Math.min(delay * 2, 30000)); }, delay);
     };
+  }
+
+  // Who else has this conversation open: the page says it is here every few seconds, and shows the others.
+  function csrf() {
+    const field = document.querySelector("form[action='/agent/logout'] input[name=csrf]");
+    return field ? field.value : "";
+  }
+
+  async function present(leaving) {
+    const body = new FormData();
+    body.set("csrf", csrf());
+    if (leaving) {
+      body.set("leave", "1");
+      navigator.sendBeacon("/agent/c/" + conversation + "/presence", body);
+      return;
+    }
+    const response = await fetch("/agent/c/" + conversation + "/presence", {
+      method: "POST", body: body, credentials: "same-origin", headers: { "Accept": "application/json" },
+    }).catch(function () { return null; });
+    if (!response || !response.ok) { return; }
+    const others = (await response.json()).others;
+    const box = document.getElementById("viewers");
+    document.getElementById("viewer-names").textContent = others.map(function (viewer) {
+      return viewer.username + (viewer.role === "supervisor" ? " (supervisor)" : "");
+    }).join(", ");
+    box.hidden = others.length === 0;
   }
 
   function quickReplies() {
@@ -187,6 +215,8 @@
       const box = document.getElementById("transcript");
       box.scrollTop = box.scrollHeight;
       quickReplies();
+      window.setInterval(present, 8000);
+      window.addEventListener("pagehide", function () { present(true); });
     }
   }
 })();
