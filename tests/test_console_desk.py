@@ -4,9 +4,13 @@ tests/test_console.py. The same in a real browser: tests/integration/test_consol
 
 from __future__ import annotations
 
+import pytest
+
+from bot.core import keys
 from bot.domain.presence import SEEN_SECONDS, Presence, Viewer
 from tests import test_console
-from tests.test_console import World, claimed, handed_off, signed_in
+from tests.test_campaign import phone
+from tests.test_console import Desk, World, audit_events, claimed, handed_off, signed_in
 
 desk = test_console.world  # the console's world (signed-in agents, a stand-in), as this file's fixture
 
@@ -42,3 +46,47 @@ async def test_a_viewer_not_heard_from_is_gone(desk: World) -> None:
     assert await presence.others(conversation, "alice", now=1005.0 + SEEN_SECONDS - 1) == [Viewer("sue", "supervisor")]
     assert await presence.others(conversation, "alice", now=1006.0 + SEEN_SECONDS) == []
     assert await presence.others(conversation, "sue", now=1005.0) == []  # not oneself
+
+
+# --- search ----------------------------------------------------------------------------------------
+
+
+async def _search(desk_of: Desk, query: str) -> str:
+    response = await desk_of.post("/agent/search", q=query)
+    assert response.status == 200
+    return str(await response.text())
+
+
+async def test_an_agent_finds_a_waiting_conversation_by_account_id_or_phone(desk: World) -> None:
+    conversation = await handed_off(desk)
+    alice = await signed_in(desk, "alice")
+    for query in ("T00000", phone(0), "+86 137 0000 0000", "137-0000-0000"):
+        page = await _search(alice, query)
+        assert f'<tr data-conversation="{conversation}">' in page and "waiting" in page, query
+        assert f"/agent/c/{conversation}/claim" in page and phone(0) not in page  # masked for agents
+    events = [e for e in await audit_events(desk) if e["event"] == "search"]
+    assert [(e["kind"], e["found"]) for e in events] == [("account_id", "T00000")] + [("phone", "T00000")] * 3
+    stream = str(await desk.services.redis.xrange(keys.AUDIT_STREAM))
+    assert "13700000000" not in stream  # the number searched is nowhere
+
+
+async def test_an_agent_does_not_find_someone_elses_conversation_a_supervisor_does(desk: World) -> None:
+    _, conversation = await claimed(desk)  # alice holds it
+    bob, sue = await signed_in(desk, "bob"), await signed_in(desk, "sue")
+    assert 'id="no-results"' in await _search(bob, "T00000")
+    page = await _search(sue, phone(0))
+    assert "held by alice" in page and f'href="/agent/c/{conversation}"' in page and phone(0) in page
+    assert 'id="no-results"' in await _search(sue, "T09999")  # no such account
+
+
+@pytest.mark.parametrize("query", ["hello there", "+86 137 0000 0000 and 138 0013 8000", "", "x" * 60])
+async def test_a_search_that_is_neither_an_account_nor_a_number_says_so(desk: World, query: str) -> None:
+    sue = await signed_in(desk, "sue")
+    page = await _search(sue, query)
+    assert "give an account id, or a phone number" in page or 'id="no-results"' in page
+
+
+async def test_search_is_a_posted_form_with_its_token(desk: World) -> None:
+    sue = await signed_in(desk, "sue")
+    assert (await sue.post("/agent/search", csrf="forged", q="T00000")).status == 403
+    assert (await sue.get("/agent/search")).status == 200

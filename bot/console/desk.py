@@ -35,11 +35,12 @@ from twilio.base.exceptions import TwilioRestException
 
 from bot.console.account_view import account_summary
 from bot.core import audit, catalog, keys
-from bot.core.crypto import mask_phone, mask_text
+from bot.core.crypto import mask_phone, mask_text, pseudonym
 from bot.dialogue.conversation import local_today
 from bot.domain import transcripts, verification
 from bot.domain.agents import LoginRefused, Session
 from bot.domain.arrangements import total_paid
+from bot.domain.consent import read_phone
 from bot.domain.handoffs import OUTCOMES, Item, check_outcome
 from bot.domain.ledger import Account, overdue
 from bot.domain.presence import Presence, Viewer
@@ -55,6 +56,7 @@ SESSION_COOKIE = "__Host-console"
 LOGIN_COOKIE = "__Host-console-login"
 CONVERSATION = r"{conversation:c_[0-9a-f]{32}}"
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 QUICK_REPLIES = ("utter_agent_hello", "utter_agent_verify", "utter_agent_checking", "utter_agent_options",
                  "utter_agent_back_to_bot", "utter_agent_goodbye")
 MAX_REPLY_CHARACTERS = 450
@@ -98,6 +100,8 @@ def add_to(app: web.Application) -> None:
     app.router.add_post(f"/agent/c/{CONVERSATION}/close", close)
     app.router.add_post(f"/agent/c/{CONVERSATION}/reassign", reassign)
     app.router.add_post(f"/agent/c/{CONVERSATION}/presence", presence)
+    app.router.add_get("/agent/search", search_page)
+    app.router.add_post("/agent/search", search)
     app.router.add_static("/agent/static", HERE / "static")
 
 
@@ -350,6 +354,61 @@ async def _close_sockets(app: web.Application) -> None:
     sockets: set[web.WebSocketResponse] = app[SOCKETS]
     for socket in list(sockets):
         await socket.close(message=b"server shutting down")
+
+
+# --- search ------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+    account_id: str
+    phone: str
+    conversation: str
+    state: str
+    open: bool
+    claimable: bool
+
+
+async def search_page(request: web.Request) -> web.Response:
+    return render(request, "search.html", query="", searched=False, results=[])
+
+
+async def search(request: web.Request) -> web.Response:
+    """Find a conversation by account id or phone number (posted, so that no number is in a URL or a log).
+
+    A number is turned into its pseudonym and looked up by that; the audit keeps what kind of search
+    it was and the account found, never the number. Agents find what they may act on (waiting or
+    their own); supervisors find any account.
+    """
+    query = str((await request.post()).get("q", "")).strip()[:40]
+    kind, account = await _look_up(services_of(request), query)
+    found = [await _found(request, account)] if account else []
+    shown = [f for f in found if f.open or f.claimable or session_of(request).supervisor]
+    await audit_event(request, "search", kind=kind, found=",".join(f.account_id for f in shown) or "-")
+    refusal = "" if kind != "unreadable" else "give an account id, or a phone number with its country or area code"
+    return render(request, "search.html", query=query if kind == "account_id" else "", searched=True,
+                  results=shown, refusal=refusal)
+
+
+async def _look_up(svc: Services, query: str) -> tuple[str, Account | None]:
+    """What the query is (account_id, phone or unreadable) and the account it names, if any."""
+    account = await svc.ledger.get(query) if _ACCOUNT_ID.fullmatch(query) else None
+    if account is not None:
+        return "account_id", account
+    number = read_phone(query)
+    if number is not None and not number[1]:  # a number and nothing else
+        return "phone", await svc.ledger.for_conversation(pseudonym(number[0], svc.settings.hmac_secret))
+    return ("account_id" if _ACCOUNT_ID.fullmatch(query) else "unreadable"), None
+
+
+async def _found(request: web.Request, account: Account) -> Found:
+    svc, session = services_of(request), session_of(request)
+    conversation = pseudonym(account.phone, svc.settings.hmac_secret)
+    item = await svc.handoffs.item(conversation)
+    state = "not handed off" if item is None else f"held by {item.agent}" if item.agent else "waiting"
+    mine = item is not None and item.agent == session.username
+    return Found(account.account_id, account.phone if session.supervisor else mask_phone(account.phone),
+                 conversation, state, open=session.supervisor or mine, claimable=item is not None and not item.agent)
 
 
 # --- one conversation --------------------------------------------------------------------------
