@@ -4,13 +4,16 @@ tests/test_console.py. The same in a real browser: tests/integration/test_consol
 
 from __future__ import annotations
 
+import io
+
+import pypdf
 import pytest
 
 from bot.core import keys
 from bot.domain.presence import SEEN_SECONDS, Presence, Viewer
 from tests import test_console
 from tests.test_campaign import phone
-from tests.test_console import Desk, World, audit_events, claimed, handed_off, signed_in
+from tests.test_console import Desk, World, audit_events, claimed, handed_off, signed_in, sms
 
 desk = test_console.world  # the console's world (signed-in agents, a stand-in), as this file's fixture
 
@@ -90,3 +93,27 @@ async def test_search_is_a_posted_form_with_its_token(desk: World) -> None:
     sue = await signed_in(desk, "sue")
     assert (await sue.post("/agent/search", csrf="forged", q="T00000")).status == 403
     assert (await sue.get("/agent/search")).status == 200
+
+
+# --- transcript export -----------------------------------------------------------------------------
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(data)).pages)
+
+
+async def test_a_supervisor_exports_the_transcript_and_ledger_as_pdf_audited(desk: World) -> None:
+    alice, conversation = await claimed(desk, n=1)  # a Chinese-speaking borrower
+    await sms(desk, 1, "我下周一发工资后还一半")
+    sue = await signed_in(desk, "sue")
+    response = await sue.get(f"/agent/c/{conversation}/transcript.pdf")
+    assert response.status == 200 and response.content_type == "application/pdf"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="conversation-T00001.pdf"'
+    text = pdf_text(await response.read())
+    assert "我下周一发工资后还一半" in text and "T00001" in text and "Transcript" in text and "Ledger" in text
+    assert phone(1) in text  # a complaint file names the borrower in full
+    events = [e for e in await audit_events(desk) if e["event"] == "export_transcript"]
+    assert [(e["agent"], e["account_id"]) for e in events] == [("sue", "T00001")]
+    assert (await alice.get(f"/agent/c/{conversation}/transcript.pdf")).status == 403  # the holder is no supervisor
+    assert [e["agent"] for e in await audit_events(desk) if e["event"] == "denied"] == ["alice"]
+    assert f'/agent/c/{conversation}/transcript.pdf' in await (await sue.get(f"/agent/c/{conversation}")).text()

@@ -41,10 +41,11 @@ from bot.domain import transcripts, verification
 from bot.domain.agents import LoginRefused, Session
 from bot.domain.arrangements import total_paid
 from bot.domain.consent import read_phone
-from bot.domain.handoffs import OUTCOMES, Item, check_outcome
+from bot.domain.handoffs import OUTCOMES, OUTCOMES_KEPT, Item, check_outcome
 from bot.domain.ledger import Account, overdue
 from bot.domain.presence import Presence, Viewer
 from bot.domain.records import HANDOFF_REASONS, HOLDING_REASONS, console_notice
+from bot.field.report import RENDERING, render_pdf
 from bot.services import Services
 from bot.web import rasa_client
 from bot.web.appkeys import HTTP, SENDER, SERVICES
@@ -100,6 +101,7 @@ def add_to(app: web.Application) -> None:
     app.router.add_post(f"/agent/c/{CONVERSATION}/close", close)
     app.router.add_post(f"/agent/c/{CONVERSATION}/reassign", reassign)
     app.router.add_post(f"/agent/c/{CONVERSATION}/presence", presence)
+    app.router.add_get(f"/agent/c/{CONVERSATION}/transcript.pdf", export_pdf)
     app.router.add_get("/agent/search", search_page)
     app.router.add_post("/agent/search", search)
     app.router.add_static("/agent/static", HERE / "static")
@@ -453,6 +455,28 @@ async def conversation_page(request: web.Request) -> web.Response:
         mine=item is not None and item.agent == session.username, flash=shown_flash(request),
         max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days, viewers=viewers,
     )
+
+
+async def export_pdf(request: web.Request) -> web.Response:
+    """A conversation's transcript and ledger view as a PDF for a complaint file: supervisors only, audited."""
+    conversation_id, _, account = await _viewable(request)
+    svc, session = services_of(request), session_of(request)
+    if not session.supervisor:
+        await audit_event(request, "denied", conversation=conversation_id)
+        raise web.HTTPForbidden(text="only supervisors export conversations")
+    zone = ZoneInfo(account.timezone)
+    html = request.app[TEMPLATES].get_template("export.html").render(
+        conversation=conversation_id, account=account, summary=await account_summary(svc, account.account_id),
+        outcomes=await svc.handoffs.outcomes(account.account_id, count=OUTCOMES_KEPT),
+        entries=await transcripts.read(svc.redis, svc.vault, conversation_id), zone=zone, when=_when,
+        language=await svc.records.language(conversation_id) or account.language, supervisor=session.username,
+        exported_at=_when(datetime.now(zone), zone))
+    async with RENDERING:  # off the event loop, one at a time
+        pdf = await asyncio.to_thread(render_pdf, html)
+    await audit_event(request, "export_transcript", conversation=conversation_id, account_id=account.account_id)
+    response = web.Response(body=pdf, content_type="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="conversation-{account.account_id}.pdf"'
+    return response
 
 
 async def presence(request: web.Request) -> web.Response:

@@ -46,8 +46,6 @@ BOOKING = r"{booking:v[0-9a-f]{16}}"
 REPORTS = {"pdf": "application/pdf", "html": "text/html"}
 # The stored HTML report has its own inline style and no script; nothing else may load.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
-# One report at a time: WeasyPrint is CPU-bound, and the gateway has other borrowers to serve.
-_RENDERING = asyncio.Lock()
 
 
 def add_to(app: web.Application) -> None:
@@ -253,7 +251,7 @@ async def report(request: web.Request) -> web.Response:
 async def _write_reports(svc: Services, visit: Visit, account: Account) -> dict[str, bytes]:
     """Render the zh and en reports off the event loop and keep them sealed; {} if rendering failed."""
     try:
-        async with _RENDERING:
+        async with visit_report.RENDERING:
             reports = await asyncio.to_thread(visit_report.render_all, visit, account,
                                               datetime.now(ZoneInfo(account.timezone)))
     except Exception as exc:  # noqa: BLE001 - the record is safe; the report is written again when read

@@ -9,6 +9,7 @@ pure and synchronous: the caller runs ``render_all`` in a thread, since making P
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -274,6 +275,10 @@ def _history_rows(visit: Visit, words: _Words) -> list[tuple[str, str]]:
         (words.label("field.updated_at"), words.moment(record.get("updated_at"))),
         (words.label("field.updated_by"), words.person(record.get("updated_by"))),
     ]
+
+
+# One PDF at a time in a process: WeasyPrint is CPU-bound, and the gateway has borrowers to answer.
+RENDERING = asyncio.Lock()
 
 
 def render_pdf(html: str) -> bytes:
