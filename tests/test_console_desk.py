@@ -4,12 +4,21 @@ tests/test_console.py. The same in a real browser: tests/integration/test_consol
 
 from __future__ import annotations
 
+import html
 import io
+import re
+from datetime import date, timedelta
+from decimal import Decimal
 
 import pypdf
 import pytest
 
 from bot.core import keys
+from bot.core.crypto import pseudonym
+from bot.core.formatting import long_date, money
+from bot.dialogue.conversation import local_today
+from bot.domain.ledger import overdue
+from bot.domain.plans import Instalment, Offer
 from bot.domain.presence import SEEN_SECONDS, Presence, Viewer
 from tests import test_console
 from tests.test_campaign import phone
@@ -117,3 +126,62 @@ async def test_a_supervisor_exports_the_transcript_and_ledger_as_pdf_audited(des
     assert (await alice.get(f"/agent/c/{conversation}/transcript.pdf")).status == 403  # the holder is no supervisor
     assert [e["agent"] for e in await audit_events(desk) if e["event"] == "denied"] == ["alice"]
     assert f'/agent/c/{conversation}/transcript.pdf' in await (await sue.get(f"/agent/c/{conversation}")).text()
+
+
+# --- replies with the account's figures ------------------------------------------------------------
+
+
+async def _verified(world: World, conversation: str, account_id: str) -> None:
+    """The live tracker says the borrower passed verification (what the bot's slot records)."""
+    events = [{"event": "slot", "name": "verified_account", "value": account_id}]
+    await world.services.redis.set(keys.tracker(conversation), world.services.vault.seal({"events": events}))
+
+
+def quick_replies(page: str) -> dict[str, str]:
+    found = re.findall(r'<button type="button" class="quick-reply" data-text="([^"]*)" title="[^"]*">([^<]*)</button>',
+                       page)
+    return {label: html.unescape(text) for text, label in found}
+
+
+async def claimed_sample(world: World, account_id: str) -> tuple[Desk, str]:
+    """alice holds the conversation of a sample account (samples/: they owe something)."""
+    account = await world.services.ledger.get(account_id)
+    assert account is not None
+    conversation = pseudonym(account.phone, world.services.settings.hmac_secret)
+    await world.services.records.hand_off(conversation, account_id, "request_human")
+    alice = await signed_in(world, "alice")
+    assert (await alice.post(f"/agent/c/{conversation}/claim")).status == 303
+    return alice, conversation
+
+
+async def test_figure_replies_come_filled_in_in_the_borrowers_language_once_verified(desk: World) -> None:
+    alice, conversation = await claimed_sample(desk, "CN001")
+    page = await (await alice.get(f"/agent/c/{conversation}")).text()
+    assert 'id="figures-hint"' in page and not {"amount", "payment link", "plan"} & quick_replies(page).keys()
+    account = await desk.services.ledger.get("CN001")
+    assert account is not None
+    offer = Offer("plan", 3, Decimal("900.00"), Decimal(0), Decimal(0), tuple(
+        Instalment(date(2027, 1, 15) + timedelta(days=31 * n), Decimal("300.00")) for n in range(3)))
+    await desk.services.arrangements.accept(account, conversation, offer, local_today(account), "sms", 2)
+    await _verified(desk, conversation, "CN001")
+    replies = quick_replies(await (await alice.get(f"/agent/c/{conversation}")).text())
+    due = overdue(account, local_today(account))
+    assert due.amount > 0 and due.oldest_due is not None
+    amount = money(due.amount, account.currency, "zh")
+    assert replies["amount"] == f"您的账户目前逾期{amount}，最早一期应还日为{long_date(due.oldest_due, 'zh')}。"
+    assert amount in replies["payment link"] and "https://" in replies["payment link"]
+    assert replies["plan"] == (f"您的分期方案：共3期，每月{money(Decimal('300'), account.currency, 'zh')}，"
+                               f"自2027年1月15日至2027年3月18日，合计{money(Decimal('900'), account.currency, 'zh')}。")
+    assert "hello" in replies  # the plain ones stay
+
+
+async def test_figure_replies_in_english_and_none_without_anything_overdue(desk: World) -> None:
+    alice, conversation = await claimed_sample(desk, "US001")
+    await _verified(desk, conversation, "US001")
+    filled = quick_replies(await (await alice.get(f"/agent/c/{conversation}")).text())
+    assert filled["amount"].startswith("$") and "is overdue on your account" in filled["amount"]
+    assert "plan" not in filled  # no plan on record
+    bob, nothing_due = await claimed(desk, "bob")  # T00000 owes nothing yet
+    await _verified(desk, nothing_due, "T00000")
+    page = await (await bob.get(f"/agent/c/{nothing_due}")).text()
+    assert not {"amount", "payment link"} & quick_replies(page).keys()

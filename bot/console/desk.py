@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse
@@ -36,6 +37,7 @@ from twilio.base.exceptions import TwilioRestException
 from bot.console.account_view import account_summary
 from bot.core import audit, catalog, keys
 from bot.core.crypto import mask_phone, mask_text, pseudonym
+from bot.core.formatting import long_date, money
 from bot.dialogue.conversation import local_today
 from bot.domain import transcripts, verification
 from bot.domain.agents import LoginRefused, Session
@@ -43,6 +45,8 @@ from bot.domain.arrangements import total_paid
 from bot.domain.consent import read_phone
 from bot.domain.handoffs import OUTCOMES, OUTCOMES_KEPT, Item, check_outcome
 from bot.domain.ledger import Account, overdue
+from bot.domain.payments import payment_link
+from bot.domain.plans import Offer
 from bot.domain.presence import Presence, Viewer
 from bot.domain.records import HANDOFF_REASONS, HOLDING_REASONS, console_notice
 from bot.field.report import RENDERING, render_pdf
@@ -60,6 +64,10 @@ _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 QUICK_REPLIES = ("utter_agent_hello", "utter_agent_verify", "utter_agent_checking", "utter_agent_options",
                  "utter_agent_back_to_bot", "utter_agent_goodbye")
+# Quick replies with the account's figures, and the values each needs (offered after verification).
+FIGURE_REPLIES = {"utter_agent_amount": {"overdue_amount", "oldest_due"},
+                  "utter_agent_payment_link": {"overdue_amount", "payment_link", "link_hours"},
+                  "utter_agent_plan": {"count", "regular", "first_due", "last_due", "total"}}
 MAX_REPLY_CHARACTERS = 450
 VISIT_FORM_BYTES = 512 * 1024
 SECURITY_HEADERS = {
@@ -450,7 +458,8 @@ async def conversation_page(request: web.Request) -> web.Response:
         summary=await account_summary(svc, account.account_id), outcomes=await svc.handoffs.outcomes(
             account.account_id), contact=await _contact(svc, account),
         entries=await _entries(request, conversation_id), zone=ZoneInfo(account.timezone),
-        quick_replies=_quick_replies(request, language, session.username), nonce=secrets.token_urlsafe(16),
+        quick_replies=await _quick_replies(request, language, session.username, account, verified),
+        nonce=secrets.token_urlsafe(16),
         outcome_codes=OUTCOMES, agents=await svc.agents.usernames() if session.supervisor else [],
         mine=item is not None and item.agent == session.username, flash=shown_flash(request),
         max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days, viewers=viewers,
@@ -548,11 +557,38 @@ async def _contact(svc: Services, account: Account) -> dict[str, Any]:
     return {"attempts": attempts[-10:], "decisions": decisions}
 
 
-def _quick_replies(request: web.Request, language: str, agent: str) -> list[tuple[str, str]]:
+async def _quick_replies(request: web.Request, language: str, agent: str, account: Account,
+                         verified: bool) -> list[tuple[str, str]]:
+    """The quick replies in the borrower's language, filled in; the ones with the account's figures only
+    once the borrower is verified (the same rule as the bot's: nothing owed is said before)."""
     settings = services_of(request).settings
-    return [(name, catalog.render(catalog.responses(), name, language, "sms", agent_name=agent,
-                                  bank_phone=settings.bank_phone, agent_hours=settings.agent_hours))
-            for name in QUICK_REPLIES]
+    values: dict[str, Any] = {"agent_name": agent, "bank_phone": settings.bank_phone,
+                              "agent_hours": settings.agent_hours}
+    names = list(QUICK_REPLIES)
+    if verified:
+        figures = await _account_figures(services_of(request), account, language)
+        values.update(figures)
+        names[1:1] = [n for n, needs in FIGURE_REPLIES.items() if needs <= figures.keys()]
+    return [(name, catalog.render(catalog.responses(), name, language, "sms", **values)) for name in names]
+
+
+async def _account_figures(svc: Services, account: Account, language: str) -> dict[str, Any]:
+    """What the figure replies fill in: the overdue amount, its oldest due date, a payment link, the plan."""
+    due = overdue(account, local_today(account))
+    figures: dict[str, Any] = {}
+    if due.amount > 0 and due.oldest_due is not None:
+        ttl = svc.settings.payment_link_ttl_hours
+        figures.update(overdue_amount=money(due.amount, account.currency, language),
+                       oldest_due=long_date(due.oldest_due, language), link_hours=ttl,
+                       payment_link=payment_link(svc.settings.payment_url_template, account.account_id,
+                                                 svc.settings.hmac_secret, ttl))
+    arrangement = await svc.arrangements.current(account.account_id)
+    if arrangement and arrangement["offer"]["kind"] == "plan":
+        plan = Offer.from_record(arrangement["offer"])
+        figures.update(count=plan.count, regular=money(plan.regular, account.currency, language),
+                       first_due=long_date(plan.first_due, language), last_due=long_date(plan.last_due, language),
+                       total=money(sum((i.amount for i in plan.schedule), Decimal(0)), account.currency, language))
+    return figures
 
 
 # --- actions on a conversation -----------------------------------------------------------------
