@@ -18,6 +18,7 @@ from bot.domain.handoffs import Handoffs
 from bot.domain.ledger import Ledger
 from bot.domain.plans import ProductPolicy, load_plan_policy
 from bot.domain.records import Records
+from bot.domain.sla import Sla, load_sla
 from bot.domain.turns import PendingTurns, TurnOrder
 from bot.field.visits import FieldVisits
 
@@ -64,6 +65,10 @@ class Services:
     @cached_property
     def handoffs(self) -> Handoffs:
         return Handoffs(self.redis, self.vault, self.records)
+
+    @cached_property
+    def sla(self) -> Sla:
+        return load_sla()
 
     @cached_property
     def agents(self) -> Agents:

@@ -4,11 +4,14 @@ tests/test_console.py. The same in a real browser: tests/integration/test_consol
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import re
-from datetime import date, timedelta
+import time as clock
+from datetime import date, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pypdf
 import pytest
@@ -20,6 +23,8 @@ from bot.dialogue.conversation import local_today
 from bot.domain.ledger import overdue
 from bot.domain.plans import Instalment, Offer
 from bot.domain.presence import SEEN_SECONDS, Presence, Viewer
+from bot.domain.sla import Calendar, load_sla
+from bot.domain.sla import clock as sla_clock
 from tests import test_console
 from tests.test_campaign import phone
 from tests.test_console import Desk, World, audit_events, claimed, handed_off, signed_in, sms
@@ -185,3 +190,59 @@ async def test_figure_replies_in_english_and_none_without_anything_overdue(desk:
     await _verified(desk, nothing_due, "T00000")
     page = await (await bob.get(f"/agent/c/{nothing_due}")).text()
     assert not {"amount", "payment link"} & quick_replies(page).keys()
+
+
+# --- service levels --------------------------------------------------------------------------------
+
+
+def always_open(world: World) -> None:
+    """The desk works around the clock (so that this test holds at any hour); targets as in policy/sla.yml."""
+    real = load_sla()
+    calendar = Calendar(ZoneInfo("UTC"), frozenset(range(7)), time(0), time(23, 59, 59))
+    world.services.__dict__["sla"] = dataclasses.replace(real, calendar=calendar)
+
+
+async def _waited(world: World, conversation: str, minutes: float) -> None:
+    await world.services.redis.hset(keys.handoff(conversation), "since", int(clock.time() - minutes * 60))
+
+
+async def test_the_queue_shows_each_reply_clock_against_its_reasons_target(desk: World) -> None:
+    always_open(desk)
+    for n, reason, minutes in ((0, "dispute", 16), (1, "request_human", 10), (2, "request_human", 50)):
+        await _waited(desk, await handed_off(desk, n, reason), minutes)
+    alice = await signed_in(desk, "alice")
+    rows = await (await alice.get("/agent/queue/rows")).text()
+    cells = dict(re.findall(r'<tr data-conversation="(c_[0-9a-f]+)">.*?<td class="sla([^"]*)">', rows, re.S))
+    assert cells == {desk.conversation(0): " sla-breached", desk.conversation(1): " sla-ok",
+                     desk.conversation(2): " sla-due_soon"}
+    assert "first reply: 16 of 15 working min · over" in rows
+
+
+async def test_a_late_reply_is_recorded_and_the_borrowers_next_message_starts_the_next_clock(desk: World) -> None:
+    always_open(desk)
+    alice, conversation = await claimed(desk, n=2)  # request_human: 60 minutes to the first reply
+    await desk.services.redis.hset(keys.handoff(conversation), "reason", "complaint")
+    await _waited(desk, conversation, 20)
+    reply = await alice.post(f"/agent/c/{conversation}/reply", text="Sorry for the wait.", nonce="r" * 20)
+    assert reply.status == 303
+    item = await desk.services.handoffs.item(conversation)
+    assert item is not None and item.first_reply_at and item.waiting_since is None
+    assert sla_clock(desk.services.sla, item, clock.time()) is None  # answered
+    await sms(desk, 2, "ok but why did you charge me twice")
+    item = await desk.services.handoffs.item(conversation)
+    running = sla_clock(desk.services.sla, item, clock.time()) if item else None
+    assert running is not None and running.kind == "next" and running.state == "ok"
+    sue = await signed_in(desk, "sue")
+    page = await (await sue.get("/agent/sla")).text()
+    assert "T00002" in page and "first reply: 20 of 15 min" in page and "alice" in page
+    assert (await alice.get("/agent/sla")).status == 403
+
+
+async def test_the_supervisors_list_puts_breaches_first(desk: World) -> None:
+    always_open(desk)
+    for n, reason, minutes in ((0, "request_human", 50), (1, "dispute", 40), (2, "request_human", 5)):
+        await _waited(desk, await handed_off(desk, n, reason), minutes)
+    sue = await signed_in(desk, "sue")
+    page = await (await sue.get("/agent/sla")).text()
+    listed = re.findall(r'<tr data-conversation="(c_[0-9a-f]+)" class="sla-(\w+)">', page)
+    assert listed == [(desk.conversation(1), "breached"), (desk.conversation(0), "due_soon")]

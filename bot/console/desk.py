@@ -39,7 +39,7 @@ from bot.core import audit, catalog, keys
 from bot.core.crypto import mask_phone, mask_text, pseudonym
 from bot.core.formatting import long_date, money
 from bot.dialogue.conversation import local_today
-from bot.domain import transcripts, verification
+from bot.domain import sla, transcripts, verification
 from bot.domain.agents import LoginRefused, Session
 from bot.domain.arrangements import total_paid
 from bot.domain.consent import read_phone
@@ -111,6 +111,7 @@ def add_to(app: web.Application) -> None:
     app.router.add_post(f"/agent/c/{CONVERSATION}/presence", presence)
     app.router.add_get(f"/agent/c/{CONVERSATION}/transcript.pdf", export_pdf)
     app.router.add_get("/agent/search", search_page)
+    app.router.add_get("/agent/sla", sla_page)
     app.router.add_post("/agent/search", search)
     app.router.add_static("/agent/static", HERE / "static")
 
@@ -309,8 +310,32 @@ async def _queue_context(request: web.Request) -> dict[str, Any]:
     items = [i for i in await services_of(request).handoffs.items()
              if (not reason or i.reason == reason) and (not priority or str(i.priority) == priority)
              and (i.agent is None or session.supervisor or i.agent == session.username)]
+    now = time.time()
     return {"waiting": [i for i in items if i.agent is None], "held": [i for i in items if i.agent is not None],
-            "now": time.time(), "reason": reason, "priority": priority}
+            "now": now, "reason": reason, "priority": priority, "clocks": _clocks(request, items, now)}
+
+
+def _clocks(request: web.Request, items: list[Item], now: float) -> dict[str, sla.Clock]:
+    """Each conversation's running reply clock, by conversation id (none once its latest message is answered)."""
+    targets = services_of(request).sla
+    return {i.conversation_id: c for i in items if (c := sla.clock(targets, i, now)) is not None}
+
+
+async def sla_page(request: web.Request) -> web.Response:
+    """For supervisors: conversations over or near their reply target now, and the late replies on record."""
+    session = session_of(request)
+    if not session.supervisor:
+        await audit_event(request, "denied", path="sla")
+        raise web.HTTPForbidden(text="only supervisors see the service-level list")
+    items = await services_of(request).handoffs.items()
+    clocks = _clocks(request, items, time.time())
+    late = [(i, clocks[i.conversation_id]) for i in items if clocks.get(i.conversation_id)
+            and clocks[i.conversation_id].state != "ok"]
+    late.sort(key=lambda pair: (pair[1].state != "breached", pair[1].target - pair[1].minutes))
+    entries = await services_of(request).redis.xrevrange(keys.SLA_BREACHES, count=100)
+    recorded = [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+    await audit_event(request, "view_sla")
+    return render(request, "sla.html", late=late, recorded=recorded, zone=services_of(request).sla.calendar.zone)
 
 
 async def notices(request: web.Request) -> web.WebSocketResponse:
@@ -463,6 +488,7 @@ async def conversation_page(request: web.Request) -> web.Response:
         outcome_codes=OUTCOMES, agents=await svc.agents.usernames() if session.supervisor else [],
         mine=item is not None and item.agent == session.username, flash=shown_flash(request),
         max_reply=MAX_REPLY_CHARACTERS, promise_max_days=svc.settings.promise_max_days, viewers=viewers,
+        clock=sla.clock(svc.sla, item, time.time()) if item else None,
     )
 
 
@@ -623,9 +649,20 @@ async def reply(request: web.Request) -> web.Response:
     if sent.outcome == "blocked":
         raise _back(conversation_id, "not_sent", reason=sent.reason)
     if sent.outcome == "queued":
+        await _reply_clocks_stop(svc, conversation_id, session.username)
         await _tell_rasa(request, conversation_id, [transcripts.agent_event(text, session.username)])
         await svc.redis.publish(keys.CONSOLE_EVENTS, console_notice("message", conversation_id))
     raise _back(conversation_id, "sent" if sent.outcome == "queued" else "already_sent")
+
+
+async def _reply_clocks_stop(svc: Services, conversation_id: str, agent: str) -> None:
+    """The reply stops the running clock; a reply later than its target is kept in the breaches stream."""
+    item, now = await svc.handoffs.item(conversation_id), time.time()
+    running = sla.clock(svc.sla, item, now) if item else None
+    if item and running and running.state == "breached":
+        await svc.redis.xadd(keys.SLA_BREACHES, sla.breach_record(item, running, agent, now), maxlen=10_000,
+                             approximate=True)
+    await svc.handoffs.replied(conversation_id, now)
 
 
 async def verify(request: web.Request) -> web.Response:

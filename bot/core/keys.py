@@ -168,6 +168,8 @@ AGENTS = "agent:usernames"
 HANDOFF_HELD = "handoff:held"
 # Pub/sub channel: what changed (a conversation id and a kind, never a message), for live pages.
 CONSOLE_EVENTS = "console:events"
+# Stream: replies that came after their service-level target (bot.domain.sla.breach_record).
+SLA_BREACHES = "sla:breaches"
 
 
 def agent(username: str) -> str:

@@ -37,6 +37,18 @@ if redis.call('HEXISTS', KEYS[1], 'agent') == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'claimed_at', ARGV[2])
 return 1
 """
+# KEYS: item. ARGV: now. An agent answered: the first-reply clock stops for good, the next-reply one for now.
+_REPLIED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSETNX', KEYS[1], 'first_reply_at', ARGV[1])
+redis.call('HDEL', KEYS[1], 'waiting_since')
+return 1
+"""
+# KEYS: item. ARGV: now. The borrower wrote: after an agent's reply, the next-reply clock starts (once).
+_WROTE = """
+if redis.call('HEXISTS', KEYS[1], 'first_reply_at') == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'waiting_since', ARGV[1])
+"""
 # KEYS: item, held. ARGV: conversation, agent. Only the holder lets go; the item goes with it.
 _RELEASE = """
 if redis.call('HGET', KEYS[1], 'agent') ~= ARGV[2] then return 0 end
@@ -57,6 +69,8 @@ class Item:
     since: int
     agent: str | None = None
     claimed_at: int | None = None
+    first_reply_at: int | None = None  # the first human reply
+    waiting_since: int | None = None  # the borrower's first message since the last human reply
 
     def waiting_minutes(self, now: float) -> int:
         return max(0, int(now - self.since) // 60)
@@ -72,6 +86,8 @@ class Handoffs:
         self._claim = redis.register_script(_CLAIM)
         self._reassign = redis.register_script(_REASSIGN)
         self._release = redis.register_script(_RELEASE)
+        self._replied = redis.register_script(_REPLIED)
+        self._wrote = redis.register_script(_WROTE)
 
     async def item(self, conversation_id: str) -> Item | None:
         record = await self._redis.hgetall(keys.handoff(conversation_id))
@@ -107,6 +123,14 @@ class Handoffs:
         if taken == 1:
             await self._changed("claim", conversation_id, agent=agent)
         return taken == 1
+
+    async def replied(self, conversation_id: str, now: float | None = None) -> None:
+        """An agent's reply went out: the reply clocks stop (bot.domain.sla)."""
+        await self._replied(keys=[keys.handoff(conversation_id)], args=[int(time.time() if now is None else now)])
+
+    async def borrower_wrote(self, conversation_id: str, now: float | None = None) -> None:
+        """A message from the borrower while a person has the conversation: the next-reply clock starts."""
+        await self._wrote(keys=[keys.handoff(conversation_id)], args=[int(time.time() if now is None else now)])
 
     async def reassign(self, conversation_id: str, to_agent: str, by: str) -> bool:
         """A supervisor gives a held conversation to another agent."""
@@ -185,7 +209,12 @@ def check_outcome(outcome: str, note: str, promise: object | None) -> None:
 
 def _item(conversation_id: str, record: dict[bytes, bytes]) -> Item:
     agent = record.get(b"agent")
-    claimed = record.get(b"claimed_at")
+
+    def moment(field: bytes) -> int | None:
+        value = record.get(field)
+        return int(value) if value else None
+
     return Item(conversation_id, record[b"account_id"].decode(), record[b"reason"].decode(),
                 int(record.get(b"priority", b"3")), int(record.get(b"since", b"0")),
-                agent.decode() if agent else None, int(claimed) if claimed else None)
+                agent.decode() if agent else None, moment(b"claimed_at"), moment(b"first_reply_at"),
+                moment(b"waiting_since"))

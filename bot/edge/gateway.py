@@ -399,6 +399,8 @@ async def _to_agent(app: web.Application, conversation_id: str, body: str, word:
         RasaUnavailable: Rasa did not record it.
     """
     events = [transcripts.user_event(body, "sms")] if body.strip() else []
+    if events:
+        await app[SERVICES].handoffs.borrower_wrote(conversation_id)
     replies = await _keyword_reply(app, conversation_id, word, language) if word else []
     events += [transcripts.bot_event(text) for text in replies]
     try:
