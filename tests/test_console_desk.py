@@ -9,17 +9,22 @@ import html
 import io
 import re
 import time as clock
+from collections import Counter
 from datetime import date, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pypdf
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.core import keys
 from bot.core.crypto import pseudonym
 from bot.core.formatting import long_date, money
 from bot.dialogue.conversation import local_today
+from bot.domain.agents import Desk as AgentDesk
+from bot.domain.assignment import Waiting, choose
 from bot.domain.ledger import overdue
 from bot.domain.plans import Instalment, Offer
 from bot.domain.presence import SEEN_SECONDS, Presence, Viewer
@@ -27,7 +32,7 @@ from bot.domain.sla import Calendar, load_sla
 from bot.domain.sla import clock as sla_clock
 from tests import test_console
 from tests.test_campaign import phone
-from tests.test_console import Desk, World, audit_events, claimed, handed_off, signed_in, sms
+from tests.test_console import Desk, World, audit_events, claimed, flash, handed_off, signed_in, sms
 
 desk = test_console.world  # the console's world (signed-in agents, a stand-in), as this file's fixture
 
@@ -246,3 +251,67 @@ async def test_the_supervisors_list_puts_breaches_first(desk: World) -> None:
     page = await (await sue.get("/agent/sla")).text()
     listed = re.findall(r'<tr data-conversation="(c_[0-9a-f]+)" class="sla-(\w+)">', page)
     assert listed == [(desk.conversation(1), "breached"), (desk.conversation(0), "due_soon")]
+
+
+# --- assignment ------------------------------------------------------------------------------------
+
+desks = st.lists(st.builds(AgentDesk, username=st.sampled_from(["ann", "bea", "cal", "dan"]), role=st.just("agent"),
+                           capacity=st.integers(1, 3), languages=st.sampled_from([("zh",), ("en",), ("zh", "en")]),
+                           on_shift=st.booleans()), max_size=4, unique_by=lambda d: d.username)
+queues = st.lists(st.builds(Waiting, conversation_id=st.uuids().map(str), language=st.sampled_from(["zh", "en"]),
+                            offered_to=st.sampled_from([None, "ann", "bea", "eve"])), max_size=12)
+
+
+@given(waiting=queues, staff=desks, held=st.dictionaries(st.sampled_from(["ann", "bea", "cal"]), st.integers(0, 3)))
+def test_an_offer_goes_to_an_agent_on_shift_with_the_language_and_room(
+        waiting: list[Waiting], staff: list[AgentDesk], held: dict[str, int]) -> None:
+    chosen = choose(waiting, staff, held)
+    by_name = {d.username: d for d in staff}
+    offers = Counter(v for v in chosen.values() if v is not None)
+    for item in waiting:
+        agent = chosen[item.conversation_id]
+        if agent is None:  # nobody able had room
+            assert all(held.get(d.username, 0) + offers[d.username] >= d.capacity for d in staff
+                       if d.on_shift and item.language in d.languages)
+        else:
+            desk_of = by_name[agent]
+            assert desk_of.on_shift and item.language in desk_of.languages
+    for name, count in offers.items():
+        assert held.get(name, 0) + count <= by_name[name].capacity
+
+
+def test_the_least_loaded_agent_gets_the_next_offer_and_an_offer_stands_while_it_can() -> None:
+    ann = AgentDesk("ann", "agent", 2, ("zh", "en"), True)
+    bea = AgentDesk("bea", "agent", 3, ("en",), True)
+    queue = [Waiting("c1", "zh", None), Waiting("c2", "en", None), Waiting("c3", "en", None), Waiting("c4", "zh", None)]
+    # c2: ann and bea both hold 1 then, the name decides; ann is then full, so c3 is bea's and c4 nobody's.
+    assert choose(queue, [ann, bea], {"ann": 0, "bea": 1}) == {"c1": "ann", "c2": "ann", "c3": "bea", "c4": None}
+    kept = [Waiting("c1", "en", "bea")]
+    assert choose(kept, [ann, bea], {"bea": 2}) == {"c1": "bea"}  # bea still has room: no reshuffle
+    assert choose(kept, [ann, dataclasses.replace(bea, on_shift=False)], {}) == {"c1": "ann"}  # off shift
+    sue = AgentDesk("sue", "supervisor", 9, ("zh", "en"), True)
+    assert choose([Waiting("c9", "zh", None)], [sue], {}) == {"c9": None}  # supervisors are not offered work
+
+
+async def test_new_hand_offs_are_offered_in_the_borrowers_language_and_capacity_holds(desk: World) -> None:
+    await desk.services.agents.set_desk("alice", 1, ("zh",))
+    await desk.services.agents.set_desk("bob", 3, ("en",))
+    alice, bob = await signed_in(desk, "alice"), await signed_in(desk, "bob")
+    for agent in (alice, bob):
+        assert flash(await agent.post("/agent/shift", on="1")).startswith("Your shift started")
+    for n in (0, 1, 3):  # T00000 writes English, T00001 and T00003 Chinese
+        await handed_off(desk, n)
+    rows = await (await alice.get("/agent/queue/rows")).text()
+    offered = dict(re.findall(r'<tr data-conversation="(c_[0-9a-f]+)"[^>]*>.*?<td class="offer">([^<]*)</td>', rows,
+                              re.S))
+    assert offered == {desk.conversation(0): "bob", desk.conversation(1): "you", desk.conversation(3): "nobody free"}
+    assert 'class="offered-mine"' in rows and "On shift · holding 0 of 1" in await (await alice.get("/agent/")).text()
+    assert (await alice.post(f"/agent/c/{desk.conversation(1)}/claim")).status == 303
+    refused = await alice.post(f"/agent/c/{desk.conversation(3)}/claim")
+    assert flash(refused) == "You hold 1 conversations already, your capacity: close or hand one back first."
+    sue = await signed_in(desk, "sue")
+    assert (await sue.post(f"/agent/c/{desk.conversation(1)}/reassign", agent="bob")).status == 303
+    assert await desk.services.handoffs.holder(desk.conversation(1)) == "bob"  # a supervisor still reassigns
+    assert flash(await bob.post("/agent/shift", on="0")) == "Your shift ended: nothing more is offered to you."
+    rows = await (await alice.get("/agent/queue/rows")).text()
+    assert f'<tr data-conversation="{desk.conversation(0)}">' in rows and "nobody free" in rows  # bob left

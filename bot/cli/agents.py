@@ -22,6 +22,8 @@ def add(commands: Any) -> None:
     new.add_argument("--role", choices=("agent", "supervisor", "field"), required=True)
     new.add_argument("--staff-id", default="", help="field staff: their staff id in policy/field_teams.yml")
     new.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    new.add_argument("--capacity", type=int, default=3, help="conversations the agent holds at once (default 3)")
+    new.add_argument("--languages", default="zh,en", help="languages they answer borrowers in (default zh,en)")
     agent_actions.add_parser("list", help="every account and its role")
     agent_actions.add_parser("remove", help="delete an account").add_argument("username")
     agent.set_defaults(handler=lambda a: asyncio.run(_agent(a)))
@@ -65,7 +67,8 @@ async def _add(svc: Services, args: argparse.Namespace) -> int:
         print("the passwords differ; nothing was created", file=sys.stderr)
         return 1
     try:
-        await svc.agents.add(args.username, password, args.role, args.staff_id)
+        await svc.agents.add(args.username, password, args.role, args.staff_id, args.capacity,
+                             tuple(args.languages.split(",")))
     except AgentError as exc:
         return rejected(exc)
     print(f"created {args.role} {args.username}; sign in at {svc.settings.public_base_url}/agent/")

@@ -20,6 +20,7 @@ import logging
 import re
 import secrets
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +43,7 @@ from bot.dialogue.conversation import local_today
 from bot.domain import sla, transcripts, verification
 from bot.domain.agents import LoginRefused, Session
 from bot.domain.arrangements import total_paid
+from bot.domain.assignment import Assigner, Waiting
 from bot.domain.consent import read_phone
 from bot.domain.handoffs import OUTCOMES, OUTCOMES_KEPT, Item, check_outcome
 from bot.domain.ledger import Account, overdue
@@ -112,6 +114,7 @@ def add_to(app: web.Application) -> None:
     app.router.add_get(f"/agent/c/{CONVERSATION}/transcript.pdf", export_pdf)
     app.router.add_get("/agent/search", search_page)
     app.router.add_get("/agent/sla", sla_page)
+    app.router.add_post("/agent/shift", shift)
     app.router.add_post("/agent/search", search)
     app.router.add_static("/agent/static", HERE / "static")
 
@@ -304,15 +307,45 @@ async def queue_rows(request: web.Request) -> web.Response:
 
 
 async def _queue_context(request: web.Request) -> dict[str, Any]:
-    """Waiting items for everyone; held ones only the holder's own, or all of them for a supervisor."""
-    session = session_of(request)
+    """Waiting items for everyone (offered first to agents on shift); held ones only the holder's own, or all
+    of them for a supervisor."""
+    session, svc = session_of(request), services_of(request)
     reason, priority = request.query.get("reason", ""), request.query.get("priority", "")
-    items = [i for i in await services_of(request).handoffs.items()
+    everything = await _offered(svc, await svc.handoffs.items())
+    items = [i for i in everything
              if (not reason or i.reason == reason) and (not priority or str(i.priority) == priority)
              and (i.agent is None or session.supervisor or i.agent == session.username)]
     now = time.time()
     return {"waiting": [i for i in items if i.agent is None], "held": [i for i in items if i.agent is not None],
-            "now": now, "reason": reason, "priority": priority, "clocks": _clocks(request, items, now)}
+            "now": now, "reason": reason, "priority": priority, "clocks": _clocks(request, items, now),
+            "desk": await svc.agents.desk(session.username),
+            "holding": sum(i.agent == session.username for i in everything)}
+
+
+async def _offered(svc: Services, items: list[Item]) -> list[Item]:
+    """The items with the offers made now (bot.domain.assignment) on the waiting ones."""
+    waiting = [Waiting(i.conversation_id, await _language_of(svc, i.conversation_id), i.offered_to)
+               for i in items if i.agent is None]
+    desks = [d for d in [await svc.agents.desk(u) for u in await svc.agents.usernames()] if d is not None]
+    held = Counter(i.agent for i in items if i.agent is not None)
+    chosen = await Assigner(svc.redis).apply(waiting, desks, dict(held))
+    return [dataclasses.replace(i, offered_to=chosen[i.conversation_id]) if i.conversation_id in chosen else i
+            for i in items]
+
+
+async def _language_of(svc: Services, conversation_id: str) -> str:
+    chosen = await svc.records.language(conversation_id)
+    account = None if chosen else await svc.ledger.for_conversation(conversation_id)
+    return chosen or (account.language if account else "zh")
+
+
+async def shift(request: web.Request) -> web.Response:
+    """Start or end the agent's shift."""
+    svc, session = services_of(request), session_of(request)
+    on = (await request.post()).get("on") == "1"
+    await svc.agents.shift(session.username, on)
+    await svc.redis.publish(keys.CONSOLE_EVENTS, console_notice("queue", ""))
+    raise _back_to_queue("shift_started" if on else "shift_ended")
 
 
 def _clocks(request: web.Request, items: list[Item], now: float) -> dict[str, sla.Clock]:
@@ -623,6 +656,10 @@ async def _account_figures(svc: Services, account: Account, language: str) -> di
 async def claim(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation"]
     svc, session = services_of(request), session_of(request)
+    desk = await svc.agents.desk(session.username)
+    holding = sum(i.agent == session.username for i in await svc.handoffs.items())
+    if desk is not None and not session.supervisor and holding >= desk.capacity:
+        raise _back_to_queue("at_capacity", capacity=desk.capacity)
     if not await svc.handoffs.claim(conversation_id, session.username):
         raise _back_to_queue("taken_by_someone_else")
     await _tell_rasa(request, conversation_id, [transcripts.control_event("pause")])

@@ -176,6 +176,11 @@ def agent(username: str) -> str:
     return f"agent:user:{username}"
 
 
+# Set: the agents on shift now, to whom new hand-offs are offered (bot.domain.assignment).
+ON_SHIFT = "agent:on-shift"
+ASSIGN_LOCK = "lock:assign"
+
+
 def agent_session(token_digest: str) -> str:
     return f"agent:session:{token_digest}"
 

@@ -29,6 +29,8 @@ SESSION_MAX_SECONDS = 12 * 3600
 FAILURE_WINDOW_SECONDS = 15 * 60
 MAX_FAILURES_PER_USERNAME = 5
 MAX_FAILURES_PER_ADDRESS = 20
+DEFAULT_CAPACITY = 3  # conversations an agent holds at once
+LANGUAGES = ("zh", "en")  # the languages borrowers write in
 
 
 class AgentError(ValueError):
@@ -41,6 +43,24 @@ class LoginRefused(Exception):
     def __init__(self, locked: bool) -> None:
         super().__init__("too many failed logins, try again later" if locked else "wrong username or password")
         self.locked = locked
+
+
+@dataclass(frozen=True)
+class Desk:
+    """An agent's side of assignment: role, capacity, languages, on shift or not."""
+
+    username: str
+    role: str
+    capacity: int
+    languages: tuple[str, ...]
+    on_shift: bool
+
+
+def _check_desk(capacity: int, languages: tuple[str, ...]) -> None:
+    if capacity < 1:
+        raise AgentError("capacity must be at least 1 conversation")
+    if not languages or set(languages) - set(LANGUAGES):
+        raise AgentError(f"languages must be some of {', '.join(LANGUAGES)}")
 
 
 @dataclass(frozen=True)
@@ -75,8 +95,10 @@ class Agents:
         # Checked against when the username is unknown, so that timing does not tell which names exist.
         self._dummy_hash = ""
 
-    async def add(self, username: str, password: str, role: str, staff_id: str = "") -> None:
-        """Create an account; field staff name the staff id their visits are booked under.
+    async def add(self, username: str, password: str, role: str, staff_id: str = "",
+                  capacity: int = DEFAULT_CAPACITY, languages: tuple[str, ...] = LANGUAGES) -> None:
+        """Create an account; field staff name the staff id their visits are booked under. ``capacity``: how
+        many conversations the agent holds at once; ``languages``: those they answer borrowers in.
 
         Raises:
             AgentError: a malformed username, a short password, an unknown role, a field account without
@@ -90,12 +112,14 @@ class Agents:
             raise AgentError(f"role must be one of {', '.join(ROLES)}")
         if (role == "field") != bool(staff_id) or (staff_id and not STAFF_ID.fullmatch(staff_id)):
             raise AgentError("a field account needs its staff id (such as SH-0417), and only a field account has one")
+        _check_desk(capacity, languages)
         hashed = await asyncio.to_thread(self._hasher.hash, password)
         created = await self._redis.hsetnx(keys.agent(username), "password", hashed)
         if not created:
             raise AgentError(f"an account named {username!r} already exists")
         async with self._redis.pipeline(transaction=True) as tx:
-            tx.hset(keys.agent(username), mapping={"role": role, "staff_id": staff_id, "created": int(time.time())})
+            tx.hset(keys.agent(username), mapping={"role": role, "staff_id": staff_id, "created": int(time.time()),
+                                                   "capacity": capacity, "languages": ",".join(languages)})
             tx.sadd(keys.AGENTS, username)
             audit.record(tx, "agent_added", agent=username, role=role)
             await tx.execute()
@@ -109,6 +133,30 @@ class Agents:
 
     async def usernames(self) -> list[str]:
         return sorted(u.decode() for u in await self._redis.smembers(keys.AGENTS))
+
+    async def desk(self, username: str) -> Desk | None:
+        """How much the agent takes on, in which languages, and whether they are on shift now."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.agent(username), ["role", "capacity", "languages"])
+            pipe.sismember(keys.ON_SHIFT, username)
+            (role, capacity, languages), on_shift = await pipe.execute()
+        if role is None:
+            return None
+        return Desk(username, role.decode(), int(capacity or DEFAULT_CAPACITY),
+                    tuple((languages or b"").decode().split(",")) if languages else LANGUAGES, bool(on_shift))
+
+    async def set_desk(self, username: str, capacity: int, languages: tuple[str, ...]) -> None:
+        """Raises AgentError: an unknown account, a capacity below 1, an unknown language."""
+        _check_desk(capacity, languages)
+        if await self.role(username) is None:
+            raise AgentError(f"no account named {username!r}")
+        await self._redis.hset(keys.agent(username), mapping={"capacity": capacity, "languages": ",".join(languages)})
+        await self._audit("agent_desk_changed", username)
+
+    async def shift(self, username: str, on: bool) -> None:
+        """Start or end the agent's shift: new hand-offs are offered only to agents on shift."""
+        await (self._redis.sadd if on else self._redis.srem)(keys.ON_SHIFT, username)
+        await self._audit("shift_started" if on else "shift_ended", username)
 
     async def login(self, username: str, password: str, address: str) -> str:
         """Check the password and open a session; returns the session token for the cookie.
@@ -196,7 +244,8 @@ class Agents:
         async with self._redis.pipeline(transaction=True) as tx:
             tx.delete(keys.agent(username))
             tx.srem(keys.AGENTS, username)
-            removed, _ = await tx.execute()
+            tx.srem(keys.ON_SHIFT, username)
+            removed, *_ = await tx.execute()
         if removed:
             await self._audit("agent_removed", username)
         return bool(removed)

@@ -71,6 +71,7 @@ class Item:
     claimed_at: int | None = None
     first_reply_at: int | None = None  # the first human reply
     waiting_since: int | None = None  # the borrower's first message since the last human reply
+    offered_to: str | None = None  # the agent a waiting conversation is offered to (bot.domain.assignment)
 
     def waiting_minutes(self, now: float) -> int:
         return max(0, int(now - self.since) // 60)
@@ -217,4 +218,4 @@ def _item(conversation_id: str, record: dict[bytes, bytes]) -> Item:
     return Item(conversation_id, record[b"account_id"].decode(), record[b"reason"].decode(),
                 int(record.get(b"priority", b"3")), int(record.get(b"since", b"0")),
                 agent.decode() if agent else None, moment(b"claimed_at"), moment(b"first_reply_at"),
-                moment(b"waiting_since"))
+                moment(b"waiting_since"), (record.get(b"offered_to") or b"").decode() or None)
