@@ -17,7 +17,8 @@ SLA = load_sla()
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DESK = SLA.calendar
 NEW_YORK = Calendar(ZoneInfo("America/New_York"), frozenset(range(5)), time(9), time(18))
-moments = st.floats(min_value=datetime(2026, 1, 1).timestamp(), max_value=datetime(2026, 12, 31).timestamp())  # < MAX_DAYS
+# Within a year: a clock counts at most MAX_DAYS days.
+moments = st.floats(min_value=datetime(2026, 1, 1).timestamp(), max_value=datetime(2026, 12, 31).timestamp())
 
 
 def at(text: str, zone: ZoneInfo = SHANGHAI) -> float:
