@@ -67,7 +67,8 @@ integration: setup browser
 
 # Retake the console screenshots under docs/ from the browser test.
 screenshots: setup browser
-	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/integration/test_console_browser.py tests/integration/test_field_browser.py
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/integration/test_console_browser.py tests/integration/test_console_desk_browser.py \
+		tests/integration/test_field_browser.py
 
 stories: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml --fail-on-prediction-errors --out results/stories

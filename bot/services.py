@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -68,7 +69,7 @@ class Services:
 
     @cached_property
     def sla(self) -> Sla:
-        return load_sla()
+        return load_sla(Path(self.settings.sla_file)) if self.settings.sla_file else load_sla()
 
     @cached_property
     def agents(self) -> Agents:

@@ -61,6 +61,7 @@ class Settings:
     agent_phone: str  # empty: no live transfer, callers get a callback
     call_recording: bool
     campaign: CampaignConfig
+    sla_file: str = ""  # the desk's reply targets and working hours; empty: policy/sla.yml
 
     @property
     def bank_zone(self) -> ZoneInfo:
@@ -210,4 +211,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         agent_phone=_phone(env, "AGENT_PHONE", "") if env.get("AGENT_PHONE", "").strip() else "",
         call_recording=_flag(env, "CALL_RECORDING"),
         campaign=_campaign(env),
+        sla_file=env.get("SLA_FILE", "").strip(),
     )

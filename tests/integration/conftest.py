@@ -62,9 +62,9 @@ def _write_ledger(folder: Path, today: date) -> tuple[Path, Path]:
                              (today - timedelta(days=40)).isoformat()])
                 iw.writerow([account, 3, (today - timedelta(days=15)).isoformat(), "1000.00", "0.00", ""])
                 iw.writerow([account, 4, (today + timedelta(days=15)).isoformat(), "1000.00", "0.00", ""])
-        # Two borrowers where it is daytime now, for the console's replies (sent only within contact hours).
+        # Borrowers where it is daytime now, for the console's replies (sent only within contact hours).
         zone = daytime_zone()
-        for n, language in enumerate(("en", "zh")):
+        for n, language in enumerate(("en", "zh", "en", "zh")):
             aw.writerow([f"D{n}", "Day Borrower", f"+86137990000{n:02d}", language, zone, "consumer", "CNY", "5566",
                          EN_BIRTH.isoformat(), "", "", "SH"])
             iw.writerow([f"D{n}", 1, (today - timedelta(days=20)).isoformat(), "500.00", "0.00", ""])
@@ -92,12 +92,23 @@ def options(stack_folder: Path) -> Options:
                    ledger=_write_ledger(stack_folder, LEDGER_DAY), worker=False)
 
 
+def _round_the_clock_sla(folder: Path) -> Path:
+    """policy/sla.yml with a desk that works every hour of every day, so that reply clocks run whenever the
+    suite does (the working-hours arithmetic itself is tests/test_sla.py's)."""
+    text = (Path(__file__).parents[2] / "policy" / "sla.yml").read_text(encoding="utf-8")
+    text = text.replace("days: [mon, tue, wed, thu, fri]", "days: [mon, tue, wed, thu, fri, sat, sun]")
+    path = folder / "sla.yml"
+    path.write_text(text.replace('hours: ["09:00", "18:00"]', 'hours: ["00:00", "23:59:59"]'), encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="session")
-def stack_env(redis_url: str, options: Options) -> dict[str, str]:
+def stack_env(redis_url: str, options: Options, stack_folder: Path) -> dict[str, str]:
     """The environment the system under test runs with (and a command run beside it needs)."""
     env = {**os.environ, **make_env(redis_url, RASA_URL=f"http://127.0.0.1:{options.rasa_port}",
                                     ACTION_SERVER_URL=f"http://127.0.0.1:{options.action_port}",
-                                    GATEWAY_PORT=str(options.gateway_port))}
+                                    GATEWAY_PORT=str(options.gateway_port),
+                                    SLA_FILE=str(_round_the_clock_sla(stack_folder)))}
     env.pop("TWILIO_ACCOUNT_SID", None)
     return env
 
@@ -127,6 +138,12 @@ _zh_numbers, _en_numbers = iter(range(10)), iter(range(10))
 def daytime() -> tuple[Borrower, Borrower]:
     """The English and the Chinese borrower whose local time is daytime during the run."""
     return Borrower("+8613799000000", "en"), Borrower("+8613799000001", "zh")
+
+
+@pytest.fixture(scope="session")
+def desk_borrowers() -> tuple[Borrower, Borrower]:
+    """Two more daytime borrowers (English, Chinese), for the console's desk features."""
+    return Borrower("+8613799000002", "en"), Borrower("+8613799000003", "zh")
 
 
 @pytest.fixture
