@@ -83,9 +83,6 @@ class Rules:
         names = dict.fromkeys(n for j in jurisdictions for n in self.jurisdictions[j])
         return [self.rule_sets[n] for n in names if self.rule_sets[n].in_force <= day]
 
-    def revocation_words(self) -> set[str]:
-        return {w for rules in self.rule_sets.values() for w in rules.revocation_words}
-
     def revocation_key(self, jurisdictions: list[str], day: date) -> str | None:
         return next((r.revocation_key for r in self.in_force(jurisdictions, day) if r.revocation_key), None)
 
@@ -116,14 +113,14 @@ def _clock(text: str) -> time:
 
 
 _LISTS = {"hours_cover", "forbidden_content", "revocation_words"}
-_IGNORED = {"honour_within_business_days", "confirmation"}  # met by construction: see _check_rule_set
+_MET = {"honour_within_business_days", "confirmation"}  # met by construction: see _check_met
 
 
 def _rule_set(name: str, spec: dict[str, Any], path: Path) -> RuleSet:
     spec = dict(spec)
     if spec.pop("third_parties", "never_contacted") != "never_contacted":
         raise RulesError(f"{path}: {name}: third_parties can only be never_contacted (no code contacts them)")
-    for key in _IGNORED & spec.keys():
+    for key in _MET & spec.keys():
         _check_met(name, key, spec.pop(key), path)
     values: dict[str, Any] = {k: tuple(v) if k in _LISTS else v for k, v in spec.items()}
     if "allowed_hours" in values:
@@ -197,10 +194,6 @@ class Situation:
     stops: tuple[tuple[str, str], ...] = ()
     opt_out: tuple[str, str] | None = None  # (medium, source)
     body: str | None = None
-
-    @property
-    def local(self) -> datetime:
-        return self.now.astimezone(ZoneInfo(self.zone))
 
     @property
     def covered(self) -> str:
