@@ -44,8 +44,11 @@ async def test_the_holder_and_a_supervisor_see_each_other_on_the_page(desk: Worl
     sue = await signed_in(desk, "sue")
     assert '<p id="viewers" class="viewers" aria-live="polite" hidden>' in await (
         await alice.get(f"/agent/c/{conversation}")).text()
+    assert await (await alice.post(f"/agent/c/{conversation}/presence")).json() == {"others": []}  # the page's first
     page = await (await sue.get(f"/agent/c/{conversation}")).text()
-    assert '<span id="viewer-names">alice</span>' in page
+    assert '<span id="viewer-names">alice</span>' in page  # the page only reads; its script says sue is here
+    assert await (await sue.post(f"/agent/c/{conversation}/presence")).json() == {
+        "others": [{"username": "alice", "role": "agent"}]}
     answer = await (await alice.post(f"/agent/c/{conversation}/presence")).json()
     assert answer == {"others": [{"username": "sue", "role": "supervisor"}]}
     assert (await sue.post(f"/agent/c/{conversation}/presence", leave="1")).status == 200

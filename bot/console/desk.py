@@ -507,7 +507,7 @@ async def conversation_page(request: web.Request) -> web.Response:
     conversation_id, item, account = await _viewable(request)
     svc, session = services_of(request), session_of(request)
     await audit_event(request, "view_conversation", conversation=conversation_id, account_id=account.account_id)
-    viewers = await _present(request, conversation_id)
+    viewers = await Presence(svc.redis).others(conversation_id, session.username)  # the page then says it is here
     language = await svc.records.language(conversation_id) or account.language
     verified = await _verified(svc, conversation_id, account)
     return render(

@@ -5,7 +5,7 @@ then CSRF (``_csrf``), then aiohttp's router and the handler:
 
 - sign-in: "/agent", "/agent/login*" and "/agent/static/*" are open. Anything else needs a live session:
   without one, a GET of a page is 303 to /agent/login, and everything else (a POST, a HEAD, a background
-  part: a path ending in /rows, /transcript or /ws) is 401. With one, the role decides: field staff open
+  part: a path ending in /rows, /transcript, /ws or /presence) is 401. With one, the role decides: field staff open
   only /agent/visits* and /agent/logout (their /agent/ is 303 to /agent/visits), agents everything but
   /agent/visits*, supervisors everything; a refusal is 403 and audits a ``denied`` event naming the
   path's first segment.
@@ -50,6 +50,12 @@ ROUTES: tuple[tuple[str, str, str], ...] = (
     ("GET", f"/agent/visits/(?P<booking>{BOOKING})", "visit"),
     *(("POST", f"/agent/visits/(?P<booking>{BOOKING})/{a}", a) for a in VISIT_ACTIONS),
     ("GET", f"/agent/visits/(?P<booking>{BOOKING})/report\\.(zh|en)\\.(pdf|html)", "report"),
+    ("POST", f"/agent/c/(?P<conversation>{CONVERSATION})/presence", "presence"),
+    ("GET", f"/agent/c/(?P<conversation>{CONVERSATION})/transcript\\.pdf", "export"),
+    ("GET", "/agent/search", "search_page"),
+    ("POST", "/agent/search", "search"),
+    ("GET", "/agent/sla", "sla"),
+    ("POST", "/agent/shift", "shift"),
 )
 
 
@@ -61,7 +67,9 @@ CANONICAL_ROUTES = {
     ("GET", "/agent/c/{conversation}/transcript"), *(("POST", f"/agent/c/{{conversation}}/{a}") for a in ACTIONS),
     ("GET", "/agent/static"), ("GET", "/agent/visits"), ("GET", "/agent/visits/{booking}"),
     *(("POST", f"/agent/visits/{{booking}}/{a}") for a in VISIT_ACTIONS),
-    ("GET", "/agent/visits/{booking}/report.{language}.{kind}"),
+    ("GET", "/agent/visits/{booking}/report.{language}.{kind}"), ("POST", "/agent/c/{conversation}/presence"),
+    ("GET", "/agent/c/{conversation}/transcript.pdf"), ("GET", "/agent/search"), ("POST", "/agent/search"),
+    ("GET", "/agent/sla"), ("POST", "/agent/shift"),
 }
 
 
@@ -103,7 +111,7 @@ def is_open(path: str) -> bool:
 
 
 def is_background(path: str) -> bool:
-    return path.endswith(("/rows", "/transcript", "/ws"))
+    return path.endswith(("/rows", "/transcript", "/ws", "/presence"))
 
 
 def static_status(path: str) -> int:
@@ -277,6 +285,28 @@ def _handler(who: Who, found: Route, query: dict[str, str], form: dict[str, str]
         event = "view_conversation" if name == "conversation" else "view_transcript"
         return Expected(200, audit=[{"event": event, "agent": who.username, "conversation": cid,
                                      "account_id": accounts[cid]}])
+    if name in ("presence", "export"):
+        if not who.supervisor and holders.get(cid) != who.username:
+            # A page's heartbeat after the conversation changed hands is refused without an audit entry.
+            return Expected(403, audit=[] if name == "presence" else [denied(who, conversation=cid)])
+        if cid not in accounts:
+            return Expected(404)
+        if name == "presence":
+            raise AssertionError("a viewer's heartbeat writes their presence: not in this model")
+        if not who.supervisor:
+            return Expected(403, audit=[denied(who, conversation=cid)])
+        return Expected(200, audit=[{"event": "export_transcript", "agent": who.username, "conversation": cid,
+                                     "account_id": accounts[cid]}])
+    if name == "search_page":
+        return Expected(200)
+    if name == "search":  # what kind of search and what it found depend on the form: any will do
+        return Expected(200, audit=[{"event": "search", "agent": who.username, "kind": "*", "found": "*"}])
+    if name == "sla":
+        if not who.supervisor:
+            return Expected(403, audit=[denied(who, path="sla")])
+        return Expected(200, audit=[{"event": "view_sla", "agent": who.username}])
+    if name == "shift":
+        raise AssertionError("starting or ending a shift writes it: not in this model")
     if name == "claim":
         assert cid != world.waiting, "claiming a waiting conversation changes it: not in this model"
         return Expected(303, "/agent/?m=taken_by_someone_else")

@@ -149,7 +149,8 @@ def targets(draw: st.DrawFn, world: model.World) -> str:
             f"/agent/c/{cid}", f"/agent/c/{cid}/transcript", *(f"/agent/c/{cid}/{a}" for a in model.ACTIONS),
             "/agent/visits", f"/agent/visits/{bid}", *(f"/agent/visits/{bid}/{a}" for a in model.VISIT_ACTIONS),
             f"/agent/visits/{bid}/report.{draw(st.sampled_from(['zh', 'en']))}.{draw(st.sampled_from(REPORT_KINDS))}",
-            "/agent/static/console.js", "/agent/static/console.css", "/agent/static/"]
+            "/agent/static/console.js", "/agent/static/console.css", "/agent/static/",
+            f"/agent/c/{cid}/presence", f"/agent/c/{cid}/transcript.pdf", "/agent/search", "/agent/sla", "/agent/shift"]
     kind = draw(st.sampled_from(["route", "route", "encoded_route", "junk", "static_escape"]))
     if kind == "route":
         path = draw(st.sampled_from(real))
@@ -362,6 +363,8 @@ async def test_each_role_reaches_only_its_pages_and_no_form_passes_without_its_t
         found = model.route(method, raw)
         assume(found.name not in ("logout", "login"))
         assume(not (found.name == "claim" and found.conversation == world.waiting))
+        assume(found.name != "shift")
+        assume(not (found.name == "presence" and who.supervisor and found.conversation in (world.held, world.waiting)))
         assume(not (found.name == "reassign" and who.supervisor and first(pairs, "agent") in world.usernames))
         assume(not (found.name in model.VISIT_ACTIONS and found.booking == world.booking
                     and who.staff_id in world.booking_staff))

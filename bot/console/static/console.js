@@ -215,6 +215,7 @@
       const box = document.getElementById("transcript");
       box.scrollTop = box.scrollHeight;
       quickReplies();
+      present();
       window.setInterval(present, 8000);
       window.addEventListener("pagehide", function () { present(true); });
     }
