@@ -453,9 +453,8 @@ async def search(request: web.Request) -> web.Response:
     found = [await _found(request, account)] if account else []
     shown = [f for f in found if f.open or f.claimable or session_of(request).supervisor]
     await audit_event(request, "search", kind=kind, found=",".join(f.account_id for f in shown) or "-")
-    refusal = "" if kind != "unreadable" else "give an account id, or a phone number with its country or area code"
     return render(request, "search.html", query=query if kind == "account_id" else "", searched=True,
-                  results=shown, refusal=refusal)
+                  results=shown, unreadable=kind == "unreadable")
 
 
 async def _look_up(svc: Services, query: str) -> tuple[str, Account | None]:

@@ -82,10 +82,6 @@ class Clock:
     target: int
     state: str  # "ok", "due_soon" or "breached"
 
-    @property
-    def words(self) -> str:
-        label = "first reply" if self.kind == "first" else "next reply"
-        return f"{label}: {int(self.minutes)} of {self.target} working min"
 
 
 def clock(sla: Sla, item: Item, now: float) -> Clock | None:
