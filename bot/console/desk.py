@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlparse
@@ -645,7 +644,7 @@ async def _account_figures(svc: Services, account: Account, language: str) -> di
         plan = Offer.from_record(arrangement["offer"])
         figures.update(count=plan.count, regular=money(plan.regular, account.currency, language),
                        first_due=long_date(plan.first_due, language), last_due=long_date(plan.last_due, language),
-                       total=money(sum((i.amount for i in plan.schedule), Decimal(0)), account.currency, language))
+                       total=money(plan.total, account.currency, language))
     return figures
 
 
