@@ -13,7 +13,7 @@ from arq.connections import RedisSettings
 from bot.campaigns.screening_jobs import PartJob, run_on_workers
 from bot.screening.priority import run
 from bot.services import Services
-from tests.test_campaign_worker import start_worker
+from tests.test_campaign_worker import start_worker, stop_worker
 from tests.test_screening_partitions import AS_OF, TODAY, generate, outputs
 
 
@@ -25,8 +25,7 @@ def workers(test_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
     started = [start_worker(env, log), start_worker(env, log)]
     yield log
     for process in started:
-        process.terminate()
-        process.wait(10)
+        stop_worker(process)
 
 
 async def on_workers(services: Services, ledger: tuple[Path, Path], out: Path, job: PartJob) -> None:
