@@ -30,18 +30,31 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response />'
 
 # --- Redis --------------------------------------------------------------------------------------
 
-Snapshot = dict[bytes, bytes]
+Snapshot = dict[bytes, Any]
 
 
 async def snapshot(redis: Any) -> Snapshot:
-    """Every key and its DUMP (value and type, not the TTL): equal snapshots mean nothing was written."""
+    """Every key and its value (and type, not the TTL): equal snapshots mean nothing was written.
+
+    A hash is compared by its fields, sorted, not by its DUMP: reading a hash that Redis is still rehashing
+    moves the rehash on, and the DUMP's field order with it (a hash of more than 4 fields, like an agent's
+    account, grows its table and rehashes a step at each access), though nothing was written.
+    """
     names = [key async for key in redis.scan_iter(count=1000)]
     async with redis.pipeline(transaction=False) as pipe:
         for key in names:
+            pipe.type(key)
             pipe.dump(key)
-        dumped = await pipe.execute()
+        replies = await pipe.execute()
+    kinds, dumps = replies[0::2], replies[1::2]
+    hashes = [key for key, kind in zip(names, kinds, strict=True) if kind == b"hash"]
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in hashes:
+            pipe.hgetall(key)
+        fields = dict(zip(hashes, await pipe.execute(), strict=True))
     # None: the key expired between SCAN and DUMP.
-    return {key: value for key, value in zip(names, dumped, strict=True) if value is not None}
+    return {key: tuple(sorted(fields[key].items())) if key in fields else dumped
+            for key, dumped in zip(names, dumps, strict=True) if dumped is not None}
 
 
 async def snapshot_with_ttl(redis: Any) -> dict[bytes, tuple[bytes, int]]:
