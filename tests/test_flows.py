@@ -243,6 +243,21 @@ async def test_consent_then_contact_then_withdrawal(services: Services) -> None:
     assert (await services.consents.get("CN001", "family_contact"))["status"] == "withdrawn"
 
 
+@pytest.mark.parametrize(("account", "text", "stops"), [
+    ("CN001", "我撤回同意，不要再联系我", True),
+    ("US001", "I withdraw my consent, stop contacting me", True),
+    ("CN001", "撤回授权", False),
+])
+async def test_a_withdrawal_that_also_says_do_not_contact_me_is_an_opt_out(services: Services, account: str,
+                                                                          text: str, stops: bool) -> None:
+    reply = await Chat(services, account, verified=False).say(text, "withdraw_consent")
+    found = await services.ledger.get(account)
+    assert found is not None
+    opted_out = await services.records.is_opted_out(pseudonym(found.phone, services.settings.hmac_secret))
+    assert opted_out is stops
+    assert (("不会再通过短信或电话联系您" in reply) or ("won't contact you" in reply)) is stops
+
+
 async def test_a_consent_that_reads_like_a_withdrawal_is_asked_again(services: Services) -> None:
     chat = Chat(services, "CN001")
     await _accept_first_plan(chat)

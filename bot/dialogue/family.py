@@ -8,8 +8,8 @@ outbound contacts them about it.
 
 from __future__ import annotations
 
-from bot.dialogue import questions
-from bot.dialogue.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, record_consent_answer
+from bot.dialogue import cues, questions
+from bot.dialogue.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, opt_out_source, record_consent_answer
 from bot.domain.consent import ConsentMissing, FamilyContact, read_phone
 
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope"}
@@ -62,8 +62,12 @@ async def answer_contact(turn: Turn) -> list[SlotChange] | None:
 
 
 async def withdraw(turn: Turn) -> list[SlotChange]:
-    """Withdraw the family-contact consent and delete the contact."""
+    """Withdraw the family-contact consent and delete the contact; a withdrawal that also says "don't contact
+    me" ("我撤回同意，不要再联系我") is an opt-out too: revoking by any words that say it counts."""
     withdrawn = await turn.services.consents.withdraw(turn.account.account_id, "family_contact",
                                                       turn.conversation_id, turn.channel)
     turn.say("utter_consent_withdrawn" if withdrawn else "utter_no_consent_on_record")
+    if cues.says("stop_contact", turn.text):
+        await turn.services.records.opt_out(turn.conversation_id, opt_out_source(turn.text))
+        turn.say("utter_stop_contact")
     return list(DONE)
