@@ -8,7 +8,7 @@ from bot.dialogue.conversation import (
     Turn,
     coming_day,
     mentions_payment,
-    opt_out_source,
+    opt_out,
     promise_on,
     someone_else_on_the_phone,
 )
@@ -53,8 +53,7 @@ class ActionStopContact(BorrowerAction):
         return "action_stop_contact"
 
     async def act(self, turn: Turn) -> list[SlotChange]:
-        await turn.services.records.opt_out(turn.conversation_id, opt_out_source(turn.text))
-        turn.say("utter_stop_contact")
+        await opt_out(turn)
         day = coming_day(turn) if turn.verified and not turn.locked else None
         if day is not None and mentions_payment(turn.text):  # "我周五还 别再打了": both were said
             return [("awaiting", None), *await promise_on(turn, day)]

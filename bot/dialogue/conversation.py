@@ -465,6 +465,12 @@ def opt_out_source(text: str) -> str:
     return "representative" if cues.says("representative", text) else "conversation"
 
 
+async def opt_out(turn: Turn) -> None:
+    """Record the opt-out the borrower asked for in conversation (every medium), and say so."""
+    await turn.services.records.opt_out(turn.conversation_id, opt_out_source(turn.text))
+    turn.say("utter_stop_contact")
+
+
 async def hand_off(turn: Turn, reason: str) -> list[SlotChange]:
     """Queue the conversation for an agent and say when to expect a reply."""
     await turn.services.records.hand_off(turn.conversation_id, turn.account.account_id, reason)

@@ -9,7 +9,7 @@ outbound contacts them about it.
 from __future__ import annotations
 
 from bot.dialogue import cues, questions
-from bot.dialogue.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, opt_out_source, record_consent_answer
+from bot.dialogue.conversation import DONE, LEAVING_INTENTS, SlotChange, Turn, opt_out, record_consent_answer
 from bot.domain.consent import ConsentMissing, FamilyContact, read_phone
 
 ANSWER_INTENTS = {"inform", "nlu_fallback", "affirm", "deny", "out_of_scope"}
@@ -68,6 +68,5 @@ async def withdraw(turn: Turn) -> list[SlotChange]:
                                                       turn.conversation_id, turn.channel)
     turn.say("utter_consent_withdrawn" if withdrawn else "utter_no_consent_on_record")
     if cues.says("stop_contact", turn.text):
-        await turn.services.records.opt_out(turn.conversation_id, opt_out_source(turn.text))
-        turn.say("utter_stop_contact")
+        await opt_out(turn)
     return list(DONE)
