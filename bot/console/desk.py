@@ -318,7 +318,7 @@ async def _queue_context(request: web.Request) -> dict[str, Any]:
     return {"waiting": [i for i in items if i.agent is None], "held": [i for i in items if i.agent is not None],
             "now": now, "reason": reason, "priority": priority, "clocks": _clocks(request, items, now),
             "desk": await svc.agents.desk(session.username),
-            "holding": sum(i.agent == session.username for i in everything)}
+            "holding": _holding(everything, session.username)}
 
 
 async def _offered(svc: Services, items: list[Item]) -> list[Item]:
@@ -330,6 +330,11 @@ async def _offered(svc: Services, items: list[Item]) -> list[Item]:
     chosen = await Assigner(svc.redis).apply(waiting, desks, dict(held))
     return [dataclasses.replace(i, offered_to=chosen[i.conversation_id]) if i.conversation_id in chosen else i
             for i in items]
+
+
+def _holding(items: list[Item], username: str) -> int:
+    """How many conversations the agent holds now."""
+    return sum(i.agent == username for i in items)
 
 
 async def _language_of(svc: Services, conversation_id: str) -> str:
@@ -655,9 +660,9 @@ async def claim(request: web.Request) -> web.Response:
     conversation_id = request.match_info["conversation"]
     svc, session = services_of(request), session_of(request)
     desk = await svc.agents.desk(session.username)
-    holding = sum(i.agent == session.username for i in await svc.handoffs.items())
-    if desk is not None and not session.supervisor and holding >= desk.capacity:
-        raise _back_to_queue("at_capacity", capacity=desk.capacity)
+    capacity = desk.capacity if desk is not None and not session.supervisor else None  # supervisors: no cap
+    if capacity is not None and _holding(await svc.handoffs.items(), session.username) >= capacity:
+        raise _back_to_queue("at_capacity", capacity=capacity)
     if not await svc.handoffs.claim(conversation_id, session.username):
         raise _back_to_queue("taken_by_someone_else")
     await _tell_rasa(request, conversation_id, [transcripts.control_event("pause")])

@@ -43,6 +43,11 @@ def voice_for(language: str) -> Voice:
     return voices().get(language) or voices()["en"]
 
 
+def keyed(digits: str) -> str:
+    """The keys a caller pressed, without the # that ends them."""
+    return digits.strip().rstrip("#")
+
+
 def caller_message(speech: str, digits: str, shortcuts: bool = True) -> str | None:
     """What the caller said or keyed, as a message for Rasa; None for "repeat" or nothing.
 
@@ -50,7 +55,7 @@ def caller_message(speech: str, digits: str, shortcuts: bool = True) -> str | No
         shortcuts: keys 1 and 2 mean "pay" and "a person"; not while the bot waits for
             the number of an option it listed.
     """
-    digits = digits.strip().rstrip("#")
+    digits = keyed(digits)
     if digits == REPEAT_KEY:
         return None
     if digits:

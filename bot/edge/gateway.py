@@ -530,7 +530,7 @@ async def _voice_step(app: web.Application, form: Any, conversation_id: str | No
     if holder:  # an agent is on it by SMS: no second bot conversation
         return _with_agent(app, language)
     key = _opt_out_key(svc, account)
-    if not first and key and form.get("Digits", "").strip().rstrip("#") == key:
+    if not first and key and voice.keyed(form.get("Digits", "")) == key:
         await svc.records.opt_out(conversation_id, "call_key")
         log.info("opt-out by key press on a call (%s)", conversation_id)
         return voice.finish([_speak(app, "utter_opted_out_call", language)], language)
@@ -589,7 +589,7 @@ def _opening(app: web.Application, texts: list[str], language: str, opt_out_key:
         texts.insert(1, _speak(app, "utter_call_recorded", language))
     if opt_out_key:
         key_line = catalog.render(catalog.responses(), "utter_voice_opt_out_key", language, "voice", key=opt_out_key)
-        texts.insert(len(texts) - 1 if len(texts) > 1 else 1, key_line)
+        texts.insert(max(1, len(texts) - 1), key_line)  # before the turn's question, after the intro
     return texts
 
 
@@ -607,7 +607,7 @@ async def _language(app: web.Application, conversation_id: str | None, account: 
 async def _no_answer(app: web.Application, form: Any, account: Any, language: str, silences: int) -> str:
     """Key 9 repeats; silence is reprompted twice, then the call ends and an SMS follows."""
     svc = app[SERVICES]
-    if form.get("Digits", "").strip().rstrip("#") == voice.REPEAT_KEY:
+    if voice.keyed(form.get("Digits", "")) == voice.REPEAT_KEY:
         stored = await svc.redis.get(keys.last_said(form["CallSid"]))
         return voice.ask(svc.vault.open(stored) if stored else [], language, VOICE_TURN_URL, 0)
     if silences <= voice.MAX_REPROMPTS:
